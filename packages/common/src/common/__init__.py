@@ -1,0 +1,1 @@
+"""What every service shares. Small and domain-free: it never imports a service."""

@@ -1,0 +1,70 @@
+"""`create_app`: one FastAPI app wired the same way for every service."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypedDict
+
+from fastapi import FastAPI
+
+from common import health
+from common.db import Database
+from common.discovery import discover_routers
+from common.errors import Problem, UnhandledErrorMiddleware, install_error_handlers
+from common.logs import configure_logging
+from common.migrations import expected_heads
+from common.request_id import RequestIdMiddleware
+from common.settings import AppBaseSettings
+
+
+class AppState(TypedDict):
+    settings: AppBaseSettings
+    database: Database
+    migration_heads: frozenset[str]
+
+
+def create_app(
+    settings: AppBaseSettings,
+    *,
+    domains: str,
+    database: Database | None = None,
+    version: str = "0.1.0",
+) -> FastAPI:
+    """Build a service's app.
+
+    `domains` names the package whose sub-packages are the service's domains. `database` lets
+    the caller (tests) provide the engine and sessionmaker; otherwise the lifespan makes them
+    from `settings` and disposes of them on shutdown.
+    """
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
+        heads = expected_heads(settings.migrations_dir)
+        owned = database is None
+        active = Database.from_settings(settings) if database is None else database
+        try:
+            yield {"settings": settings, "database": active, "migration_heads": heads}
+        finally:
+            if owned:
+                await active.dispose()
+
+    docs = settings.docs_enabled
+    app = FastAPI(
+        title=settings.service_name,
+        version=version,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+        responses={
+            422: {"model": Problem, "description": "Invalid request"},
+            500: {"model": Problem, "description": "Unexpected error"},
+        },
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    for router in discover_routers(domains):
+        app.include_router(router, prefix=settings.api_prefix)
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,103 @@
+"""Declarative base, timestamps, and the engine and sessionmaker a running app owns."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Self
+
+from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from uuid_utils.compat import uuid7
+
+from common.settings import AppBaseSettings
+
+# Deterministic constraint names, so migrations can drop and alter what they created.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_id() -> uuid.UUID:
+    """A UUIDv7: time-ordered, so ids sort by creation and index inserts stay local."""
+    return uuid7()
+
+
+def new_metadata() -> MetaData:
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Base(DeclarativeBase):
+    """Root of every model.
+
+    Each service subclasses it once, abstract and with its own `MetaData`, so that services
+    installed in one environment never see each other's tables:
+
+        class Base(common.db.Base):
+            __abstract__ = True
+            metadata = new_metadata()
+    """
+
+    metadata = new_metadata()
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: DateTime(timezone=True)}
+    # Server-generated values (timestamps) come back with INSERT/UPDATE ... RETURNING instead of
+    # a lazy load later, which async sessions cannot do.
+    __mapper_args__: Any = {"eager_defaults": True}  # noqa: RUF012 - SQLAlchemy reads it per class
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+def create_engine(settings: AppBaseSettings) -> AsyncEngine:
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        # No ping on every checkout (a round trip per request): a connection found dead fails
+        # its request with 503 and invalidates the pool, so the next requests reconnect.
+        pool_pre_ping=False,
+        connect_args={
+            "timeout": settings.db_connect_timeout_seconds,
+            "command_timeout": settings.db_command_timeout_seconds,
+            "server_settings": {
+                "application_name": settings.service_name,
+                "statement_timeout": str(settings.db_statement_timeout_ms),
+                "idle_in_transaction_session_timeout": str(
+                    settings.db_idle_in_transaction_timeout_ms
+                ),
+            },
+        },
+    )
+
+
+def create_sessionmaker(bind: Any) -> async_sessionmaker[AsyncSession]:
+    # Objects stay readable after commit: responses are built from them without another query.
+    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """The engine and sessionmaker of one running app, made in its lifespan."""
+
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def from_settings(cls, settings: AppBaseSettings) -> Self:
+        engine = create_engine(settings)
+        return cls(engine=engine, sessionmaker=create_sessionmaker(engine))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,86 @@
+"""The Alembic runner every service's `env.py` hands over to, and the schema's expected head."""
+
+import asyncio
+import logging
+import zlib
+from pathlib import Path
+
+from alembic import context
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, MetaData, pool, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+VERSION_TABLE = "alembic_version"
+
+
+def run_migrations(*, database_url: str, target_metadata: MetaData) -> None:
+    """Run the migrations Alembic asked for, online or offline.
+
+    A connection or engine handed over in `config.attributes["connection"]` (tests,
+    pytest-alembic) wins over `database_url`; so does `config.attributes["database_url"]`.
+    """
+    config = context.config
+    if not logging.getLogger().handlers:  # the alembic command line: show what runs
+        logging.basicConfig(level=logging.INFO, format="%(levelname)-5.5s [%(name)s] %(message)s")
+    url = config.attributes.get("database_url", database_url)
+    if context.is_offline_mode():
+        context.configure(
+            url=url,
+            target_metadata=target_metadata,
+            literal_binds=True,
+            version_table=VERSION_TABLE,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    connectable = config.attributes.get("connection")
+    if isinstance(connectable, Connection):
+        _run_on(connectable, target_metadata)
+        return
+    engine = connectable or create_async_engine(url, poolclass=pool.NullPool)
+    assert isinstance(engine, AsyncEngine)
+    asyncio.run(_run_async(engine, target_metadata))
+
+
+async def _run_async(engine: AsyncEngine, target_metadata: MetaData) -> None:
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run_on, target_metadata)
+    finally:
+        await engine.dispose()
+
+
+def _run_on(connection: Connection, target_metadata: MetaData) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        compare_type=True,
+        compare_server_default=True,
+        version_table=VERSION_TABLE,
+        # One transaction for the whole upgrade: Postgres DDL is transactional, so a failing
+        # revision leaves both the schema and the version row as they were.
+        transaction_per_migration=False,
+    )
+    with context.begin_transaction():
+        # Several migrators started at once (replicas, compose) wait for each other here
+        # instead of racing to create the same tables.
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(connection)}
+        )
+        context.run_migrations()
+
+
+def _lock_key(connection: Connection) -> int:
+    database = connection.engine.url.database or ""
+    return zlib.crc32(f"alembic:{database}".encode())
+
+
+def expected_heads(migrations_dir: Path) -> frozenset[str]:
+    """The revisions a fully migrated database is at, read from the migration scripts."""
+    if not (migrations_dir / "env.py").is_file():
+        raise FileNotFoundError(
+            f"no Alembic directory at {migrations_dir.resolve()}: run the service from its own "
+            "folder, or point its MIGRATIONS_DIR setting at the alembic/ directory"
+        )
+    return frozenset(ScriptDirectory(str(migrations_dir)).get_heads())

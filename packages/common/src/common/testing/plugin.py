@@ -1,0 +1,202 @@
+"""pytest plugin: every service's tests run against a real Postgres, built by its migrations.
+
+Fixtures, from the outside in:
+- `postgres_server`: the server (embedded, or `TEST_DATABASE_URL`), once per run;
+- `database_url`: a database per service and per xdist worker, at the Alembic head;
+- `db_connection`: one connection per test, inside a transaction rolled back at the end;
+- `app` / `client`: the service's app whose sessions join that transaction through savepoints,
+  so the real session dependency commits and rolls back, and nothing outlives the test;
+- `committing_client`: an app with its own pool that commits for real, for concurrency and
+  commit-time behaviour; the service's tables are emptied after the test.
+
+A service's conftest only provides the `service` fixture (a `ServiceUnderTest`).
+"""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+import pytest
+from alembic import command
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from common.app import create_app
+from common.db import Database, create_engine
+from common.migrations import VERSION_TABLE
+from common.settings import AppBaseSettings
+from common.testing.postgres import drop_database, recreate_database, server_url
+from common.testing.service import ServiceUnderTest
+
+BASE_URL = "http://testserver"
+
+
+def worker_id() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def postgres_server(request: pytest.FixtureRequest) -> URL:
+    return server_url(request.config.rootpath / ".local" / "test-postgres")
+
+
+@pytest.fixture(scope="session")
+def service() -> ServiceUnderTest:
+    raise pytest.UsageError(
+        "define a session-scoped `service` fixture returning a ServiceUnderTest in the "
+        "service's tests/conftest.py"
+    )
+
+
+class ServiceDatabases:
+    """Each service's test database and engine, made once per run and per xdist worker.
+
+    Kept per service rather than as plain session fixtures: one pytest run may cover several
+    services, and a session fixture would hand the first service's database to all of them.
+    """
+
+    def __init__(self, server: URL) -> None:
+        self._server = server
+        self._urls: dict[str, URL] = {}
+        self._engines: dict[str, AsyncEngine] = {}
+
+    def url_for(self, service: ServiceUnderTest) -> URL:
+        if service.name not in self._urls:
+            url = recreate_database(self._server, f"test_{service.name}_{worker_id()}")
+            command.upgrade(service.alembic_config(url), "head")
+            self._urls[service.name] = url
+        return self._urls[service.name]
+
+    def engine_for(self, service: ServiceUnderTest, settings: AppBaseSettings) -> AsyncEngine:
+        if service.name not in self._engines:
+            self._engines[service.name] = create_engine(settings)
+        return self._engines[service.name]
+
+    async def close(self) -> None:
+        for engine in self._engines.values():
+            await engine.dispose()
+        for url in self._urls.values():
+            assert url.database is not None
+            await asyncio.to_thread(drop_database, self._server, url.database)
+
+
+@pytest.fixture(scope="session")
+async def service_databases(postgres_server: URL) -> AsyncIterator[ServiceDatabases]:
+    databases = ServiceDatabases(postgres_server)
+    yield databases
+    await databases.close()
+
+
+@pytest.fixture
+async def database_url(service_databases: ServiceDatabases, service: ServiceUnderTest) -> URL:
+    """The service's test database, at the Alembic head."""
+    # Alembic's env.py runs an event loop of its own: give it a thread without one.
+    return await asyncio.to_thread(service_databases.url_for, service)
+
+
+@pytest.fixture
+def settings(service: ServiceUnderTest, database_url: URL) -> AppBaseSettings:
+    return service.settings(database_url)
+
+
+@pytest.fixture
+def engine(
+    service_databases: ServiceDatabases, service: ServiceUnderTest, settings: AppBaseSettings
+) -> AsyncEngine:
+    return service_databases.engine_for(service, settings)
+
+
+@pytest.fixture
+def empty_database_url(postgres_server: URL, service: ServiceUnderTest) -> Iterator[URL]:
+    """A database with no schema at all, for migration tests (pytest-alembic's `alembic_engine`)."""
+    name = f"test_{service.name}_{worker_id()}_empty"
+    yield recreate_database(postgres_server, name)
+    drop_database(postgres_server, name)
+
+
+@pytest.fixture
+async def db_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            yield connection
+        finally:
+            await transaction.rollback()
+
+
+@pytest.fixture
+def db_sessionmaker(db_connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(
+        bind=db_connection,
+        join_transaction_mode="create_savepoint",
+        expire_on_commit=False,
+        autoflush=False,
+    )
+
+
+@pytest.fixture
+async def db_session(
+    db_sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A session inside the test's transaction: it sees what the app wrote."""
+    async with db_sessionmaker() as session:
+        yield session
+
+
+@pytest.fixture
+def app(
+    service: ServiceUnderTest,
+    settings: AppBaseSettings,
+    engine: AsyncEngine,
+    db_sessionmaker: async_sessionmaker[AsyncSession],
+) -> FastAPI:
+    database = Database(engine=engine, sessionmaker=db_sessionmaker)
+    return create_app(settings, domains=service.domains, database=database)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    async with open_client(app) as client:
+        yield client
+
+
+@pytest.fixture
+async def committing_client(
+    service: ServiceUnderTest, settings: AppBaseSettings, engine: AsyncEngine
+) -> AsyncIterator[AsyncClient]:
+    app = create_app(settings, domains=service.domains)
+    try:
+        async with open_client(app) as client:
+            yield client
+    finally:
+        await empty_tables(engine)
+
+
+@asynccontextmanager
+async def open_client(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    """An httpx client on `app`, with the app's lifespan running."""
+    async with (
+        LifespanManager(app) as manager,
+        AsyncClient(transport=ASGITransport(app=manager.app), base_url=BASE_URL) as client,
+    ):
+        yield client
+
+
+async def empty_tables(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        tables = (
+            await connection.scalars(
+                text(
+                    "SELECT quote_ident(tablename) FROM pg_tables "
+                    "WHERE schemaname = 'public' AND tablename <> :version_table"
+                ),
+                {"version_table": VERSION_TABLE},
+            )
+        ).all()
+        if tables:
+            await connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))

@@ -1,0 +1,3 @@
+from sample_app.domains.widgets.routes import router
+
+__all__ = ["router"]

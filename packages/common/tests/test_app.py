@@ -1,0 +1,130 @@
+"""The app factory's behaviour as a client sees it: problem+json errors, request IDs, commits."""
+
+import uuid
+
+from httpx import AsyncClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+PROBLEM = "application/problem+json"
+
+
+async def test_unknown_route_is_a_404_problem(client: AsyncClient) -> None:
+    response = await client.get("/api/v1/nowhere")
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["status"] == 404
+    assert body["title"] == "Not Found"
+    assert body["instance"] == "/api/v1/nowhere"
+
+
+async def test_wrong_method_is_a_405_problem(client: AsyncClient) -> None:
+    response = await client.put("/api/v1/widgets")
+
+    assert response.status_code == 405
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["title"] == "Method Not Allowed"
+    assert "allow" in response.headers
+
+
+async def test_domain_not_found_carries_its_detail(client: AsyncClient) -> None:
+    response = await client.get(f"/api/v1/widgets/{uuid.uuid4()}")
+
+    assert response.status_code == 404
+    assert response.json()["detail"] == "No widget with this id."
+
+
+async def test_validation_error_lists_fields_without_echoing_input(client: AsyncClient) -> None:
+    response = await client.post("/api/v1/widgets", json={"code": 7, "secret": "hunter2"})
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert {tuple(error["loc"]) for error in body["errors"]} == {
+        ("body", "code"),
+        ("body", "secret"),
+    }
+    assert "hunter2" not in response.text
+
+
+async def test_malformed_json_is_a_422_problem(client: AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/widgets", content=b"{not json", headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+
+
+async def test_limit_out_of_range_is_a_422(client: AsyncClient) -> None:
+    for limit in (0, 101, -1):
+        response = await client.get("/api/v1/widgets", params={"limit": limit})
+        assert response.status_code == 422, limit
+
+
+async def test_crash_is_a_500_without_internals(client: AsyncClient) -> None:
+    response = await client.get("/api/v1/widgets/-/crash", headers={"X-Request-ID": "trace-1"})
+
+    assert response.status_code == 500
+    assert response.headers["content-type"] == PROBLEM
+    assert response.headers["x-request-id"] == "trace-1"
+    assert response.json()["request_id"] == "trace-1"
+    assert "hunter2" not in response.text
+    assert "RuntimeError" not in response.text
+
+
+async def test_request_id_is_echoed_or_generated(client: AsyncClient) -> None:
+    echoed = await client.get("/health/live", headers={"X-Request-ID": "abc-123"})
+    generated = await client.get("/health/live")
+    forged = await client.get("/health/live", headers={"X-Request-ID": "x\nINFO fake log line"})
+
+    assert echoed.headers["x-request-id"] == "abc-123"
+    assert len(generated.headers["x-request-id"]) == 32
+    assert forged.headers["x-request-id"] != "x\nINFO fake log line"
+    assert "\n" not in forged.headers["x-request-id"]
+
+
+async def test_created_row_is_in_the_database(
+    client: AsyncClient, db_session: AsyncSession
+) -> None:
+    response = await client.post("/api/v1/widgets", json={"code": "w-1"})
+
+    assert response.status_code == 201
+    codes = (await db_session.scalars(text("SELECT code FROM widgets"))).all()
+    assert codes == ["w-1"]
+
+
+async def test_rejected_request_writes_nothing(
+    client: AsyncClient, db_session: AsyncSession
+) -> None:
+    response = await client.post("/api/v1/widgets", json={"code": "w-2", "extra": 1})
+
+    assert response.status_code == 422
+    assert await db_session.scalar(text("SELECT count(*) FROM widgets")) == 0
+
+
+async def test_failed_commit_never_answers_2xx(
+    committing_client: AsyncClient, engine: AsyncEngine
+) -> None:
+    # The deferred unique constraint passes the flush and fails only at COMMIT, after the
+    # endpoint has returned its 201 body. The client must see the failure, and no row stays.
+    response = await committing_client.post("/api/v1/widgets/twins", json={"code": "twin"})
+
+    assert response.status_code == 409
+    assert response.headers["content-type"] == PROBLEM
+    async with engine.connect() as connection:
+        count = await connection.scalar(text("SELECT count(*) FROM widgets WHERE code = 'twin'"))
+    assert count == 0
+
+
+async def test_commit_is_real_with_committing_client(
+    committing_client: AsyncClient, engine: AsyncEngine
+) -> None:
+    response = await committing_client.post("/api/v1/widgets", json={"code": "kept"})
+
+    assert response.status_code == 201
+    async with engine.connect() as connection:
+        count = await connection.scalar(text("SELECT count(*) FROM widgets WHERE code = 'kept'"))
+    assert count == 1

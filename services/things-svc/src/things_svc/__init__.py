@@ -1,0 +1,1 @@
+"""things-svc: things owned by users."""

@@ -1,0 +1,17 @@
+from functools import lru_cache
+
+from pydantic_settings import SettingsConfigDict
+
+from common.settings import AppBaseSettings
+
+
+class Settings(AppBaseSettings):
+    model_config = SettingsConfigDict(env_prefix="THINGS_")
+
+    service_name: str = "things-svc"
+    database_url: str = "postgresql+asyncpg://things:things@127.0.0.1:5432/things"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

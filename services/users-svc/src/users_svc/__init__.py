@@ -1,0 +1,1 @@
+"""users-svc: accounts. The only service that knows passwords."""

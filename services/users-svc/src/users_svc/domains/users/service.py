@@ -1,0 +1,73 @@
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.errors import ConflictError, NotFoundError
+from common.pagination import PageParams
+from common.session import get_all, get_one_or_none
+from users_svc.domains.users.models import User
+from users_svc.domains.users.schemas import UserCreate, UserUpdate
+from users_svc.passwords import PasswordHasher
+
+
+class UserNotFoundError(NotFoundError):
+    def __init__(self) -> None:
+        super().__init__("No user with this id.")
+
+
+class EmailTakenError(ConflictError):
+    def __init__(self) -> None:
+        super().__init__("A user with this email already exists.")
+
+
+async def _ensure_email_free(session: AsyncSession, email: str) -> None:
+    # A friendly answer for the common case; the unique constraint still decides races (409).
+    if await get_one_or_none(session, select(User.id).where(User.email == email)):
+        raise EmailTakenError
+
+
+async def create_user(session: AsyncSession, data: UserCreate, *, hasher: PasswordHasher) -> User:
+    await _ensure_email_free(session, data.email)
+    user = User(
+        email=data.email,
+        full_name=data.full_name,
+        hashed_password=await hasher.hash(data.password),
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise UserNotFoundError
+    return user
+
+
+async def list_users(session: AsyncSession, page: PageParams) -> list[User]:
+    # Ids are UUIDv7: ordering by id is ordering by creation, on the primary key's index.
+    statement = select(User).order_by(User.id).limit(page.limit).offset(page.offset)
+    return await get_all(session, statement)
+
+
+async def update_user(
+    session: AsyncSession, user_id: uuid.UUID, data: UserUpdate, *, hasher: PasswordHasher
+) -> User:
+    user = await get_user(session, user_id)
+    if data.email is not None and data.email != user.email:
+        await _ensure_email_free(session, data.email)
+        user.email = data.email
+    if data.full_name is not None:
+        user.full_name = data.full_name
+    if data.password is not None:
+        user.hashed_password = await hasher.hash(data.password)
+    await session.flush()
+    return user
+
+
+async def delete_user(session: AsyncSession, user_id: uuid.UUID) -> None:
+    user = await get_user(session, user_id)
+    await session.delete(user)
+    await session.flush()
