@@ -2,9 +2,15 @@
 
 import uuid
 
+import pytest
 from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from common.app import create_app
+from common.settings import AppBaseSettings
+from common.testing import ServiceUnderTest
+from common.testing.plugin import open_client
 
 PROBLEM = "application/problem+json"
 
@@ -128,3 +134,16 @@ async def test_commit_is_real_with_committing_client(
     async with engine.connect() as connection:
         count = await connection.scalar(text("SELECT count(*) FROM widgets WHERE code = 'kept'"))
     assert count == 1
+
+
+async def test_log_lines_carry_the_request_id(
+    service: ServiceUnderTest, settings: AppBaseSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(settings, domains=service.domains)  # logging goes to this test's stderr
+
+    async with open_client(app) as client:
+        await client.get("/api/v1/widgets/-/crash", headers={"X-Request-ID": "trace-log-9"})
+
+    lines = [line for line in capsys.readouterr().err.splitlines() if "unhandled error" in line]
+    assert lines
+    assert all("[trace-log-9]" in line for line in lines)
