@@ -44,10 +44,10 @@ class Verdict:
 def judge(check_runs: list[dict[str, Any]], members: list[str]) -> Verdict:
     """Each member's latest check run (a re-run replaces the earlier one), passed or not."""
     latest: dict[str, dict[str, Any]] = {}
-    for run in check_runs:
-        name = run["name"]
-        if name in members and (name not in latest or run["id"] > latest[name]["id"]):
-            latest[name] = run
+    for check_run in check_runs:
+        name = check_run["name"]
+        if name in members and (name not in latest or check_run["id"] > latest[name]["id"]):
+            latest[name] = check_run
     verdict = Verdict()
     for member in members:
         run = latest.get(member)

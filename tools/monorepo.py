@@ -64,6 +64,8 @@ class Member:
 class Workspace:
     root: Path
     members: dict[str, Member]
+    # The root's own dependency groups: the tools every member shares (and tools/ and tests/ use).
+    root_groups: dict[str, tuple[Requirement, ...]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, root: Path) -> "Workspace":
@@ -77,7 +79,11 @@ class Workspace:
                     continue
                 member = _read_member(root, path)
                 members[member.name] = member
-        return cls(root=root, members=dict(sorted(members.items())))
+        return cls(
+            root=root,
+            members=dict(sorted(members.items())),
+            root_groups=_groups(config.get("dependency-groups", {})),
+        )
 
     def member(self, name: str) -> Member:
         return self.members[name]
@@ -170,7 +176,6 @@ def _read_member(root: Path, path: Path) -> Member:
     project = config.get("project", {})
     if "name" not in project:
         raise ValueError(f"{path / 'pyproject.toml'} has no [project] name")
-    raw_groups: dict[str, list[Any]] = config.get("dependency-groups", {})
     return Member(
         name=normalize(project["name"]),
         path=path.relative_to(root).as_posix(),
@@ -179,11 +184,13 @@ def _read_member(root: Path, path: Path) -> Member:
             normalize(extra): tuple(Requirement.parse(d) for d in requirements)
             for extra, requirements in project.get("optional-dependencies", {}).items()
         },
-        groups={
-            normalize(group): tuple(_group_requirements(raw_groups, group)) for group in raw_groups
-        },
+        groups=_groups(config.get("dependency-groups", {})),
         has_migrations="alembic" in config.get("tool", {}),
     )
+
+
+def _groups(raw: dict[str, list[Any]]) -> dict[str, tuple[Requirement, ...]]:
+    return {normalize(group): tuple(_group_requirements(raw, group)) for group in raw}
 
 
 def _group_requirements(groups: dict[str, list[Any]], name: str) -> Iterator[Requirement]:
