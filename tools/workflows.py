@@ -10,6 +10,7 @@ workflow by running this script; a removed member's generated workflow is delete
 
 import argparse
 import difflib
+import functools
 import re
 import sys
 import tomllib
@@ -59,14 +60,19 @@ def to_yaml(document: dict[str, Any]) -> str:
     return HEADER + body
 
 
-def locked_version(root: Path, package: str) -> str:
-    """The version of `package` in uv.lock, so CI runs the very tools developers run."""
+@functools.cache
+def locked_versions(root: Path) -> dict[str, str]:
+    """Package versions in uv.lock, so CI runs the very tools developers run."""
     with (root / "uv.lock").open("rb") as file:
         lock = tomllib.load(file)
-    for entry in lock.get("package", []):
-        if entry["name"] == package:
-            return str(entry["version"])
-    raise LookupError(f"{package} is not in uv.lock")
+    return {e["name"]: str(e["version"]) for e in lock.get("package", []) if "version" in e}
+
+
+def locked_version(root: Path, package: str) -> str:
+    version = locked_versions(root).get(package)
+    if version is None:
+        raise LookupError(f"{package} is not in uv.lock")
+    return version
 
 
 def uv_version(root: Path) -> str:
