@@ -106,6 +106,8 @@ def member_workflow(workspace: Workspace, member: Member) -> dict[str, Any]:
             workflow_path(member.name),
         }
     )
+    # The member with its own extras (common's test plugin is one) and its dev group.
+    package = f"--package {member.name}" + (" --all-extras" if member.extras else "")
     env = {"TEST_DATABASE_URL": f"{POSTGRES_URL}/postgres"}
     database = "postgres"
     if member.has_migrations:
@@ -128,13 +130,13 @@ def member_workflow(workspace: Workspace, member: Member) -> dict[str, Any]:
             # Only this member and its own dependencies: an import that works only in the shared
             # development environment fails here.
             "name": f"Install {member.name} alone",
-            "run": f"uv sync --locked --package {member.name}",
+            "run": f"uv sync --locked {package}",
         },
         {"name": "Lint", "run": f"uv tool run {ruff} check {member.path}"},
         {"name": "Format", "run": f"uv tool run {ruff} format --check {member.path}"},
         {
             "name": "Types",
-            "run": f"uv run --locked --package {member.name} --with {mypy} mypy {member.path}",
+            "run": f"uv run --locked {package} --with {mypy} mypy {member.path}",
         },
     ]
     if member.has_migrations:
