@@ -8,6 +8,8 @@ LOCAL_UV := $(CURDIR)/.local/uv/bin/uv
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(LOCAL_UV))
 
 MEMBERS := $(wildcard packages/* services/*)
+# Typed code outside the members: the monorepo's own scripts and their tests.
+TYPED_EXTRAS := $(wildcard tools tests)
 SERVICES := $(notdir $(wildcard services/*))
 PYTEST_ARGS ?=
 
@@ -28,12 +30,29 @@ sync: uv ## Install the locked workspace (every member and the dev tools) into .
 	$(UV) sync --locked --all-packages
 
 .PHONY: install
-install: sync ## Set up a development checkout
+install: sync ## Set up a development checkout, with the pre-commit git hook
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+		$(UV) run --no-sync pre-commit install; \
+	else \
+		echo "not a git checkout: pre-commit hook not installed"; \
+	fi
 	@echo "Ready: try 'make test'."
 
 .PHONY: test
 test: sync ## Run every test of every member against a real Postgres
 	$(UV) run --no-sync pytest $(PYTEST_ARGS)
+
+.PHONY: test-affected
+test-affected: sync ## Test only the members a change affects: make test-affected BASE=main
+	@test -n "$(BASE)" || { echo "usage: make test-affected BASE=<git ref> [HEAD=<git ref>]"; exit 2; }
+	@folders="$$($(UV) run --no-sync python tools/affected.py --base "$(BASE)" \
+		$(if $(HEAD),--head "$(HEAD)") --format tests)" || exit $$?; \
+	if [ -z "$$folders" ]; then \
+		echo "No workspace member is affected since $(BASE): nothing to test."; \
+		exit 0; \
+	fi; \
+	echo "Affected:" $$folders; \
+	$(UV) run --no-sync pytest $(PYTEST_ARGS) $$folders
 
 .PHONY: lint
 lint: sync ## Check lint and formatting (ruff)
@@ -46,13 +65,21 @@ format: sync ## Fix what ruff can fix, and format
 	$(UV) run --no-sync ruff format .
 
 .PHONY: typecheck
-typecheck: sync ## mypy --strict on every member: sources, tests and migrations
-	@set -e; for member in $(MEMBERS); do \
+typecheck: sync ## mypy --strict on every member (sources, tests, migrations), tools/ and tests/
+	@set -e; for member in $(MEMBERS) $(TYPED_EXTRAS); do \
 		echo "mypy $$member"; $(UV) run --no-sync mypy $$member; \
 	done
 
+.PHONY: hooks
+hooks: sync ## Run every pre-commit hook on every file (what the git hook runs on a commit)
+	$(UV) run --no-sync pre-commit run --all-files --show-diff-on-failure
+
+.PHONY: workflows
+workflows: sync ## Regenerate .github/workflows/ from the workspace
+	$(UV) run --no-sync python tools/workflows.py
+
 .PHONY: check
-check: lint typecheck test ## Everything CI checks: lint, types, tests
+check: lint typecheck test hooks ## Everything CI checks: lint, types, tests, hooks
 
 .PHONY: migrate
 migrate: sync ## Apply every service's migrations to the database its settings name

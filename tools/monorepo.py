@@ -1,0 +1,202 @@
+"""The uv workspace as data: its members, what each declares, and how they depend on each other.
+
+Read straight from the pyproject files (the root's `[tool.uv.workspace]` and each member's
+`[project]`), so the CI workflows, the affected-members answer and the import check all follow
+the workspace itself and never a hand-kept list. Standard library only: the CI gate runs it with
+the runner's own Python, before anything is installed.
+"""
+
+import ast
+import re
+import tomllib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Files whose change can alter every member's environment: a change here affects every member.
+SHARED_FILES = ("pyproject.toml", "uv.lock")
+WORKFLOWS_DIR = ".github/workflows"
+
+_REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?")
+
+
+def normalize(name: str) -> str:
+    """A distribution name in its canonical form (PEP 503): `Foo_Bar` and `foo-bar` are one."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True)
+class Requirement:
+    name: str
+    extras: frozenset[str] = frozenset()
+
+    @classmethod
+    def parse(cls, text: str) -> "Requirement":
+        match = _REQUIREMENT.match(text)
+        if match is None:
+            raise ValueError(f"not a requirement: {text!r}")
+        extras = match.group(2) or ""
+        return cls(
+            name=normalize(match.group(1)),
+            extras=frozenset(normalize(e) for e in extras.split(",") if e.strip()),
+        )
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    # Relative to the workspace root, with forward slashes: `services/things-svc`.
+    path: str
+    dependencies: tuple[Requirement, ...]
+    extras: dict[str, tuple[Requirement, ...]] = field(default_factory=dict)
+    groups: dict[str, tuple[Requirement, ...]] = field(default_factory=dict)
+    # A member with an Alembic configuration owns a database: CI migrates it.
+    has_migrations: bool = False
+
+    def all_requirements(self) -> Iterator[Requirement]:
+        yield from self.dependencies
+        for requirements in (*self.extras.values(), *self.groups.values()):
+            yield from requirements
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    members: dict[str, Member]
+    # The root's own dependency groups: the tools every member shares (and tools/ and tests/ use).
+    root_groups: dict[str, tuple[Requirement, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, root: Path) -> "Workspace":
+        config = _read_toml(root / "pyproject.toml")
+        workspace = config.get("tool", {}).get("uv", {}).get("workspace", {})
+        excluded = {path for pattern in workspace.get("exclude", []) for path in root.glob(pattern)}
+        members: dict[str, Member] = {}
+        for pattern in workspace.get("members", []):
+            for path in sorted(root.glob(pattern)):
+                if path in excluded or not (path / "pyproject.toml").is_file():
+                    continue
+                member = _read_member(root, path)
+                members[member.name] = member
+        return cls(
+            root=root,
+            members=dict(sorted(members.items())),
+            root_groups=_groups(config.get("dependency-groups", {})),
+        )
+
+    def member(self, name: str) -> Member:
+        return self.members[name]
+
+    def workspace_dependencies(self, name: str) -> frozenset[str]:
+        """Members `name` depends on directly, through its dependencies, extras or groups."""
+        return frozenset(
+            requirement.name
+            for requirement in self.members[name].all_requirements()
+            if requirement.name in self.members and requirement.name != name
+        )
+
+    def dependencies_closure(self, name: str) -> frozenset[str]:
+        """Every member `name` depends on, directly or not (itself excluded)."""
+        seen: set[str] = set()
+        pending = [name]
+        while pending:
+            for dependency in self.workspace_dependencies(pending.pop()):
+                if dependency not in seen:
+                    seen.add(dependency)
+                    pending.append(dependency)
+        seen.discard(name)
+        return frozenset(seen)
+
+    def dependents_closure(self, names: Iterable[str]) -> frozenset[str]:
+        """`names` and every member depending on one of them, directly or not."""
+        chosen = set(names)
+        return frozenset(
+            name
+            for name in self.members
+            if name in chosen or self.dependencies_closure(name) & chosen
+        )
+
+    def affected_by(self, changed: Iterable[str]) -> list[Member]:
+        """Members whose checks a change to these files (paths relative to the root) can alter."""
+        touched: set[str] = set()
+        for path in changed:
+            if path in SHARED_FILES:
+                return list(self.members.values())
+            for member in self.members.values():
+                if path.startswith(member.path + "/") or path == workflow_path(member.name):
+                    touched.add(member.name)
+        closure = self.dependents_closure(touched)
+        return [member for name, member in self.members.items() if name in closure]
+
+    def import_names(self, name: str) -> frozenset[str]:
+        """Top-level import names a member installs (the packages and modules under its src/)."""
+        source = self.root / self.members[name].path / "src"
+        return top_level_modules(source) if source.is_dir() else frozenset()
+
+    def env_prefix(self, name: str) -> str:
+        """The member's settings prefix (`THINGS_`): its Settings' `env_prefix`, else its name."""
+        source = self.root / self.members[name].path / "src"
+        for settings in sorted(source.glob("*/settings.py")):
+            tree = ast.parse(settings.read_text(encoding="utf-8"), filename=str(settings))
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.keyword)
+                    and node.arg == "env_prefix"
+                    and isinstance(node.value, ast.Constant)
+                    and isinstance(node.value.value, str)
+                ):
+                    return node.value.value
+        stem = name.removesuffix("-svc")
+        return re.sub(r"[^A-Za-z0-9]+", "_", stem).upper() + "_"
+
+
+def workflow_path(member: str) -> str:
+    return f"{WORKFLOWS_DIR}/{member}.yml"
+
+
+def top_level_modules(directory: Path) -> frozenset[str]:
+    """Names importable from `directory` when it is on sys.path: packages and modules."""
+    names: set[str] = set()
+    for child in directory.iterdir():
+        if child.is_dir() and (child / "__init__.py").is_file():
+            names.add(child.name)
+        elif child.suffix == ".py":
+            names.add(child.stem)
+    return frozenset(names)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    with path.open("rb") as file:
+        return tomllib.load(file)
+
+
+def _read_member(root: Path, path: Path) -> Member:
+    config = _read_toml(path / "pyproject.toml")
+    project = config.get("project", {})
+    if "name" not in project:
+        raise ValueError(f"{path / 'pyproject.toml'} has no [project] name")
+    return Member(
+        name=normalize(project["name"]),
+        path=path.relative_to(root).as_posix(),
+        dependencies=tuple(Requirement.parse(d) for d in project.get("dependencies", [])),
+        extras={
+            normalize(extra): tuple(Requirement.parse(d) for d in requirements)
+            for extra, requirements in project.get("optional-dependencies", {}).items()
+        },
+        groups=_groups(config.get("dependency-groups", {})),
+        has_migrations="alembic" in config.get("tool", {}),
+    )
+
+
+def _groups(raw: dict[str, list[Any]]) -> dict[str, tuple[Requirement, ...]]:
+    return {normalize(group): tuple(_group_requirements(raw, group)) for group in raw}
+
+
+def _group_requirements(groups: dict[str, list[Any]], name: str) -> Iterator[Requirement]:
+    """A dependency group's requirements, following `{include-group = ...}` (PEP 735)."""
+    for entry in groups[name]:
+        if isinstance(entry, str):
+            yield Requirement.parse(entry)
+        else:
+            yield from _group_requirements(groups, entry["include-group"])
