@@ -5,6 +5,21 @@ The pytest plugin in `common.testing.plugin` is registered through an entry poin
 `ServiceUnderTest`.
 """
 
+from common.testing.openapi import Operation, operations
 from common.testing.service import ServiceUnderTest
+from common.testing.tokens import (
+    TokenFactory,
+    forged_authorizations,
+    signing_key_for_tests,
+    token_keys_for_tests,
+)
 
-__all__ = ["ServiceUnderTest"]
+__all__ = [
+    "Operation",
+    "ServiceUnderTest",
+    "TokenFactory",
+    "forged_authorizations",
+    "operations",
+    "signing_key_for_tests",
+    "token_keys_for_tests",
+]
