@@ -5,7 +5,7 @@ The pytest plugin in `common.testing.plugin` is registered through an entry poin
 `ServiceUnderTest`.
 """
 
-from common.testing.openapi import Operation, operations
+from common.testing.openapi import Operation, app_operations, call, operations
 from common.testing.service import ServiceUnderTest
 from common.testing.tokens import (
     TokenFactory,
@@ -18,6 +18,8 @@ __all__ = [
     "Operation",
     "ServiceUnderTest",
     "TokenFactory",
+    "app_operations",
+    "call",
     "forged_authorizations",
     "operations",
     "signing_key_for_tests",

@@ -1,8 +1,11 @@
 """Operations read from a running app's OpenAPI schema, so matrices cover new routes unasked."""
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from httpx import AsyncClient, Response
 
 HTTP_METHODS = ("get", "put", "post", "patch", "delete")
 
@@ -44,3 +47,26 @@ def operations(schema: dict[str, Any]) -> list[Operation]:
                 )
             )
     return found
+
+
+async def call(
+    client: AsyncClient,
+    operation: Operation,
+    *,
+    path_value: object,
+    headers: Mapping[str, str],
+    body: Any = None,
+) -> Response:
+    """Send `operation` with every path parameter set to `path_value`, and `body` as JSON."""
+    return await client.request(
+        operation.method,
+        operation.url(path_value),
+        headers=dict(headers),
+        json=body if body is not None or not operation.json_body else {},
+    )
+
+
+async def app_operations(client: AsyncClient) -> list[Operation]:
+    response = await client.get("/openapi.json")
+    response.raise_for_status()
+    return operations(response.json())

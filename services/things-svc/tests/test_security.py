@@ -1,0 +1,123 @@
+"""Who may do what, checked over every operation the OpenAPI schema lists.
+
+New routes join these matrices without anyone editing them; a route that takes a JSON body must
+add a valid example to BODIES, or the tests say so.
+"""
+
+import uuid
+from typing import Any
+
+from httpx import AsyncClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.testing import TokenFactory, app_operations, call, forged_authorizations
+
+PROBLEM = "application/problem+json"
+PUBLIC = {"GET /health/live", "GET /health/ready"}
+# A valid body for each operation that takes one, by operationId.
+BODIES: dict[str, dict[str, Any]] = {
+    "create_thing_api_v1_things_post": {"name": "Lamp"},
+    "update_thing_api_v1_things__thing_id__patch": {"name": "Renamed"},
+}
+MASS_ASSIGNED = {
+    "is_superuser": True,
+    "is_active": False,
+    "id": str(uuid.uuid4()),
+    "hashed_password": "$argon2id$forged",
+    "owner_id": str(uuid.uuid4()),
+    "created_at": "2020-01-01T00:00:00Z",
+}
+
+
+async def things_table(session: AsyncSession) -> list[tuple[Any, ...]]:
+    rows = await session.execute(text("SELECT * FROM things ORDER BY id"))
+    return [tuple(row) for row in rows]
+
+
+async def make_thing(client: AsyncClient, auth: dict[str, str]) -> str:
+    response = await client.post("/api/v1/things", json={"name": "Lamp"}, headers=auth)
+    assert response.status_code == 201
+    return str(response.json()["id"])
+
+
+async def test_every_operation_but_health_requires_a_token(client: AsyncClient) -> None:
+    operations = await app_operations(client)
+
+    assert {str(op) for op in operations if not op.secured} == PUBLIC
+    assert {op.operation_id for op in operations if op.json_body} == set(BODIES)
+
+
+async def test_token_matrix_every_bad_token_is_401(
+    client: AsyncClient, token_factory: TokenFactory
+) -> None:
+    user = uuid.uuid4()
+    thing_id = await make_thing(client, token_factory.auth(user))
+    protected = [op for op in await app_operations(client) if op.secured]
+    assert len(protected) >= 5
+
+    failures = []
+    for case, headers in forged_authorizations(token_factory, user).items():
+        for op in protected:
+            body = BODIES.get(op.operation_id)
+            response = await call(client, op, path_value=thing_id, headers=headers, body=body)
+            answered = (
+                response.status_code,
+                response.headers.get("content-type"),
+                response.headers.get("www-authenticate", "").split(" ")[0],
+            )
+            if answered != (401, PROBLEM, "Bearer"):
+                failures.append(f"{case}: {op} answered {answered}")
+    assert failures == []
+
+
+async def test_a_valid_token_passes_every_operation(
+    client: AsyncClient, token_factory: TokenFactory
+) -> None:
+    # The control for the matrix above: the same requests with a good token are not refused.
+    user = uuid.uuid4()
+    auth = token_factory.auth(user)
+    for op in await app_operations(client):
+        thing_id = await make_thing(client, auth)
+        body = BODIES.get(op.operation_id)
+        response = await call(client, op, path_value=thing_id, headers=auth, body=body)
+        assert response.status_code < 300, f"{op}: {response.status_code} {response.text}"
+
+
+async def test_ownership_matrix_another_users_thing_is_404_and_unchanged(
+    client: AsyncClient, db_session: AsyncSession, token_factory: TokenFactory
+) -> None:
+    alice, bob = token_factory.auth(uuid.uuid4()), token_factory.auth(uuid.uuid4())
+    alices_thing = await make_thing(client, alice)
+    before = await things_table(db_session)
+    with_ids = [op for op in await app_operations(client) if op.path_params]
+    assert {op.method for op in with_ids} == {"get", "patch", "delete"}
+
+    for op in with_ids:
+        body = BODIES.get(op.operation_id)
+        theirs = await call(client, op, path_value=alices_thing, headers=bob, body=body)
+        missing = await call(client, op, path_value=uuid.uuid4(), headers=bob, body=body)
+
+        assert theirs.status_code == 404, op
+        assert strip_instance(theirs.json()) == strip_instance(missing.json()), op
+        assert await things_table(db_session) == before, op
+
+
+def strip_instance(problem: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in problem.items() if k not in {"instance", "request_id"}}
+
+
+async def test_mass_assignment_is_422_and_changes_nothing(
+    client: AsyncClient, db_session: AsyncSession, token_factory: TokenFactory
+) -> None:
+    auth = token_factory.auth(uuid.uuid4())
+    thing_id = await make_thing(client, auth)
+    before = await things_table(db_session)
+    with_bodies = [op for op in await app_operations(client) if op.json_body]
+
+    for op in with_bodies:
+        for field, value in MASS_ASSIGNED.items():
+            body = {**BODIES[op.operation_id], field: value}
+            response = await call(client, op, path_value=thing_id, headers=auth, body=body)
+            assert response.status_code == 422, f"{op} with {field}"
+    assert await things_table(db_session) == before
