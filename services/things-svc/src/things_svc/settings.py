@@ -6,7 +6,7 @@ from common.auth import JwksSettings
 
 
 class Settings(JwksSettings):
-    """things-svc's settings. Tokens: THINGS_TOKEN_ISSUER, THINGS_TOKEN_AUDIENCE, THINGS_JWKS_URL."""
+    """Tokens are checked against THINGS_TOKEN_ISSUER, THINGS_TOKEN_AUDIENCE, THINGS_JWKS_URL."""
 
     model_config = SettingsConfigDict(env_prefix="THINGS_")
 
