@@ -46,8 +46,8 @@ format: sync ## Fix what ruff can fix, and format
 	$(UV) run --no-sync ruff format .
 
 .PHONY: typecheck
-typecheck: sync ## mypy --strict on every member: sources, tests and migrations
-	@set -e; for member in $(MEMBERS); do \
+typecheck: sync ## mypy --strict on every member (sources, tests, migrations) and tests/
+	@set -e; for member in $(MEMBERS) tests; do \
 		echo "mypy $$member"; $(UV) run --no-sync mypy $$member; \
 	done
 
