@@ -2,6 +2,7 @@ import pytest
 from pydantic import ValidationError
 from pydantic_settings import SettingsConfigDict
 
+from common.auth import JwksSettings
 from common.settings import AppBaseSettings, SettingsError
 
 
@@ -80,3 +81,27 @@ def test_subclass_checks_join_the_production_checks(monkeypatch: pytest.MonkeyPa
 
 def test_settings_error_is_a_value_error() -> None:
     assert issubclass(SettingsError, ValueError)
+
+
+class GatedShopSettings(JwksSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOP_", env_file=None)
+
+    service_name: str = "shop"
+    database_url: str = "postgresql+asyncpg://shop:shop@127.0.0.1:5432/shop"
+
+
+def test_production_requires_the_token_issuer_audience_and_jwks_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SHOP_DATABASE_URL", "postgresql+asyncpg://shop:s3cret-Pa55@db/shop")
+
+    with pytest.raises(ValidationError) as refused:
+        GatedShopSettings()
+    for name in ("SHOP_TOKEN_ISSUER", "SHOP_TOKEN_AUDIENCE", "SHOP_JWKS_URL"):
+        assert f"{name} must be set explicitly" in str(refused.value)
+
+    monkeypatch.setenv("SHOP_TOKEN_ISSUER", "https://users.example.com")
+    monkeypatch.setenv("SHOP_TOKEN_AUDIENCE", "https://api.example.com")
+    monkeypatch.setenv("SHOP_JWKS_URL", "https://users.example.com/.well-known/jwks.json")
+    assert GatedShopSettings().jwks_url.startswith("https://")

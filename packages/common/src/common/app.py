@@ -2,13 +2,14 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from fastapi import FastAPI
 
 from common import health
+from common.auth import KeySource, TokenVerifier, open_token_verifier
 from common.db import Database
-from common.discovery import discover_routers
+from common.discovery import discover_root_routers, discover_routers
 from common.errors import Problem, UnhandledErrorMiddleware, install_error_handlers
 from common.logs import configure_logging
 from common.migrations import expected_heads
@@ -20,6 +21,8 @@ class AppState(TypedDict):
     settings: AppBaseSettings
     database: Database
     migration_heads: frozenset[str]
+    # Present when the settings are `TokenSettings`: what `CurrentUser` verifies tokens with.
+    token_verifier: NotRequired[TokenVerifier]
 
 
 def create_app(
@@ -27,13 +30,15 @@ def create_app(
     *,
     domains: str,
     database: Database | None = None,
+    token_keys: KeySource | None = None,
     version: str = "0.1.0",
 ) -> FastAPI:
     """Build a service's app.
 
     `domains` names the package whose sub-packages are the service's domains. `database` lets
     the caller (tests) provide the engine and sessionmaker; otherwise the lifespan makes them
-    from `settings` and disposes of them on shutdown.
+    from `settings` and disposes of them on shutdown. `token_keys` replaces the public keys
+    the settings name (tests trust a test key this way).
     """
     configure_logging(settings.log_level)
 
@@ -43,7 +48,15 @@ def create_app(
         owned = database is None
         active = Database.from_settings(settings) if database is None else database
         try:
-            yield {"settings": settings, "database": active, "migration_heads": heads}
+            async with open_token_verifier(settings, keys=token_keys) as verifier:
+                state: AppState = {
+                    "settings": settings,
+                    "database": active,
+                    "migration_heads": heads,
+                }
+                if verifier is not None:
+                    state["token_verifier"] = verifier
+                yield state
         finally:
             if owned:
                 await active.dispose()
@@ -65,6 +78,8 @@ def create_app(
     app.include_router(health.router)
     for router in discover_routers(domains):
         app.include_router(router, prefix=settings.api_prefix)
+    for router in discover_root_routers(domains):
+        app.include_router(router)
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -34,6 +34,22 @@ def discover_routers(package: str) -> list[APIRouter]:
     return routers
 
 
+def discover_root_routers(package: str) -> list[APIRouter]:
+    """Each domain's optional `root_router`: paths that must not sit under the API prefix,
+    such as `/.well-known/...` (RFC 8615)."""
+    routers = []
+    for domain in domain_packages(package):
+        router = getattr(domain, "root_router", None)
+        if router is None:
+            continue
+        if not isinstance(router, APIRouter):
+            raise DiscoveryError(
+                f"domain {domain.__name__} exports a `root_router` that is no APIRouter"
+            )
+        routers.append(router)
+    return routers
+
+
 def load_models(package: str) -> list[ModuleType]:
     """Import every domain's `models` module, so its tables join the service's metadata."""
     loaded = []

@@ -1,6 +1,7 @@
 """Every error answered as RFC 9457 problem+json, with no internals reaching the client."""
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -44,6 +45,7 @@ class DomainError(Exception):
 
     status_code: ClassVar[int] = 400
     title: ClassVar[str] = "Bad Request"
+    headers: ClassVar[Mapping[str, str] | None] = None
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -53,6 +55,11 @@ class DomainError(Exception):
 class NotFoundError(DomainError):
     status_code = 404
     title = "Not Found"
+
+
+class ForbiddenError(DomainError):
+    status_code = 403
+    title = "Forbidden"
 
 
 class ConflictError(DomainError):
@@ -108,7 +115,13 @@ def is_database_unavailable(error: BaseException) -> bool:
 
 async def _domain_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, DomainError)
-    return problem_response(request, status=exc.status_code, title=exc.title, detail=exc.detail)
+    return problem_response(
+        request,
+        status=exc.status_code,
+        title=exc.title,
+        detail=exc.detail,
+        headers=dict(exc.headers) if exc.headers else None,
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> ProblemResponse:

@@ -2,10 +2,12 @@ from functools import lru_cache
 
 from pydantic_settings import SettingsConfigDict
 
-from common.settings import AppBaseSettings
+from common.auth import JwksSettings
 
 
-class Settings(AppBaseSettings):
+class Settings(JwksSettings):
+    """Tokens are checked against THINGS_TOKEN_ISSUER, THINGS_TOKEN_AUDIENCE, THINGS_JWKS_URL."""
+
     model_config = SettingsConfigDict(env_prefix="THINGS_")
 
     service_name: str = "things-svc"

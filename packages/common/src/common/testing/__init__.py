@@ -5,6 +5,27 @@ The pytest plugin in `common.testing.plugin` is registered through an entry poin
 `ServiceUnderTest`.
 """
 
+from common.testing.matrices import MASS_ASSIGNED, bad_token_failures, mass_assignment_failures
+from common.testing.openapi import Operation, app_operations, call, operations
 from common.testing.service import ServiceUnderTest
+from common.testing.tokens import (
+    TokenFactory,
+    forged_authorizations,
+    signing_key_for_tests,
+    token_keys_for_tests,
+)
 
-__all__ = ["ServiceUnderTest"]
+__all__ = [
+    "MASS_ASSIGNED",
+    "Operation",
+    "ServiceUnderTest",
+    "TokenFactory",
+    "app_operations",
+    "bad_token_failures",
+    "call",
+    "forged_authorizations",
+    "mass_assignment_failures",
+    "operations",
+    "signing_key_for_tests",
+    "token_keys_for_tests",
+]

@@ -7,7 +7,9 @@ Fixtures, from the outside in:
 - `app` / `client`: the service's app whose sessions join that transaction through savepoints,
   so the real session dependency commits and rolls back, and nothing outlives the test;
 - `committing_client`: an app with its own pool that commits for real, for concurrency and
-  commit-time behaviour; the service's tables are emptied after the test.
+  commit-time behaviour; the service's tables are emptied after the test;
+- `token_factory`: access tokens signed with the test key. A service that would fetch its keys
+  from users-svc (`JwksSettings`) trusts that key instead, so its tests need no users-svc.
 
 A service's conftest only provides the `service` fixture (a `ServiceUnderTest`).
 """
@@ -27,11 +29,13 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from common.app import create_app
+from common.auth import JwksSettings, KeySource, TokenSettings
 from common.db import Database, create_engine
 from common.migrations import VERSION_TABLE
 from common.settings import AppBaseSettings
 from common.testing.postgres import drop_database, recreate_database, server_url
 from common.testing.service import ServiceUnderTest
+from common.testing.tokens import TokenFactory, token_keys_for_tests
 
 BASE_URL = "http://testserver"
 
@@ -148,6 +152,18 @@ async def db_session(
         yield session
 
 
+def trusted_test_keys(settings: AppBaseSettings) -> KeySource | None:
+    """The test key, for an app that would otherwise fetch its keys over HTTP."""
+    return token_keys_for_tests() if isinstance(settings, JwksSettings) else None
+
+
+@pytest.fixture
+def token_factory(settings: AppBaseSettings) -> TokenFactory:
+    if not isinstance(settings, TokenSettings):
+        raise pytest.UsageError("token_factory needs a service whose settings are TokenSettings")
+    return TokenFactory(settings)
+
+
 @pytest.fixture
 def app(
     service: ServiceUnderTest,
@@ -156,7 +172,12 @@ def app(
     db_sessionmaker: async_sessionmaker[AsyncSession],
 ) -> FastAPI:
     database = Database(engine=engine, sessionmaker=db_sessionmaker)
-    return create_app(settings, domains=service.domains, database=database)
+    return create_app(
+        settings,
+        domains=service.domains,
+        database=database,
+        token_keys=trusted_test_keys(settings),
+    )
 
 
 @pytest.fixture
@@ -169,7 +190,7 @@ async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
 async def committing_client(
     service: ServiceUnderTest, settings: AppBaseSettings, engine: AsyncEngine
 ) -> AsyncIterator[AsyncClient]:
-    app = create_app(settings, domains=service.domains)
+    app = create_app(settings, domains=service.domains, token_keys=trusted_test_keys(settings))
     try:
         async with open_client(app) as client:
             yield client

@@ -5,42 +5,54 @@ from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.testing import TokenFactory
+
 PROBLEM = "application/problem+json"
 THINGS = "/api/v1/things"
-ALICE = str(uuid.uuid4())
-BOB = str(uuid.uuid4())
+ALICE = uuid.uuid4()
+BOB = uuid.uuid4()
 
 
-def thing(owner: str = ALICE, **overrides: Any) -> dict[str, Any]:
-    return {"owner_id": owner, "name": "Lamp", "description": "A green one", **overrides}
+def thing(**overrides: Any) -> dict[str, Any]:
+    return {"name": "Lamp", "description": "A green one", **overrides}
 
 
 async def count_things(session: AsyncSession) -> int:
     return int(await session.scalar(text("SELECT count(*) FROM things")) or 0)
 
 
-async def test_create_thing(client: AsyncClient, db_session: AsyncSession) -> None:
-    response = await client.post(THINGS, json=thing())
+async def create(client: AsyncClient, auth: dict[str, str], **overrides: Any) -> dict[str, Any]:
+    response = await client.post(THINGS, json=thing(**overrides), headers=auth)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_the_token_subject_owns_a_new_thing(
+    client: AsyncClient, db_session: AsyncSession, token_factory: TokenFactory
+) -> None:
+    response = await client.post(THINGS, json=thing(), headers=token_factory.auth(ALICE))
 
     assert response.status_code == 201
     body = response.json()
-    assert body["owner_id"] == ALICE
+    assert body["owner_id"] == str(ALICE)
     assert (body["name"], body["description"]) == ("Lamp", "A green one")
     row = (await db_session.execute(text("SELECT id, owner_id, name FROM things"))).one()
-    assert (str(row.id), str(row.owner_id), row.name) == (body["id"], ALICE, "Lamp")
+    assert (str(row.id), row.owner_id, row.name) == (body["id"], ALICE, "Lamp")
 
 
-async def test_get_thing(client: AsyncClient) -> None:
-    created = (await client.post(THINGS, json=thing())).json()
+async def test_get_thing(client: AsyncClient, token_factory: TokenFactory) -> None:
+    alice = token_factory.auth(ALICE)
+    created = await create(client, alice)
 
-    response = await client.get(f"{THINGS}/{created['id']}")
+    response = await client.get(f"{THINGS}/{created['id']}", headers=alice)
 
     assert response.status_code == 200
     assert response.json() == created
 
 
-async def test_unknown_thing_is_404(client: AsyncClient) -> None:
-    response = await client.get(f"{THINGS}/{uuid.uuid4()}")
+async def test_unknown_thing_is_404(client: AsyncClient, token_factory: TokenFactory) -> None:
+    response = await client.get(f"{THINGS}/{uuid.uuid4()}", headers=token_factory.auth(ALICE))
 
     assert response.status_code == 404
     assert response.headers["content-type"] == PROBLEM
@@ -48,49 +60,59 @@ async def test_unknown_thing_is_404(client: AsyncClient) -> None:
 
 
 async def test_invalid_creations_are_422_and_write_nothing(
-    client: AsyncClient, db_session: AsyncSession
+    client: AsyncClient, db_session: AsyncSession, token_factory: TokenFactory
 ) -> None:
     invalid = [
-        thing(owner="not-a-uuid"),
         thing(name=""),
         thing(name="x" * 201),
+        thing(owner_id=str(ALICE)),
         thing(id=str(uuid.uuid4())),
         thing(created_at="2020-01-01T00:00:00Z"),
-        {"name": "No owner"},
+        {"description": "No name"},
     ]
     for body in invalid:
-        response = await client.post(THINGS, json=body)
+        response = await client.post(THINGS, json=body, headers=token_factory.auth(ALICE))
         assert response.status_code == 422, body
         assert response.headers["content-type"] == PROBLEM
 
     assert await count_things(db_session) == 0
 
 
-async def test_list_filters_by_owner_and_paginates(client: AsyncClient) -> None:
+async def test_list_shows_only_your_things_and_paginates(
+    client: AsyncClient, token_factory: TokenFactory
+) -> None:
+    alice, bob = token_factory.auth(ALICE), token_factory.auth(BOB)
     for i in range(3):
-        await client.post(THINGS, json=thing(name=f"alice-{i}"))
-    await client.post(THINGS, json=thing(owner=BOB, name="bob-0"))
+        await create(client, alice, name=f"alice-{i}")
+    await create(client, bob, name="bob-0")
 
-    first = (await client.get(THINGS, params={"owner_id": ALICE, "limit": 2})).json()
-    rest = (await client.get(THINGS, params={"owner_id": ALICE, "limit": 2, "offset": 2})).json()
-    everyone = (await client.get(THINGS)).json()
+    first = (await client.get(THINGS, params={"limit": 2}, headers=alice)).json()
+    rest = (await client.get(THINGS, params={"limit": 2, "offset": 2}, headers=alice)).json()
+    bobs = (await client.get(THINGS, headers=bob)).json()
+    # The old owner filter is gone: naming someone else changes nothing.
+    asked_for_bob = (await client.get(THINGS, params={"owner_id": str(BOB)}, headers=alice)).json()
 
     assert [t["name"] for t in first["items"]] == ["alice-0", "alice-1"]
     assert [t["name"] for t in rest["items"]] == ["alice-2"]
-    assert [t["name"] for t in everyone["items"]] == ["alice-0", "alice-1", "alice-2", "bob-0"]
+    assert [t["name"] for t in bobs["items"]] == ["bob-0"]
+    assert [t["name"] for t in asked_for_bob["items"]] == ["alice-0", "alice-1", "alice-2"]
 
 
-async def test_list_limit_is_capped(client: AsyncClient) -> None:
-    assert (await client.get(THINGS, params={"limit": 1000})).status_code == 422
-    assert (await client.get(THINGS, params={"limit": 0})).status_code == 422
-    assert (await client.get(THINGS, params={"owner_id": "nobody"})).status_code == 422
+async def test_list_limit_is_capped(client: AsyncClient, token_factory: TokenFactory) -> None:
+    alice = token_factory.auth(ALICE)
+    assert (await client.get(THINGS, params={"limit": 1000}, headers=alice)).status_code == 422
+    assert (await client.get(THINGS, params={"limit": 0}, headers=alice)).status_code == 422
 
 
-async def test_update_renames_and_clears_description(client: AsyncClient) -> None:
-    created = (await client.post(THINGS, json=thing())).json()
+async def test_update_renames_and_clears_description(
+    client: AsyncClient, token_factory: TokenFactory
+) -> None:
+    alice = token_factory.auth(ALICE)
+    created = await create(client, alice)
+    url = f"{THINGS}/{created['id']}"
 
-    renamed = await client.patch(f"{THINGS}/{created['id']}", json={"name": "Desk lamp"})
-    cleared = await client.patch(f"{THINGS}/{created['id']}", json={"description": None})
+    renamed = await client.patch(url, json={"name": "Desk lamp"}, headers=alice)
+    cleared = await client.patch(url, json={"description": None}, headers=alice)
 
     assert renamed.status_code == 200
     assert renamed.json()["name"] == "Desk lamp"
@@ -99,30 +121,36 @@ async def test_update_renames_and_clears_description(client: AsyncClient) -> Non
     assert cleared.json()["name"] == "Desk lamp"
 
 
-async def test_update_rejects_null_name_and_protected_fields(
-    client: AsyncClient, db_session: AsyncSession
+async def test_update_rejects_null_name(
+    client: AsyncClient, db_session: AsyncSession, token_factory: TokenFactory
 ) -> None:
-    created = (await client.post(THINGS, json=thing())).json()
+    alice = token_factory.auth(ALICE)
+    created = await create(client, alice)
 
-    for body in ({"name": None}, {"owner_id": BOB}, {"id": str(uuid.uuid4())}):
-        response = await client.patch(f"{THINGS}/{created['id']}", json=body)
-        assert response.status_code == 422, body
+    response = await client.patch(f"{THINGS}/{created['id']}", json={"name": None}, headers=alice)
 
-    row = (await db_session.execute(text("SELECT owner_id, name FROM things"))).one()
-    assert (str(row.owner_id), row.name) == (ALICE, "Lamp")
+    assert response.status_code == 422
+    assert await db_session.scalar(text("SELECT name FROM things")) == "Lamp"
 
 
-async def test_update_unknown_thing_is_404(client: AsyncClient) -> None:
-    response = await client.patch(f"{THINGS}/{uuid.uuid4()}", json={"name": "Ghost"})
+async def test_update_unknown_thing_is_404(
+    client: AsyncClient, token_factory: TokenFactory
+) -> None:
+    response = await client.patch(
+        f"{THINGS}/{uuid.uuid4()}", json={"name": "Ghost"}, headers=token_factory.auth(ALICE)
+    )
 
     assert response.status_code == 404
 
 
-async def test_delete_thing(client: AsyncClient, db_session: AsyncSession) -> None:
-    created = (await client.post(THINGS, json=thing())).json()
+async def test_delete_thing(
+    client: AsyncClient, db_session: AsyncSession, token_factory: TokenFactory
+) -> None:
+    alice = token_factory.auth(ALICE)
+    created = await create(client, alice)
 
-    response = await client.delete(f"{THINGS}/{created['id']}")
+    response = await client.delete(f"{THINGS}/{created['id']}", headers=alice)
 
     assert response.status_code == 204
     assert await count_things(db_session) == 0
-    assert (await client.delete(f"{THINGS}/{created['id']}")).status_code == 404
+    assert (await client.delete(f"{THINGS}/{created['id']}", headers=alice)).status_code == 404

@@ -6,13 +6,15 @@ from typing import Any
 from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from users_factories import PASSWORD, Accounts
 
 PROBLEM = "application/problem+json"
 USERS = "/api/v1/users"
+ME = f"{USERS}/me"
 
 
 def signup(email: str = "ada@example.com", **overrides: Any) -> dict[str, Any]:
-    return {"email": email, "full_name": "Ada Lovelace", "password": "correct horse", **overrides}
+    return {"email": email, "full_name": "Ada Lovelace", "password": PASSWORD, **overrides}
 
 
 async def count_users(session: AsyncSession) -> int:
@@ -26,13 +28,21 @@ async def test_signup_creates_a_user_without_exposing_the_password(
 
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "email", "full_name", "is_active", "created_at", "updated_at"}
+    assert set(body) == {
+        "id",
+        "email",
+        "full_name",
+        "is_active",
+        "is_superuser",
+        "created_at",
+        "updated_at",
+    }
     assert body["email"] == "ada@example.com"
-    assert body["is_active"] is True
+    assert (body["is_active"], body["is_superuser"]) == (True, False)
     row = (await db_session.execute(text("SELECT email, hashed_password FROM users"))).one()
     assert row.email == "ada@example.com"
     assert row.hashed_password.startswith("$argon2id$")
-    assert "correct horse" not in row.hashed_password
+    assert PASSWORD not in row.hashed_password
 
 
 async def test_email_is_unique_in_any_letter_case(
@@ -67,29 +77,6 @@ async def test_concurrent_signups_with_one_email_create_one_user(
         assert await connection.scalar(text("SELECT count(*) FROM users")) == 1
 
 
-async def test_get_user(client: AsyncClient) -> None:
-    created = (await client.post(USERS, json=signup())).json()
-
-    response = await client.get(f"{USERS}/{created['id']}")
-
-    assert response.status_code == 200
-    assert response.json() == created
-
-
-async def test_unknown_user_is_404(client: AsyncClient) -> None:
-    response = await client.get(f"{USERS}/{uuid.uuid4()}")
-
-    assert response.status_code == 404
-    assert response.headers["content-type"] == PROBLEM
-    assert response.json()["detail"] == "No user with this id."
-
-
-async def test_malformed_id_is_422(client: AsyncClient) -> None:
-    response = await client.get(f"{USERS}/not-a-uuid")
-
-    assert response.status_code == 422
-
-
 async def test_invalid_signups_are_422_and_write_nothing(
     client: AsyncClient, db_session: AsyncSession
 ) -> None:
@@ -113,80 +100,60 @@ async def test_invalid_signups_are_422_and_write_nothing(
     assert await count_users(db_session) == 0
 
 
-async def test_list_is_paginated_oldest_first(client: AsyncClient) -> None:
-    for i in range(3):
-        assert (await client.post(USERS, json=signup(f"user{i}@example.com"))).status_code == 201
+async def test_me_is_the_caller(client: AsyncClient, accounts: Accounts) -> None:
+    ada = await accounts.create("ada@example.com")
+    await accounts.create("grace@example.com")
 
-    first = (await client.get(USERS, params={"limit": 2})).json()
-    second = (await client.get(USERS, params={"limit": 2, "offset": 2})).json()
+    response = await client.get(ME, headers=ada.auth)
 
-    assert [u["email"] for u in first["items"]] == ["user0@example.com", "user1@example.com"]
-    assert [u["email"] for u in second["items"]] == ["user2@example.com"]
-    assert (first["limit"], first["offset"]) == (2, 0)
+    assert response.status_code == 200
+    assert (response.json()["id"], response.json()["email"]) == (str(ada.id), ada.email)
 
 
-async def test_list_limit_is_capped(client: AsyncClient) -> None:
-    assert (await client.get(USERS, params={"limit": 101})).status_code == 422
-    assert (await client.get(USERS, params={"limit": 0})).status_code == 422
-    assert (await client.get(USERS, params={"offset": -1})).status_code == 422
-
-
-async def test_update_changes_only_given_fields(
-    client: AsyncClient, db_session: AsyncSession
+async def test_update_me_changes_only_given_fields(
+    client: AsyncClient, db_session: AsyncSession, accounts: Accounts
 ) -> None:
-    created = (await client.post(USERS, json=signup())).json()
+    ada = await accounts.create()
     old_hash = await db_session.scalar(text("SELECT hashed_password FROM users"))
 
-    response = await client.patch(
-        f"{USERS}/{created['id']}", json={"full_name": "Countess Lovelace"}
-    )
+    response = await client.patch(ME, json={"full_name": "Countess Lovelace"}, headers=ada.auth)
 
     assert response.status_code == 200
     body = response.json()
     assert body["full_name"] == "Countess Lovelace"
-    assert body["email"] == created["email"]
+    assert body["email"] == ada.email
     assert await db_session.scalar(text("SELECT hashed_password FROM users")) == old_hash
 
 
-async def test_update_password_rehashes(client: AsyncClient, db_session: AsyncSession) -> None:
-    created = (await client.post(USERS, json=signup())).json()
-    old_hash = await db_session.scalar(text("SELECT hashed_password FROM users"))
+async def test_update_me_to_a_taken_email_is_409(client: AsyncClient, accounts: Accounts) -> None:
+    await accounts.create("taken@example.com")
+    other = await accounts.create("other@example.com")
 
-    response = await client.patch(f"{USERS}/{created['id']}", json={"password": "new password!"})
-
-    assert response.status_code == 200
-    new_hash = await db_session.scalar(text("SELECT hashed_password FROM users"))
-    assert new_hash != old_hash
-    assert new_hash.startswith("$argon2id$")
-
-
-async def test_update_to_a_taken_email_is_409(client: AsyncClient) -> None:
-    await client.post(USERS, json=signup("taken@example.com"))
-    other = (await client.post(USERS, json=signup("other@example.com"))).json()
-
-    response = await client.patch(f"{USERS}/{other['id']}", json={"email": "TAKEN@example.com"})
+    response = await client.patch(ME, json={"email": "TAKEN@example.com"}, headers=other.auth)
 
     assert response.status_code == 409
 
 
-async def test_update_rejects_null_and_unknown_fields(
-    client: AsyncClient, db_session: AsyncSession
+async def test_update_me_rejects_null_and_protected_fields(
+    client: AsyncClient, db_session: AsyncSession, accounts: Accounts
 ) -> None:
-    created = (await client.post(USERS, json=signup())).json()
+    ada = await accounts.create()
 
-    for body in ({"full_name": None}, {"is_active": False}, {"id": str(uuid.uuid4())}):
-        response = await client.patch(f"{USERS}/{created['id']}", json=body)
+    for body in ({"full_name": None}, {"password": "new password!"}, {"is_superuser": True}):
+        response = await client.patch(ME, json=body, headers=ada.auth)
         assert response.status_code == 422, body
 
-    row = (await db_session.execute(text("SELECT full_name, is_active FROM users"))).one()
-    assert (row.full_name, row.is_active) == ("Ada Lovelace", True)
+    row = (await db_session.execute(text("SELECT full_name, is_superuser FROM users"))).one()
+    assert (row.full_name, row.is_superuser) == ("Ada Lovelace", False)
 
 
 async def test_update_moves_updated_at(committing_client: AsyncClient) -> None:
     created = (await committing_client.post(USERS, json=signup())).json()
-    user = f"{USERS}/{created['id']}"
+    login = {"email": "ada@example.com", "password": PASSWORD}
+    token = (await committing_client.post("/api/v1/auth/login", json=login)).json()
+    auth = {"Authorization": f"Bearer {token['access_token']}"}
 
-    updated = (await committing_client.patch(user, json={"full_name": "A. L."})).json()
+    updated = (await committing_client.patch(ME, json={"full_name": "A. L."}, headers=auth)).json()
 
     assert updated["created_at"] == created["created_at"]
     assert datetime.fromisoformat(updated["updated_at"]) > datetime.fromisoformat(
@@ -194,12 +161,88 @@ async def test_update_moves_updated_at(committing_client: AsyncClient) -> None:
     )
 
 
-async def test_delete_removes_the_user(client: AsyncClient, db_session: AsyncSession) -> None:
-    created = (await client.post(USERS, json=signup())).json()
+async def test_password_change_needs_the_current_password(
+    client: AsyncClient, db_session: AsyncSession, accounts: Accounts
+) -> None:
+    ada = await accounts.create()
+    old_hash = await db_session.scalar(text("SELECT hashed_password FROM users"))
+    url = f"{ME}/password"
 
-    response = await client.delete(f"{USERS}/{created['id']}")
+    wrong = await client.post(
+        url, json={"current_password": "guess", "new_password": "new password!"}, headers=ada.auth
+    )
+    assert wrong.status_code == 403
+    assert wrong.json()["detail"] == "The current password is not correct."
+    assert await db_session.scalar(text("SELECT hashed_password FROM users")) == old_hash
+
+    right = await client.post(
+        url, json={"current_password": PASSWORD, "new_password": "new password!"}, headers=ada.auth
+    )
+    assert right.status_code == 204
+    old_login = {"email": ada.email, "password": PASSWORD}
+    assert (await client.post("/api/v1/auth/login", json=old_login)).status_code == 401
+    assert await accounts.log_in(ada.email, "new password!")
+
+
+async def test_deactivating_yourself_ends_your_tokens_and_logins(
+    client: AsyncClient, db_session: AsyncSession, accounts: Accounts
+) -> None:
+    ada = await accounts.create()
+
+    response = await client.post(f"{ME}/deactivate", headers=ada.auth)
 
     assert response.status_code == 204
-    assert (await client.get(f"{USERS}/{created['id']}")).status_code == 404
-    assert await count_users(db_session) == 0
-    assert (await client.delete(f"{USERS}/{created['id']}")).status_code == 404
+    assert await db_session.scalar(text("SELECT is_active FROM users")) is False
+    after = await client.get(ME, headers=ada.auth)
+    assert after.status_code == 401
+    assert after.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    login = await client.post("/api/v1/auth/login", json={"email": ada.email, "password": PASSWORD})
+    assert login.status_code == 403
+
+
+async def test_only_admins_list_users(client: AsyncClient, accounts: Accounts) -> None:
+    admin = await accounts.create("admin@example.com", admin=True)
+    user = await accounts.create("user@example.com")
+
+    refused = await client.get(USERS, headers=user.auth)
+    listed = await client.get(USERS, params={"limit": 1, "offset": 1}, headers=admin.auth)
+
+    assert refused.status_code == 403
+    assert refused.headers["content-type"] == PROBLEM
+    assert listed.status_code == 200
+    assert [u["email"] for u in listed.json()["items"]] == ["user@example.com"]
+
+
+async def test_list_limit_is_capped(client: AsyncClient, accounts: Accounts) -> None:
+    admin = await accounts.create(admin=True)
+    for params in ({"limit": 101}, {"limit": 0}, {"offset": -1}):
+        assert (await client.get(USERS, params=params, headers=admin.auth)).status_code == 422
+
+
+async def test_admin_reads_deactivates_and_reactivates_a_user(
+    client: AsyncClient, accounts: Accounts
+) -> None:
+    admin = await accounts.create("admin@example.com", admin=True)
+    user = await accounts.create("user@example.com")
+
+    read = await client.get(f"{USERS}/{user.id}", headers=admin.auth)
+    deactivated = await client.post(f"{USERS}/{user.id}/deactivate", headers=admin.auth)
+    token_after = await client.get(ME, headers=user.auth)
+    reactivated = await client.post(f"{USERS}/{user.id}/activate", headers=admin.auth)
+
+    assert read.json()["email"] == "user@example.com"
+    assert deactivated.json()["is_active"] is False
+    assert token_after.status_code == 401
+    assert reactivated.json()["is_active"] is True
+    assert (await client.get(ME, headers=user.auth)).status_code == 200
+
+
+async def test_admin_on_an_unknown_or_malformed_id(client: AsyncClient, accounts: Accounts) -> None:
+    admin = await accounts.create(admin=True)
+
+    missing = await client.get(f"{USERS}/{uuid.uuid4()}", headers=admin.auth)
+    malformed = await client.get(f"{USERS}/not-a-uuid", headers=admin.auth)
+
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == "No user with this id."
+    assert malformed.status_code == 422

@@ -9,9 +9,10 @@ Description = Annotated[str, Field(max_length=10_000)]
 
 
 class ThingCreate(BaseModel):
+    """A new thing. Its owner is the signed-in user; any other field is refused."""
+
     model_config = ConfigDict(extra="forbid")
 
-    owner_id: uuid.UUID
     name: Name
     description: Description | None = None
 

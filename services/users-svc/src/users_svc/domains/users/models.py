@@ -1,6 +1,6 @@
 import uuid
 
-from sqlalchemy import CheckConstraint, String, true
+from sqlalchemy import CheckConstraint, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db import TimestampMixin, new_id
@@ -18,3 +18,5 @@ class User(TimestampMixin, Base):
     full_name: Mapped[str] = mapped_column(String(200))
     hashed_password: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # Administrators. No request sets it: it is granted in the database (see the README).
+    is_superuser: Mapped[bool] = mapped_column(default=False, server_default=false())

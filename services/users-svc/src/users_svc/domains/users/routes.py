@@ -3,12 +3,14 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
+from common.auth import UNAUTHORIZED
 from common.errors import Problem
 from common.pagination import Page, PageDep
 from common.session import SessionDep
 from users_svc.domains.users import service
-from users_svc.domains.users.schemas import UserCreate, UserRead, UserUpdate
+from users_svc.domains.users.schemas import PasswordChange, UserCreate, UserRead, UserUpdate
 from users_svc.passwords import PasswordHasherDep
+from users_svc.security import AdminAccount, CurrentAccount
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -18,18 +20,58 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": Problem, "description": "The email is already taken"}
 }
+SIGNED_IN: dict[int | str, dict[str, Any]] = {**UNAUTHORIZED}
+ADMIN: dict[int | str, dict[str, Any]] = {
+    **UNAUTHORIZED,
+    403: {"model": Problem, "description": "The caller is not an administrator"},
+}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=CONFLICT)
-async def create_user(data: UserCreate, session: SessionDep, hasher: PasswordHasherDep) -> UserRead:
-    """Create an account. Emails are unique regardless of letter case."""
+async def sign_up(data: UserCreate, session: SessionDep, hasher: PasswordHasherDep) -> UserRead:
+    """Create an account. Emails are unique regardless of letter case. Then log in."""
     user = await service.create_user(session, data, hasher=hasher)
     return UserRead.model_validate(user)
 
 
-@router.get("")
-async def list_users(session: SessionDep, page: PageDep) -> Page[UserRead]:
-    """List accounts, oldest first."""
+@router.get("/me", responses=SIGNED_IN)
+async def read_me(account: CurrentAccount) -> UserRead:
+    """Your account."""
+    return UserRead.model_validate(account)
+
+
+@router.patch("/me", responses={**SIGNED_IN, **CONFLICT})
+async def update_me(account: CurrentAccount, data: UserUpdate, session: SessionDep) -> UserRead:
+    """Change your email or name. Omitted fields stay as they are."""
+    return UserRead.model_validate(await service.update_user(session, account, data))
+
+
+@router.post(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        **SIGNED_IN,
+        403: {"model": Problem, "description": "The current password is not correct"},
+    },
+)
+async def change_my_password(
+    account: CurrentAccount, data: PasswordChange, session: SessionDep, hasher: PasswordHasherDep
+) -> None:
+    """Change your password; the current one is required. Tokens already issued stay valid until
+    they expire."""
+    await service.change_password(session, account, data, hasher=hasher)
+
+
+@router.post("/me/deactivate", status_code=status.HTTP_204_NO_CONTENT, responses=SIGNED_IN)
+async def deactivate_me(account: CurrentAccount, session: SessionDep) -> None:
+    """Deactivate your account: you can no longer log in, and your tokens stop working here at
+    once (other services accept them until they expire, 15 minutes at most)."""
+    await service.set_active(session, account, active=False)
+
+
+@router.get("", responses=ADMIN)
+async def list_users(_: AdminAccount, session: SessionDep, page: PageDep) -> Page[UserRead]:
+    """Every account, oldest first. Administrators only."""
     users = await service.list_users(session, page)
     return Page(
         items=[UserRead.model_validate(user) for user in users],
@@ -38,22 +80,21 @@ async def list_users(session: SessionDep, page: PageDep) -> Page[UserRead]:
     )
 
 
-@router.get("/{user_id}", responses=NOT_FOUND)
-async def get_user(user_id: uuid.UUID, session: SessionDep) -> UserRead:
-    """Read one account."""
+@router.get("/{user_id}", responses={**ADMIN, **NOT_FOUND})
+async def get_user(user_id: uuid.UUID, _: AdminAccount, session: SessionDep) -> UserRead:
+    """One account. Administrators only."""
     return UserRead.model_validate(await service.get_user(session, user_id))
 
 
-@router.patch("/{user_id}", responses={**NOT_FOUND, **CONFLICT})
-async def update_user(
-    user_id: uuid.UUID, data: UserUpdate, session: SessionDep, hasher: PasswordHasherDep
-) -> UserRead:
-    """Change an account's email, name or password. Omitted fields stay as they are."""
-    user = await service.update_user(session, user_id, data, hasher=hasher)
+@router.post("/{user_id}/deactivate", responses={**ADMIN, **NOT_FOUND})
+async def deactivate_user(user_id: uuid.UUID, _: AdminAccount, session: SessionDep) -> UserRead:
+    """Deactivate an account: it can no longer log in. Administrators only."""
+    user = await service.set_user_active(session, user_id, active=False)
     return UserRead.model_validate(user)
 
 
-@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
-async def delete_user(user_id: uuid.UUID, session: SessionDep) -> None:
-    """Delete an account."""
-    await service.delete_user(session, user_id)
+@router.post("/{user_id}/activate", responses={**ADMIN, **NOT_FOUND})
+async def activate_user(user_id: uuid.UUID, _: AdminAccount, session: SessionDep) -> UserRead:
+    """Reactivate an account. Administrators only."""
+    user = await service.set_user_active(session, user_id, active=True)
+    return UserRead.model_validate(user)

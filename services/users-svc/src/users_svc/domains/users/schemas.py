@@ -23,20 +23,26 @@ class UserCreate(BaseModel):
 
 
 class UserUpdate(BaseModel):
-    """Fields to change; omitted fields stay as they are."""
+    """Fields to change; omitted fields stay as they are. The password has its own operation."""
 
     model_config = ConfigDict(extra="forbid")
 
     email: Email | None = None
     full_name: FullName | None = None
-    password: Password | None = None
 
-    @field_validator("email", "full_name", "password")
+    @field_validator("email", "full_name")
     @classmethod
     def _not_null(cls, value: str | None) -> str:
         if value is None:
             raise ValueError("may be omitted, but not null")
         return value
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: Annotated[str, Field(max_length=128)]
+    new_password: Password
 
 
 class UserRead(BaseModel):
@@ -46,5 +52,6 @@ class UserRead(BaseModel):
     email: str
     full_name: str
     is_active: bool
+    is_superuser: bool
     created_at: datetime
     updated_at: datetime

@@ -3,11 +3,11 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.errors import ConflictError, NotFoundError
+from common.errors import ConflictError, ForbiddenError, NotFoundError
 from common.pagination import PageParams
 from common.session import get_all, get_one_or_none
 from users_svc.domains.users.models import User
-from users_svc.domains.users.schemas import UserCreate, UserUpdate
+from users_svc.domains.users.schemas import PasswordChange, UserCreate, UserUpdate
 from users_svc.passwords import PasswordHasher
 
 
@@ -19,6 +19,11 @@ class UserNotFoundError(NotFoundError):
 class EmailTakenError(ConflictError):
     def __init__(self) -> None:
         super().__init__("A user with this email already exists.")
+
+
+class WrongPasswordError(ForbiddenError):
+    def __init__(self) -> None:
+        super().__init__("The current password is not correct.")
 
 
 async def _ensure_email_free(session: AsyncSession, email: str) -> None:
@@ -52,22 +57,31 @@ async def list_users(session: AsyncSession, page: PageParams) -> list[User]:
     return await get_all(session, statement)
 
 
-async def update_user(
-    session: AsyncSession, user_id: uuid.UUID, data: UserUpdate, *, hasher: PasswordHasher
-) -> User:
-    user = await get_user(session, user_id)
+async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> User:
     if data.email is not None and data.email != user.email:
         await _ensure_email_free(session, data.email)
         user.email = data.email
     if data.full_name is not None:
         user.full_name = data.full_name
-    if data.password is not None:
-        user.hashed_password = await hasher.hash(data.password)
     await session.flush()
     return user
 
 
-async def delete_user(session: AsyncSession, user_id: uuid.UUID) -> None:
-    user = await get_user(session, user_id)
-    await session.delete(user)
+async def change_password(
+    session: AsyncSession, user: User, data: PasswordChange, *, hasher: PasswordHasher
+) -> None:
+    valid, _ = await hasher.verify_and_update(data.current_password, user.hashed_password)
+    if not valid:
+        raise WrongPasswordError
+    user.hashed_password = await hasher.hash(data.new_password)
     await session.flush()
+
+
+async def set_active(session: AsyncSession, user: User, *, active: bool) -> User:
+    user.is_active = active
+    await session.flush()
+    return user
+
+
+async def set_user_active(session: AsyncSession, user_id: uuid.UUID, *, active: bool) -> User:
+    return await set_active(session, await get_user(session, user_id), active=active)

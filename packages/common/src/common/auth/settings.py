@@ -1,0 +1,58 @@
+"""Settings of a service that accepts access tokens."""
+
+from abc import abstractmethod
+from typing import ClassVar
+
+from pydantic import Field
+
+from common.auth.keys import KeySource, RemoteJwks
+from common.settings import AppBaseSettings
+
+# Development defaults: users-svc on its usual port. Production must name its own.
+DEVELOPMENT_ISSUER = "http://127.0.0.1:8001"
+DEVELOPMENT_JWKS_URL = f"{DEVELOPMENT_ISSUER}/.well-known/jwks.json"
+DEFAULT_AUDIENCE = "api"
+
+
+class TokenSettings(AppBaseSettings):
+    """Who issues the tokens a service accepts, and for whom."""
+
+    required_in_production: ClassVar[tuple[str, ...]] = (
+        *AppBaseSettings.required_in_production,
+        "token_issuer",
+        "token_audience",
+    )
+
+    token_issuer: str = DEVELOPMENT_ISSUER
+    token_audience: str = DEFAULT_AUDIENCE
+    # Clock skew tolerated on `exp`, `nbf` and `iat` between users-svc and this service.
+    token_leeway_seconds: float = Field(default=30, ge=0, le=300)
+
+    @abstractmethod
+    def token_keys(self) -> KeySource:
+        """Where the public keys come from. Made at startup, opened in the lifespan."""
+
+
+class JwksSettings(TokenSettings):
+    """A service that fetches users-svc's public keys (JWKS) over HTTP."""
+
+    required_in_production: ClassVar[tuple[str, ...]] = (
+        *TokenSettings.required_in_production,
+        "jwks_url",
+    )
+
+    jwks_url: str = DEVELOPMENT_JWKS_URL
+    # How long fetched keys are trusted before they are fetched again: a key users-svc stops
+    # publishing stops verifying after at most this long.
+    jwks_cache_seconds: float = Field(default=300, gt=0)
+    # The shortest time between two fetches, whatever tokens arrive.
+    jwks_refetch_interval_seconds: float = Field(default=10, gt=0)
+    jwks_timeout_seconds: float = Field(default=3, gt=0)
+
+    def token_keys(self) -> KeySource:
+        return RemoteJwks(
+            self.jwks_url,
+            cache_seconds=self.jwks_cache_seconds,
+            refetch_interval_seconds=self.jwks_refetch_interval_seconds,
+            timeout_seconds=self.jwks_timeout_seconds,
+        )

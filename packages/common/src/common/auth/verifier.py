@@ -1,0 +1,137 @@
+"""Access-token verification: a pinned algorithm, a known key, and every claim checked."""
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+
+from common.auth.keys import ACCESS_TOKEN_TYPE, ALGORITHMS, KeySource
+from common.auth.settings import TokenSettings
+from common.errors import DomainError
+from common.settings import AppBaseSettings
+
+logger = logging.getLogger(__name__)
+
+# RFC 9068: the media type of a JWT access token. Other JWTs (ID tokens...) are refused.
+ACCESS_TOKEN_TYPES = frozenset({ACCESS_TOKEN_TYPE, f"application/{ACCESS_TOKEN_TYPE}"})
+REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "jti"]
+# A token longer than this is refused before any parsing.
+MAX_TOKEN_LENGTH = 4096
+
+
+class NotAuthenticatedError(DomainError):
+    """No token at all: RFC 6750 says to answer with the scheme and no error code."""
+
+    status_code = 401
+    title = "Unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 - never mutated
+
+    def __init__(self) -> None:
+        super().__init__("Send an access token: `Authorization: Bearer <token>`.")
+
+
+class InvalidTokenError(DomainError):
+    status_code = 401
+    title = "Unauthorized"
+    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}  # noqa: RUF012
+
+    def __init__(self) -> None:
+        # One answer for every reason: the reason is logged, not told.
+        super().__init__("The access token is invalid or has expired.")
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    subject: uuid.UUID
+    token_id: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        keys: KeySource,
+        *,
+        issuer: str,
+        audience: str,
+        leeway_seconds: float,
+    ) -> None:
+        self.keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway_seconds
+
+    async def verify(self, token: str) -> AccessClaims:
+        """The claims of a valid access token; `InvalidTokenError` for anything else."""
+        try:
+            return await self._verify(token)
+        except (
+            jwt.PyJWTError,
+            ValueError,
+            TypeError,
+            KeyError,
+            AttributeError,
+            OverflowError,
+        ) as exc:
+            logger.info("access token refused: %s", exc)
+            raise InvalidTokenError from None
+
+    async def _verify(self, token: str) -> AccessClaims:
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise ValueError("token too long")
+        header = jwt.get_unverified_header(token)
+        typ, kid = header.get("typ"), header.get("kid")
+        if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
+            raise ValueError(f"token type {typ!r} is not an access token")
+        if header.get("alg") not in ALGORITHMS:
+            raise ValueError(f"algorithm {header.get('alg')!r} is not allowed")
+        if not isinstance(kid, str) or not kid:
+            raise ValueError("no key id")
+        key = await self.keys.key_for(kid)
+        if key is None:
+            raise ValueError(f"unknown key id {kid!r}")
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=list(ALGORITHMS),
+            audience=self._audience,
+            issuer=self._issuer,
+            leeway=self._leeway,
+            options={"require": REQUIRED_CLAIMS},
+        )
+        return AccessClaims(
+            subject=uuid.UUID(claims["sub"]),
+            token_id=claims["jti"],
+            issued_at=datetime.fromtimestamp(claims["iat"], UTC),
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        )
+
+
+@asynccontextmanager
+async def open_token_verifier(
+    settings: AppBaseSettings, *, keys: KeySource | None = None
+) -> AsyncIterator[TokenVerifier | None]:
+    """The app's verifier, for the lifespan: none unless the settings are `TokenSettings`.
+
+    `keys` replaces the keys the settings name (tests trust a test key this way).
+    """
+    if not isinstance(settings, TokenSettings):
+        yield None
+        return
+    source = keys if keys is not None else settings.token_keys()
+    await source.open()
+    try:
+        yield TokenVerifier(
+            source,
+            issuer=settings.token_issuer,
+            audience=settings.token_audience,
+            leeway_seconds=settings.token_leeway_seconds,
+        )
+    finally:
+        await source.aclose()

@@ -1,0 +1,132 @@
+"""Access tokens for tests, signed with a test key the app under test trusts.
+
+The `token_factory` fixture mints a token for any subject, with any claim or header overridden;
+`forged_authorizations` gives every kind of bad `Authorization` header a service must refuse.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+
+from common.auth import SigningKey, StaticKeys, TokenSettings
+
+# Claims every access token carries; the matrix removes each in turn.
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti")
+
+
+@lru_cache(maxsize=1)
+def signing_key_for_tests() -> SigningKey:
+    """The test key of this process (made on first use, never written anywhere)."""
+    return SigningKey.generate()
+
+
+def token_keys_for_tests() -> StaticKeys:
+    return StaticKeys({"keys": [signing_key_for_tests().public_jwk]})
+
+
+class TokenFactory:
+    """Mints access tokens the app under test accepts, unless told to break them."""
+
+    def __init__(self, settings: TokenSettings, *, key: SigningKey | None = None) -> None:
+        self.settings = settings
+        self.key = key or signing_key_for_tests()
+
+    def claims(self, subject: uuid.UUID | str, **overrides: Any) -> dict[str, Any]:
+        now = int(time.time())
+        return {
+            "iss": self.settings.token_issuer,
+            "aud": self.settings.token_audience,
+            "sub": str(subject),
+            "iat": now,
+            "exp": now + 300,
+            "jti": uuid.uuid4().hex,
+            **overrides,
+        }
+
+    def __call__(
+        self,
+        subject: uuid.UUID | str,
+        *,
+        claims: Mapping[str, Any] | None = None,
+        headers: Mapping[str, Any] | None = None,
+        drop: Iterable[str] = (),
+        key: SigningKey | None = None,
+    ) -> str:
+        payload = self.claims(subject, **(claims or {}))
+        for name in drop:
+            payload.pop(name, None)
+        return (key or self.key).sign(payload, headers=headers)
+
+    def auth(self, subject: uuid.UUID | str, **kwargs: Any) -> dict[str, str]:
+        """`Authorization` header for a valid token of `subject` (kwargs as for a call)."""
+        return {"Authorization": f"Bearer {self(subject, **kwargs)}"}
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unsigned(header: Mapping[str, Any], claims: Mapping[str, Any]) -> str:
+    return f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+
+
+def forged_authorizations(
+    factory: TokenFactory, subject: uuid.UUID | str
+) -> dict[str, dict[str, str]]:
+    """Every way a request can fail to prove who it is, by name: the headers to send."""
+    leeway = int(factory.settings.token_leeway_seconds)
+    now = int(time.time())
+    valid = factory(subject)
+    header_part, _, signature = valid.split(".")
+    kid = factory.key.kid
+
+    other_subject = factory.claims(uuid.uuid4(), jti=uuid.uuid4().hex)
+    tampered_payload = f"{header_part}.{_b64(json.dumps(other_subject).encode())}.{signature}"
+    flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
+
+    none_token = _unsigned({"alg": "none", "typ": "at+jwt", "kid": kid}, factory.claims(subject))
+    public_pem = factory.key.private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    hs_input = _unsigned({"alg": "HS256", "typ": "at+jwt", "kid": kid}, factory.claims(subject))
+    hs_signature = _b64(hmac.new(public_pem, hs_input.encode(), hashlib.sha256).digest())
+
+    tokens = {
+        "garbage": "not-a-token",
+        "expired beyond leeway": factory(
+            subject, claims={"iat": now - 3600, "exp": now - leeway - 60}
+        ),
+        "not yet valid": factory(subject, claims={"nbf": now + leeway + 600}),
+        "issued in the future": factory(subject, claims={"iat": now + leeway + 600}),
+        "tampered payload": tampered_payload,
+        "tampered signature": f"{header_part}.{valid.split('.')[1]}.{flipped}",
+        "alg none": f"{none_token}.",
+        "HS256 signed with the public key": f"{hs_input}.{hs_signature}",
+        "wrong aud": factory(subject, claims={"aud": "another-api"}),
+        "wrong iss": factory(subject, claims={"iss": "https://issuer.invalid"}),
+        "unknown kid": factory(subject, key=SigningKey.generate()),
+        "no kid": jwt.encode(
+            factory.claims(subject),
+            factory.key.private_key,
+            algorithm="EdDSA",
+            headers={"typ": "at+jwt"},
+        ),
+        "not an access token (typ JWT)": factory(subject, headers={"typ": "JWT"}),
+        "subject not a user id": factory("admin"),
+        **{f"missing {claim}": factory(subject, drop=[claim]) for claim in REQUIRED_CLAIMS},
+    }
+    return {
+        "no header": {},
+        "wrong scheme": {"Authorization": f"Token {valid}"},
+        "empty bearer": {"Authorization": "Bearer "},
+        **{name: {"Authorization": f"Bearer {token}"} for name, token in tokens.items()},
+    }

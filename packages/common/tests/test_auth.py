@@ -1,0 +1,220 @@
+"""Token verification against a JWKS served over real HTTP (uvicorn on a loopback port).
+
+Time is a fake clock handed to the key cache, so cache lifetimes pass without waiting.
+"""
+
+import asyncio
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from common.auth import InvalidTokenError, RemoteJwks, SigningKey, TokenVerifier
+
+ISSUER = "http://users.test"
+AUDIENCE = "api"
+CACHE_SECONDS = 300.0
+REFETCH_INTERVAL_SECONDS = 10.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class JwksServer:
+    """users-svc's JWKS endpoint as verifiers see it: it counts the fetches it answers."""
+
+    def __init__(self) -> None:
+        self.keys: list[dict[str, Any]] = []
+        self.fetches = 0
+        app = FastAPI()
+
+        @app.get("/.well-known/jwks.json")
+        async def jwks() -> dict[str, Any]:
+            self.fetches += 1
+            # Slow enough that concurrent verifications overlap with this fetch.
+            await asyncio.sleep(0.05)
+            return {"keys": self.keys}
+
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        port = self._socket.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/.well-known/jwks.json"
+        config = uvicorn.Config(app, lifespan="off", log_level="warning", ws="none")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]})
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            assert time.monotonic() < deadline, "the JWKS server did not start"
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[JwksServer]:
+    server = JwksServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def verifier(jwks_server: JwksServer, clock: Clock) -> AsyncIterator[TokenVerifier]:
+    keys = RemoteJwks(
+        jwks_server.url,
+        cache_seconds=CACHE_SECONDS,
+        refetch_interval_seconds=REFETCH_INTERVAL_SECONDS,
+        timeout_seconds=2,
+        clock=clock,
+    )
+    await keys.open()
+    yield TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE, leeway_seconds=30)
+    await keys.aclose()
+
+
+def token(key: SigningKey, subject: uuid.UUID | None = None) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": str(subject or uuid.uuid4()),
+        "iat": now,
+        "exp": now + 300,
+        "jti": uuid.uuid4().hex,
+    }
+    return key.sign(claims)
+
+
+async def accepted(verifier: TokenVerifier, access_token: str) -> bool:
+    try:
+        await verifier.verify(access_token)
+    except InvalidTokenError:
+        return False
+    return True
+
+
+async def test_a_token_verifies_with_a_key_fetched_over_http(
+    verifier: TokenVerifier, jwks_server: JwksServer
+) -> None:
+    key = SigningKey.generate()
+    jwks_server.keys = [key.public_jwk]
+    user = uuid.uuid4()
+
+    claims = await verifier.verify(token(key, user))
+
+    assert claims.subject == user
+    assert jwks_server.fetches == 1
+
+
+async def test_a_flood_of_unknown_kids_costs_one_fetch_per_interval(
+    verifier: TokenVerifier, jwks_server: JwksServer, clock: Clock
+) -> None:
+    known = SigningKey.generate()
+    jwks_server.keys = [known.public_jwk]
+    forged = [token(SigningKey.generate()) for _ in range(100)]
+
+    first_wave = await asyncio.gather(*(accepted(verifier, t) for t in forged))
+    assert not any(first_wave)
+    assert jwks_server.fetches == 1  # one fetch, shared by 100 concurrent requests
+    assert await accepted(verifier, token(known))
+    assert jwks_server.fetches == 1
+
+    clock.advance(REFETCH_INTERVAL_SECONDS / 2)
+    assert not any(await asyncio.gather(*(accepted(verifier, t) for t in forged)))
+    assert jwks_server.fetches == 1  # still inside the interval: no fetch at all
+
+    clock.advance(REFETCH_INTERVAL_SECONDS)
+    assert not any(await asyncio.gather(*(accepted(verifier, t) for t in forged)))
+    assert jwks_server.fetches == 2  # one more interval, one more fetch
+
+
+async def test_a_key_published_later_is_picked_up_on_its_first_token(
+    verifier: TokenVerifier, jwks_server: JwksServer, clock: Clock
+) -> None:
+    old, new = SigningKey.generate(), SigningKey.generate()
+    jwks_server.keys = [old.public_jwk]
+    assert await accepted(verifier, token(old))
+
+    jwks_server.keys = [new.public_jwk, old.public_jwk]
+    clock.advance(REFETCH_INTERVAL_SECONDS)
+
+    assert await accepted(verifier, token(new))
+    assert jwks_server.fetches == 2
+
+
+async def test_rotation_both_keys_verify_and_a_removed_key_stops_after_the_cache_lifetime(
+    verifier: TokenVerifier, jwks_server: JwksServer, clock: Clock
+) -> None:
+    old, new = SigningKey.generate(), SigningKey.generate()
+    jwks_server.keys = [new.public_jwk, old.public_jwk]
+    assert await accepted(verifier, token(old))
+    assert await accepted(verifier, token(new))
+
+    jwks_server.keys = [new.public_jwk]  # users-svc stops publishing the old key
+    clock.advance(CACHE_SECONDS - 1)
+    assert await accepted(verifier, token(old))  # still cached
+
+    clock.advance(1)
+    assert not await accepted(verifier, token(old))
+    assert await accepted(verifier, token(new))
+    assert jwks_server.fetches == 2
+
+
+async def test_known_keys_keep_verifying_while_users_svc_is_down(
+    verifier: TokenVerifier, jwks_server: JwksServer, clock: Clock
+) -> None:
+    key = SigningKey.generate()
+    jwks_server.keys = [key.public_jwk]
+    assert await accepted(verifier, token(key))
+
+    jwks_server.stop()
+    clock.advance(CACHE_SECONDS * 2)
+
+    assert await accepted(verifier, token(key))
+    assert not await accepted(verifier, token(SigningKey.generate()))
+
+
+async def test_a_jwks_that_cannot_be_reached_at_all_refuses_tokens_without_error(
+    clock: Clock,
+) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    keys = RemoteJwks(
+        f"http://127.0.0.1:{port}/.well-known/jwks.json",
+        cache_seconds=CACHE_SECONDS,
+        refetch_interval_seconds=REFETCH_INTERVAL_SECONDS,
+        timeout_seconds=2,
+        clock=clock,
+    )
+    await keys.open()
+    verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE, leeway_seconds=30)
+    try:
+        assert not await accepted(verifier, token(SigningKey.generate()))
+    finally:
+        await keys.aclose()

@@ -1,0 +1,58 @@
+"""Who is calling: the account behind the access token, loaded and checked on every request.
+
+users-svc checks more than other services can: the account must still exist and be active, so a
+deactivated user's tokens stop working here at once (elsewhere, when they expire).
+"""
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from common.auth import AccessClaims, InvalidTokenError, authenticate, token_verifier_of
+from common.errors import ForbiddenError
+from common.session import SessionDep
+from users_svc.domains.users.models import User
+from users_svc.signing import KeyRing
+
+# The password flow, so the docs' "Authorize" button signs in. Under the default API prefix.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+class AdminOnlyError(ForbiddenError):
+    def __init__(self) -> None:
+        super().__init__("Only administrators may do this.")
+
+
+def key_ring(request: Request) -> KeyRing:
+    return cast(KeyRing, token_verifier_of(request).keys)
+
+
+KeyRingDep = Annotated[KeyRing, Depends(key_ring)]
+
+
+async def current_token_claims(
+    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> AccessClaims:
+    return await authenticate(request, token)
+
+
+async def current_account(
+    claims: Annotated[AccessClaims, Depends(current_token_claims)], session: SessionDep
+) -> User:
+    user = await session.get(User, claims.subject)
+    if user is None or not user.is_active:
+        raise InvalidTokenError
+    return user
+
+
+CurrentAccount = Annotated[User, Depends(current_account)]
+
+
+async def admin_account(account: CurrentAccount) -> User:
+    if not account.is_superuser:
+        raise AdminOnlyError
+    return account
+
+
+AdminAccount = Annotated[User, Depends(admin_account)]
