@@ -40,6 +40,10 @@ install: sync ## Set up a development checkout
 test: sync ## Run every test of every member against a real Postgres
 	$(UV) run --no-sync pytest $(PYTEST_ARGS)
 
+.PHONY: test-browser
+test-browser: sync ## Each service's /docs in headless Chromium (needs Debian's chromium)
+	$(UV) run --no-sync pytest -m browser tests $(PYTEST_ARGS)
+
 .PHONY: lint
 lint: sync ## Check lint and formatting (ruff)
 	$(UV) run --no-sync ruff check .
