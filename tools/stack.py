@@ -25,10 +25,11 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -330,6 +331,10 @@ class Stack:
 
     def down(self, *, say: Callable[[str], None] = print) -> None:
         """Stop the services, then Postgres. The data stays for the next `up`."""
+        with _ignoring_ctrl_c():  # a second Ctrl-C must not leave half a stack running
+            self._down(say)
+
+    def _down(self, say: Callable[[str], None]) -> None:
         state = self.state()
         if state is not None:
             self._stop_processes(state)
@@ -397,6 +402,15 @@ class Stack:
                     return
                 else:
                     time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def _ignoring_ctrl_c() -> Iterator[None]:
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 # -- Docker Compose -------------------------------------------------------------------------
