@@ -10,7 +10,7 @@ import pytest
 
 import stack
 from common.testing.postgres import EmbeddedPostgres, free_port, is_alive
-from stack import Service, Stack, discover_services
+from native_stack import Service, Stack, discover_services
 
 STACK_SCRIPT = Path(stack.__file__).resolve()
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Route, async_playwright
 
-from stack import discover_services
+from native_stack import discover_services
 from stack_runner import StackRunner
 
 pytestmark = pytest.mark.browser

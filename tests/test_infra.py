@@ -15,16 +15,18 @@ import pytest
 import yaml
 
 from common.testing.postgres import EMBEDDED_POSTGRES_VERSION
-from stack import COMPOSE_FILE, INFRA_DIR, ROOT, Service, discover_services
+from native_stack import COMPOSE_FILE, INFRA_DIR, ROOT, Service, discover_services
 
 SERVICES = discover_services({})
 UV_VERSION = re.search(r"^UV_VERSION \?= (\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
 
 
-def tool(name: str) -> str:
+def run_tool(name: str, *args: str) -> tuple[int, str]:
+    """Run a dev tool installed in the workspace's environment: its exit code and output."""
     path = shutil.which(name)
     assert path is not None, f"{name} is a dev dependency: run `make sync`"
-    return path
+    result = subprocess.run([path, *args], capture_output=True, text=True, check=False)
+    return result.returncode, result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -42,27 +44,18 @@ def test_the_workspace_has_services() -> None:
 
 
 def test_compose_file_follows_the_compose_specification() -> None:
-    result = subprocess.run(
-        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)],
-        capture_output=True,
-        text=True,
-        check=False,
+    code, output = run_tool(
+        "check-jsonschema", "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)
     )
 
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert code == 0, output
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=by_name)
 def test_dockerfile_passes_hadolint(service: Service) -> None:
-    dockerfile = service.directory / "Dockerfile"
-    result = subprocess.run(
-        [tool("hadolint"), "--no-color", str(dockerfile)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    code, output = run_tool("hadolint", "--no-color", str(service.directory / "Dockerfile"))
 
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert code == 0, output
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=by_name)

@@ -66,7 +66,7 @@ def assert_nothing_left(runner: StackRunner) -> None:
 
 
 def test_stack_serves_every_service_keeps_data_and_stops_cleanly(
-    stack_runner: StackRunner,
+    stack_runner: StackRunner, capsys: pytest.CaptureFixture[str]
 ) -> None:
     printed = stack_runner.up()
 
@@ -80,7 +80,8 @@ def test_stack_serves_every_service_keeps_data_and_stops_cleanly(
         journey.add_thing(ada, "engine")
         assert journey.things_of(ada) == ["loom", "engine"]
     assert_each_role_reaches_only_its_own_database(stack_runner)
-    status = stack_runner.run("ps").stdout
+    assert stack_runner.main("ps") == 0
+    status = capsys.readouterr().out
     assert "postgres   up" in status
     assert status.count(" ready ") == len(stack_runner.services)
 
@@ -93,7 +94,7 @@ def test_stack_serves_every_service_keeps_data_and_stops_cleanly(
 
     with Journey(stack_runner) as journey:
         assert journey.things_of(ada) == ["loom", "engine"]
-    assert stack_runner.run("down").returncode == 0
+    assert stack_runner.main("down") == 0
     assert_nothing_left(stack_runner)
 
 

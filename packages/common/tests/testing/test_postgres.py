@@ -16,17 +16,25 @@ from common.testing.postgres import (
     free_port,
     is_alive,
     port_is_free,
+    scratch_dir,
 )
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    postgres = EmbeddedPostgres(tmp_path_factory.mktemp("embedded") / "pgdata")
-    postgres.start()
-    try:
-        yield postgres
-    finally:
-        postgres.stop()
+def server() -> Iterator[EmbeddedPostgres]:
+    with scratch_dir() as data_root:
+        postgres = EmbeddedPostgres(data_root / "pgdata")
+        postgres.start()
+        try:
+            yield postgres
+        finally:
+            postgres.stop()
+
+
+@pytest.fixture
+def data_root() -> Iterator[Path]:
+    with scratch_dir() as path:
+        yield path
 
 
 async def query(server: EmbeddedPostgres, sql: str) -> object:
@@ -77,11 +85,11 @@ def test_refuses_to_start_twice(server: EmbeddedPostgres) -> None:
         server.start()
 
 
-def test_refuses_a_port_in_use(tmp_path: Path) -> None:
+def test_refuses_a_port_in_use(data_root: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        postgres = EmbeddedPostgres(tmp_path / "pgdata", port=taken.getsockname()[1])
+        postgres = EmbeddedPostgres(data_root / "pgdata", port=taken.getsockname()[1])
 
         with pytest.raises(EmbeddedPostgresError, match="already in use"):
             postgres.start()
@@ -89,8 +97,8 @@ def test_refuses_a_port_in_use(tmp_path: Path) -> None:
     assert not postgres.is_running()
 
 
-def test_refuses_a_lock_file_naming_another_live_process(tmp_path: Path) -> None:
-    postgres = EmbeddedPostgres(tmp_path / "pgdata", port=free_port())
+def test_refuses_a_lock_file_naming_another_live_process(data_root: Path) -> None:
+    postgres = EmbeddedPostgres(data_root / "pgdata", port=free_port())
     postgres.data_dir.mkdir()
     postgres.lock_file.write_text(f"{os.getpid()}\n{postgres.data_dir}\n")
 

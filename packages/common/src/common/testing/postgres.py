@@ -9,12 +9,14 @@ import asyncio
 import contextlib
 import functools
 import os
+import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -273,6 +275,21 @@ class EmbeddedPostgres:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str = "embedded-postgres-") -> Iterator[Path]:
+    """A temporary folder for an embedded server's data, removed afterwards.
+
+    Use it rather than pytest's `tmp_path` when running as root: every pytest session resets
+    `/tmp/pytest-of-<user>` to mode 0700, which locks the server's unprivileged user out of the
+    data of a server that another session (another terminal, another engineer) started.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def is_alive(pid: int) -> bool:
