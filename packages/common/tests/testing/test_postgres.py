@@ -1,0 +1,109 @@
+"""The embedded server as its users see it: it starts, keeps its data, stops, crashes, refuses."""
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import psutil
+import pytest
+
+from common.testing.postgres import (
+    EmbeddedPostgres,
+    EmbeddedPostgresError,
+    asyncpg_dsn,
+    free_port,
+    is_alive,
+    port_is_free,
+    scratch_dir,
+)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[EmbeddedPostgres]:
+    with scratch_dir() as data_root:
+        postgres = EmbeddedPostgres(data_root / "pgdata")
+        postgres.start()
+        try:
+            yield postgres
+        finally:
+            postgres.stop()
+
+
+@pytest.fixture
+def data_root() -> Iterator[Path]:
+    with scratch_dir() as path:
+        yield path
+
+
+async def query(server: EmbeddedPostgres, sql: str) -> object:
+    connection = await asyncpg.connect(asyncpg_dsn(server.url()), timeout=5)
+    try:
+        return await connection.fetchval(sql)
+    finally:
+        await connection.close()
+
+
+async def test_serves_postgres_18_on_its_loopback_port(server: EmbeddedPostgres) -> None:
+    assert server.is_running()
+    assert not port_is_free("127.0.0.1", server.port)
+    assert await query(server, "SHOW server_version_num") >= "180000"  # type: ignore[operator]
+    assert await query(server, "SHOW unix_socket_directories") == ""
+
+
+async def test_keeps_committed_data_across_stop_and_start(server: EmbeddedPostgres) -> None:
+    await query(server, "CREATE TABLE kept AS SELECT 42 AS answer")
+    pid = server.pid()
+
+    server.stop()
+    assert not server.is_running()
+    assert pid is not None
+    assert not is_alive(pid)
+    assert port_is_free("127.0.0.1", server.port)
+    server.start()
+
+    assert await query(server, "SELECT answer FROM kept") == 42
+
+
+async def test_kill_is_a_crash_it_recovers_from(server: EmbeddedPostgres) -> None:
+    await query(server, "CREATE TABLE survivor AS SELECT 'committed' AS state")
+    postmaster = psutil.Process(server.pid())
+    backends = postmaster.children(recursive=True)
+
+    server.kill()
+
+    assert not server.is_running()
+    assert not [p for p in [postmaster, *backends] if is_alive(p.pid)]
+    assert server.lock_file.exists()  # a crash leaves the lock file behind
+    server.start()
+    assert await query(server, "SELECT state FROM survivor") == "committed"
+
+
+def test_refuses_to_start_twice(server: EmbeddedPostgres) -> None:
+    with pytest.raises(EmbeddedPostgresError, match="already runs"):
+        server.start()
+
+
+def test_refuses_a_port_in_use(data_root: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        postgres = EmbeddedPostgres(data_root / "pgdata", port=taken.getsockname()[1])
+
+        with pytest.raises(EmbeddedPostgresError, match="already in use"):
+            postgres.start()
+
+    assert not postgres.is_running()
+
+
+def test_refuses_a_lock_file_naming_another_live_process(data_root: Path) -> None:
+    postgres = EmbeddedPostgres(data_root / "pgdata", port=free_port())
+    postgres.data_dir.mkdir()
+    postgres.lock_file.write_text(f"{os.getpid()}\n{postgres.data_dir}\n")
+
+    with pytest.raises(EmbeddedPostgresError, match="stale lock file") as error:
+        postgres.start()
+
+    assert str(postgres.lock_file) in str(error.value)
+    assert not postgres.is_running()

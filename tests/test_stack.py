@@ -1,0 +1,209 @@
+"""`make up` natively, end to end: real processes on free ports, a journey, restarts, faults."""
+
+import asyncio
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from common.testing.postgres import asyncpg_dsn, port_is_free
+from stack_runner import StackRunner
+
+API = "/api/v1"
+PASSWORD = "correct horse battery"
+
+
+class Journey:
+    """What a person does across the services, over HTTP, as one client: sign up and log in on
+    users-svc, then use the access token on things-svc (which fetches users-svc's JWKS)."""
+
+    def __init__(self, runner: StackRunner) -> None:
+        self.users = runner.service("users-svc").base_url + API
+        self.things = runner.service("things-svc").base_url + API
+        self.client = httpx.Client(timeout=10)
+
+    def __enter__(self) -> "Journey":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.client.close()
+
+    def sign_up(self, email: str) -> dict[str, Any]:
+        response = self.client.post(
+            f"{self.users}/users",
+            json={"email": email, "full_name": "Ada Lovelace", "password": PASSWORD},
+        )
+        assert response.status_code == 201, response.text
+        user: dict[str, Any] = response.json()
+        return {**user, **self.log_in(email)}
+
+    def log_in(self, email: str) -> dict[str, Any]:
+        response = self.client.post(
+            f"{self.users}/auth/login", json={"email": email, "password": PASSWORD}
+        )
+        assert response.status_code == 200, response.text
+        return {"access_token": response.json()["access_token"]}
+
+    def add_thing(self, user: dict[str, Any], name: str) -> dict[str, Any]:
+        response = self.client.post(
+            f"{self.things}/things", json={"name": name}, headers=self._as(user)
+        )
+        assert response.status_code == 201, response.text
+        thing: dict[str, Any] = response.json()
+        return thing
+
+    def things_of(self, user: dict[str, Any]) -> list[str]:
+        response = self.client.get(f"{self.things}/things", headers=self._as(user))
+        assert response.status_code == 200, response.text
+        return [thing["name"] for thing in response.json()["items"]]
+
+    def _as(self, user: dict[str, Any]) -> dict[str, str]:
+        return {"Authorization": f"Bearer {user['access_token']}"}
+
+
+def assert_nothing_left(runner: StackRunner) -> None:
+    assert runner.processes() == []
+    for service in runner.services.values():
+        assert port_is_free("127.0.0.1", service.port), service.name
+    assert port_is_free("127.0.0.1", int(runner.env["STACK_POSTGRES_PORT"]))
+
+
+def test_stack_serves_every_service_keeps_data_and_stops_cleanly(
+    stack_runner: StackRunner, capsys: pytest.CaptureFixture[str]
+) -> None:
+    printed = stack_runner.up()
+
+    assert "mode: native" in printed
+    for service in stack_runner.services.values():
+        assert f"{service.base_url}/docs" in printed
+        assert httpx.get(f"{service.base_url}/health/ready").status_code == 200
+    with Journey(stack_runner) as journey:
+        ada = journey.sign_up("ada@example.com")
+        journey.add_thing(ada, "loom")
+        journey.add_thing(ada, "engine")
+        assert journey.things_of(ada) == ["loom", "engine"]
+        grace = journey.sign_up("grace@example.com")
+        assert journey.things_of(grace) == []
+    assert_each_role_reaches_only_its_own_database(stack_runner)
+    assert stack_runner.main("ps") == 0
+    status = capsys.readouterr().out
+    assert "postgres   up" in status
+    assert status.count(" ready ") == len(stack_runner.services)
+
+    stopped = stack_runner.run("down")
+
+    assert stopped.returncode == 0
+    assert_nothing_left(stack_runner)
+
+    stack_runner.up()
+
+    with Journey(stack_runner) as journey:
+        # The token from before the restart still works: the signing key was kept.
+        assert journey.things_of(ada) == ["loom", "engine"]
+        assert journey.things_of(journey.log_in("ada@example.com")) == ["loom", "engine"]
+    assert stack_runner.main("down") == 0
+    assert_nothing_left(stack_runner)
+
+
+def assert_each_role_reaches_only_its_own_database(runner: StackRunner) -> None:
+    server = runner.postgres()
+
+    async def owner_of(database: str, *, user: str) -> str:
+        connection = await asyncpg.connect(asyncpg_dsn(server.url(user=user, database=database)))
+        try:
+            assert (
+                await connection.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = $1", user)
+                is False
+            )
+            return str(
+                await connection.fetchval(
+                    "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", database
+                )
+            )
+        finally:
+            await connection.close()
+
+    for service in runner.services.values():
+        assert asyncio.run(owner_of(service.database, user=service.database)) == service.database
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        asyncio.run(owner_of("things", user="users"))
+
+
+def test_a_failed_migration_stops_everything_with_its_error(stack_runner: StackRunner) -> None:
+    # The users database says it is at a revision this code does not know (another branch's).
+    server = stack_runner.postgres()
+    server.start()
+
+    async def seed_unknown_revision() -> None:
+        connection = await asyncpg.connect(asyncpg_dsn(server.url()))
+        await connection.execute("CREATE ROLE users LOGIN")
+        await connection.execute("CREATE DATABASE users OWNER users")
+        await connection.close()
+        url = server.url(user="users", database="users")
+        connection = await asyncpg.connect(asyncpg_dsn(url))
+        await connection.execute(
+            "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);"
+            "INSERT INTO alembic_version VALUES ('f00dcafe0000')"
+        )
+        await connection.close()
+
+    asyncio.run(seed_unknown_revision())
+    server.stop()
+
+    result = stack_runner.run("up", "--mode", "native")
+
+    assert result.returncode == 1
+    assert "migrations of users-svc failed" in result.stderr
+    assert "f00dcafe0000" in result.stderr
+    assert_nothing_left(stack_runner)
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(
+    stack_runner: StackRunner, capsys: pytest.CaptureFixture[str]
+) -> None:
+    users = stack_runner.service("users-svc")
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", users.port))
+        taken.listen()
+
+        code = stack_runner.main("up", "--mode", "native")
+
+    assert code == 1
+    assert f"port {users.port} (users-svc) already in use" in capsys.readouterr().err
+    assert_nothing_left(stack_runner)
+    assert stack_runner.main("ps") == 0
+    assert "not running" in capsys.readouterr().out
+
+
+def test_a_stale_postgres_lock_is_reported_not_overridden(
+    stack_runner: StackRunner, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock_file = stack_runner.postgres().lock_file
+    lock_file.parent.mkdir(parents=True)
+    lock_file.write_text(f"{os.getpid()}\n")  # a live process that is no Postgres
+
+    code = stack_runner.main("up", "--mode", "native")
+
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "stale lock file" in error
+    assert str(lock_file) in error
+    assert lock_file.read_text() == f"{os.getpid()}\n"
+    assert_nothing_left(stack_runner)
+
+
+def test_docker_mode_without_an_engine_says_so(
+    stack_runner: StackRunner, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    stack_runner.env["PATH"] = str(tmp_path)  # no `docker` command at all
+
+    code = stack_runner.main("up", "--mode", "docker")
+
+    assert code == 1
+    assert "no Docker engine" in capsys.readouterr().err
+    assert_nothing_left(stack_runner)
