@@ -117,3 +117,18 @@ ps: sync ## What `make up` runs, and where
 .PHONY: logs
 logs: sync ## Follow the services' logs (Ctrl-C stops following, not the services)
 	@$(STACK) logs
+
+.PHONY: new-service
+new-service: sync ## New service with a first domain: make new-service NAME=orders-svc [DOMAIN=orders]
+	@test -n "$(NAME)" || { echo "usage: make new-service NAME=<name>-svc [DOMAIN=<plural>] [SINGULAR=<singular>]"; exit 2; }
+	@UV="$(UV)" $(UV) run --no-sync python tools/scaffold.py new-service "$(NAME)" \
+		$(if $(DOMAIN),--domain "$(DOMAIN)") $(if $(SINGULAR),--singular "$(SINGULAR)")
+	$(UV) sync --locked --all-packages --compile-bytecode
+	@echo "Next: make test PYTEST_ARGS=services/$(NAME)   (then make up: it joins the stack)"
+
+.PHONY: new-domain
+new-domain: sync ## New domain in a service: make new-domain SERVICE=things-svc NAME=widgets
+	@test -n "$(SERVICE)" -a -n "$(NAME)" || { echo "usage: make new-domain SERVICE=<service> NAME=<plural> [SINGULAR=<singular>]"; exit 2; }
+	@$(UV) run --no-sync python tools/scaffold.py new-domain "$(SERVICE)" "$(NAME)" \
+		$(if $(SINGULAR),--singular "$(SINGULAR)")
+	@echo "Next: make test PYTEST_ARGS=services/$(SERVICE)"
