@@ -43,12 +43,12 @@ from monorepo import Workspace, workflow_path
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_BASE_PORT = 8000
-TOKEN_ISSUER = "users-svc"
+API_PREFIX = "/api/v1"
 
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*-svc$")
 DOMAIN_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
-# Postgres truncates identifiers at 63 bytes: `ix_<table>_owner_id` must fit.
-MAX_DOMAIN_LENGTH = 40
+# The longest name whose generated lines (operation ids in test_security.py) fit in 100 columns.
+MAX_DOMAIN_LENGTH = 20
 MAX_SERVICE_STEM_LENGTH = 20
 # Service stems whose database, role or variables would collide with something that exists.
 RESERVED_STEMS = {
@@ -73,6 +73,7 @@ SERVICE_FILES: dict[str | None, str] = {
     "tests/conftest.py.tmpl": "tests/conftest.py",
     "tests/test_health.py.tmpl": "tests/test_health.py",
     "tests/test_migrations.py.tmpl": "tests/test_migrations.py",
+    "tests/test_security.py.tmpl": "tests/test_security.py",
 }
 DOMAIN_FILES: dict[str | None, str] = {
     "__init__.py.tmpl": "src/$package/domains/$domain/__init__.py",
@@ -136,7 +137,16 @@ class DomainNames:
             "a_label": ("an " if self.item[0] in "aeiou" else "a ") + self.item.replace("_", " "),
             "labels": self.domain.replace("_", " "),
             "path": self.domain.replace("_", "-"),
+            # FastAPI's operation ids: route name, path and method, non-word characters as "_".
+            "create_operation": operation_id(f"create_{self.item}", self.domain, "post"),
+            "update_operation": operation_id(
+                f"update_{self.item}", f"{self.domain}/{{{self.item}_id}}", "patch"
+            ),
         }
+
+
+def operation_id(route: str, path: str, method: str) -> str:
+    return re.sub(r"\W", "_", f"{route}{API_PREFIX}/{path}") + f"_{method}"
 
 
 def singular_of(plural: str) -> str | None:
@@ -344,10 +354,12 @@ def new_domain(root: Path, service_name: str, name: str, *, singular: str | None
     names = DomainNames.parse(name, singular=singular)
     files = plan_domain(service, names, down_revision=service.head())
     refuse_existing(files)
+    security = service.directory / "tests" / "test_security.py"
+    edits = {security: with_security_bodies(read(security), names)} if security.exists() else {}
     with applying(root) as changes:
-        for path, content in files.items():
+        for path, content in {**files, **edits}.items():
             changes.write(path, content)
-        tidy_python(root, [path for path in files if path.suffix == ".py"])
+        tidy_python(root, [path for path in [*files, *edits] if path.suffix == ".py"])
     print(f"created domain {names.domain} in {service.name}:")
     for path in files:
         print(f"  {path.relative_to(root)}")
@@ -414,6 +426,19 @@ def port_of(services: list[str], name: str) -> int:
 
 def stem_of(service: str) -> str:
     return service.removesuffix("-svc").replace("-", "_")
+
+
+def with_security_bodies(test_security: str, names: DomainNames) -> str:
+    """The security matrix's BODIES with a valid body for the domain's create and update."""
+    bodies = re.search(r"^BODIES: .* = \{\n(?:    .*\n)*(?=\}$)", test_security, re.MULTILINE)
+    if bodies is None:
+        raise ScaffoldError("tests/test_security.py has no `BODIES = {...}` to add the domain to")
+    values = names.values()
+    entries = (
+        f'    "{values["create_operation"]}": {{"name": "First"}},\n'
+        f'    "{values["update_operation"]}": {{"name": "Renamed"}},\n'
+    )
+    return test_security[: bodies.end()] + entries + test_security[bodies.end() :]
 
 
 def with_first_party(pyproject: str, package: str) -> str:

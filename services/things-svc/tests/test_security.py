@@ -1,7 +1,8 @@
 """Who may do what, checked over every operation the OpenAPI schema lists.
 
 New routes join these matrices without anyone editing them; a route that takes a JSON body must
-add a valid example to BODIES, or the tests say so.
+add a valid example to BODIES, or the tests say so (`make new-domain` adds its domain's). An
+operation on one item (`/widgets/{widget_id}`) gets an item made by its collection's POST.
 """
 
 import uuid
@@ -12,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.testing import (
+    Operation,
     TokenFactory,
     app_operations,
     bad_token_failures,
@@ -27,14 +29,32 @@ BODIES: dict[str, dict[str, Any]] = {
 }
 
 
-async def things_table(session: AsyncSession) -> list[tuple[Any, ...]]:
-    rows = await session.execute(text("SELECT * FROM things ORDER BY id"))
-    return [tuple(row) for row in rows]
+async def every_row(session: AsyncSession) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table of the service's database, row by row: what a refused request must not touch."""
+    tables = await session.scalars(
+        text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+    )
+    rows = {}
+    for table in tables.all():
+        result = await session.execute(text(f'SELECT * FROM "{table}" ORDER BY 1'))
+        rows[table] = [tuple(row) for row in result]
+    return rows
 
 
 async def make_thing(client: AsyncClient, auth: dict[str, str]) -> str:
     response = await client.post("/api/v1/things", json={"name": "Lamp"}, headers=auth)
     assert response.status_code == 201
+    return str(response.json()["id"])
+
+
+async def make_item_for(client: AsyncClient, op: Operation, auth: dict[str, str]) -> str:
+    """A new item of the collection `op` works on, made by that collection's POST."""
+    collection = op.path.split("/{")[0]
+    create = next(
+        o for o in await app_operations(client) if o.method == "post" and o.path == collection
+    )
+    response = await client.post(collection, json=BODIES[create.operation_id], headers=auth)
+    assert response.status_code == 201, f"{create}: {response.text}"
     return str(response.json()["id"])
 
 
@@ -67,29 +87,29 @@ async def test_a_valid_token_passes_every_operation(
     user = uuid.uuid4()
     auth = token_factory.auth(user)
     for op in await app_operations(client):
-        thing_id = await make_thing(client, auth)
+        item_id = await make_item_for(client, op, auth) if op.path_params else None
         body = BODIES.get(op.operation_id)
-        response = await call(client, op, path_value=thing_id, headers=auth, body=body)
+        response = await call(client, op, path_value=item_id, headers=auth, body=body)
         assert response.status_code < 300, f"{op}: {response.status_code} {response.text}"
 
 
-async def test_ownership_matrix_another_users_thing_is_404_and_unchanged(
+async def test_ownership_matrix_another_users_item_is_404_and_unchanged(
     client: AsyncClient, db_session: AsyncSession, token_factory: TokenFactory
 ) -> None:
     alice, bob = token_factory.auth(uuid.uuid4()), token_factory.auth(uuid.uuid4())
-    alices_thing = await make_thing(client, alice)
-    before = await things_table(db_session)
     with_ids = [op for op in await app_operations(client) if op.path_params]
     assert {op.method for op in with_ids} == {"get", "patch", "delete"}
 
     for op in with_ids:
+        alices = await make_item_for(client, op, alice)
+        before = await every_row(db_session)
         body = BODIES.get(op.operation_id)
-        theirs = await call(client, op, path_value=alices_thing, headers=bob, body=body)
+        theirs = await call(client, op, path_value=alices, headers=bob, body=body)
         missing = await call(client, op, path_value=uuid.uuid4(), headers=bob, body=body)
 
         assert theirs.status_code == 404, op
         assert strip_instance(theirs.json()) == strip_instance(missing.json()), op
-        assert await things_table(db_session) == before, op
+        assert await every_row(db_session) == before, op
 
 
 def strip_instance(problem: dict[str, Any]) -> dict[str, Any]:
@@ -101,11 +121,11 @@ async def test_mass_assignment_is_422_and_changes_nothing(
 ) -> None:
     auth = token_factory.auth(uuid.uuid4())
     thing_id = await make_thing(client, auth)
-    before = await things_table(db_session)
+    before = await every_row(db_session)
 
     failures = await mass_assignment_failures(
         client, headers=auth, path_value=thing_id, bodies=BODIES
     )
 
     assert failures == []
-    assert await things_table(db_session) == before
+    assert await every_row(db_session) == before
