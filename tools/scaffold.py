@@ -361,7 +361,7 @@ def new_domain(root: Path, service_name: str, name: str, *, singular: str | None
             changes.write(path, content)
         tidy_python(root, [path for path in [*files, *edits] if path.suffix == ".py"])
     print(f"created domain {names.domain} in {service.name}:")
-    for path in files:
+    for path in [*files, *edits]:
         print(f"  {path.relative_to(root)}")
 
 
