@@ -180,15 +180,16 @@ class Copy:
 
 @pytest.fixture(scope="module")
 def generated() -> Iterator[Copy]:
-    """A copy where `make new-service NAME=orders-svc` and `make new-domain SERVICE=things-svc
-    NAME=widgets` ran; prints how long generating and the new service's tests took."""
+    """A copy where `make new-service NAME=orders-svc` ran, then `make new-domain` for a second
+    domain in it and a domain in each existing service; prints how long new-service took."""
     with scratch_dir("scaffold-test-") as folder:
         copy = Copy(copy_repository(folder / "repo"))
         copy.run("make", "sync")
         started = time.monotonic()
         copy.run("make", "new-service", "NAME=orders-svc")
         generated_in = time.monotonic() - started
-        copy.run("make", "new-domain", "SERVICE=things-svc", "NAME=widgets")
+        for service, domain in [("orders", "refunds"), ("things", "widgets"), ("users", "notes")]:
+            copy.run("make", "new-domain", f"SERVICE={service}-svc", f"NAME={domain}")
         print(f"\nmake new-service (venv synced): {generated_in:.1f}s")
         yield copy
 
@@ -197,7 +198,7 @@ def generated() -> Iterator[Copy]:
 def test_generated_code_passes_lint_types_and_the_import_check(generated: Copy) -> None:
     generated.python("-m", "ruff", "check", ".")
     generated.python("-m", "ruff", "format", "--check", ".")
-    for folder in ("services/orders-svc", "services/things-svc", "tools"):
+    for folder in ("services/orders-svc", "services/things-svc", "services/users-svc", "tools"):
         generated.python("-m", "mypy", folder)
     generated.python("tools/check_imports.py")
     generated.python("tools/workflows.py", "--check")
@@ -205,7 +206,8 @@ def test_generated_code_passes_lint_types_and_the_import_check(generated: Copy) 
 
 @pytest.mark.scaffold
 @pytest.mark.parametrize(
-    ("service", "prefix"), [("orders-svc", "ORDERS"), ("things-svc", "THINGS")]
+    ("service", "prefix"),
+    [("orders-svc", "ORDERS"), ("things-svc", "THINGS"), ("users-svc", "USERS")],
 )
 def test_migrations_apply_and_match_the_models(
     generated: Copy, postgres_server: URL, service: str, prefix: str
@@ -240,6 +242,7 @@ def test_the_services_tests_and_the_compose_and_workflow_tests_pass(
         "-p",
         "no:cacheprovider",
         "services/things-svc",
+        "services/users-svc",
         "tests/test_infra.py",
         "tests/ci/test_workflows.py",
         env=env,

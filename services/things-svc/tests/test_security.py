@@ -9,15 +9,15 @@ import uuid
 from typing import Any
 
 from httpx import AsyncClient
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.testing import (
-    Operation,
     TokenFactory,
     app_operations,
     bad_token_failures,
     call,
+    every_row,
+    make_item_for,
     mass_assignment_failures,
 )
 
@@ -29,32 +29,9 @@ BODIES: dict[str, dict[str, Any]] = {
 }
 
 
-async def every_row(session: AsyncSession) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table of the service's database, row by row: what a refused request must not touch."""
-    tables = await session.scalars(
-        text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
-    )
-    rows = {}
-    for table in tables.all():
-        result = await session.execute(text(f'SELECT * FROM "{table}" ORDER BY 1'))
-        rows[table] = [tuple(row) for row in result]
-    return rows
-
-
 async def make_thing(client: AsyncClient, auth: dict[str, str]) -> str:
     response = await client.post("/api/v1/things", json={"name": "Lamp"}, headers=auth)
     assert response.status_code == 201
-    return str(response.json()["id"])
-
-
-async def make_item_for(client: AsyncClient, op: Operation, auth: dict[str, str]) -> str:
-    """A new item of the collection `op` works on, made by that collection's POST."""
-    collection = op.path.split("/{")[0]
-    create = next(
-        o for o in await app_operations(client) if o.method == "post" and o.path == collection
-    )
-    response = await client.post(collection, json=BODIES[create.operation_id], headers=auth)
-    assert response.status_code == 201, f"{create}: {response.text}"
     return str(response.json()["id"])
 
 
@@ -87,7 +64,9 @@ async def test_a_valid_token_passes_every_operation(
     user = uuid.uuid4()
     auth = token_factory.auth(user)
     for op in await app_operations(client):
-        item_id = await make_item_for(client, op, auth) if op.path_params else None
+        item_id = None
+        if op.path_params:
+            item_id = await make_item_for(client, op, headers=auth, bodies=BODIES)
         body = BODIES.get(op.operation_id)
         response = await call(client, op, path_value=item_id, headers=auth, body=body)
         assert response.status_code < 300, f"{op}: {response.status_code} {response.text}"
@@ -101,7 +80,7 @@ async def test_ownership_matrix_another_users_item_is_404_and_unchanged(
     assert {op.method for op in with_ids} == {"get", "patch", "delete"}
 
     for op in with_ids:
-        alices = await make_item_for(client, op, alice)
+        alices = await make_item_for(client, op, headers=alice, bodies=BODIES)
         before = await every_row(db_session)
         body = BODIES.get(op.operation_id)
         theirs = await call(client, op, path_value=alices, headers=bob, body=body)

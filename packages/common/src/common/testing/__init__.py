@@ -5,7 +5,13 @@ The pytest plugin in `common.testing.plugin` is registered through an entry poin
 `ServiceUnderTest`.
 """
 
-from common.testing.matrices import MASS_ASSIGNED, bad_token_failures, mass_assignment_failures
+from common.testing.matrices import (
+    MASS_ASSIGNED,
+    bad_token_failures,
+    every_row,
+    make_item_for,
+    mass_assignment_failures,
+)
 from common.testing.openapi import Operation, app_operations, call, operations
 from common.testing.service import ServiceUnderTest
 from common.testing.tokens import (
@@ -23,7 +29,9 @@ __all__ = [
     "app_operations",
     "bad_token_failures",
     "call",
+    "every_row",
     "forged_authorizations",
+    "make_item_for",
     "mass_assignment_failures",
     "operations",
     "signing_key_for_tests",

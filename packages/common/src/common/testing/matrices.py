@@ -5,8 +5,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from httpx import AsyncClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.testing.openapi import app_operations, call
+from common.testing.openapi import Operation, app_operations, call
 from common.testing.tokens import TokenFactory, forged_authorizations
 
 PROBLEM = "application/problem+json"
@@ -67,3 +69,33 @@ async def mass_assignment_failures(
             if response.status_code != 422:
                 failures.append(f"{op} with {field} answered {response.status_code}")
     return failures
+
+
+async def make_item_for(
+    client: AsyncClient, op: Operation, *, headers: Mapping[str, str], bodies: Mapping[str, Any]
+) -> str:
+    """A new item of the collection `op` works on (`/widgets` for `/widgets/{widget_id}`),
+    made by that collection's POST with its body from `bodies`; its id."""
+    collection = op.path.split("/{")[0]
+    create = next(
+        (o for o in await app_operations(client) if o.method == "post" and o.path == collection),
+        None,
+    )
+    assert create is not None, f"{op}: no POST {collection} to make an item with"
+    response = await client.post(
+        collection, json=bodies[create.operation_id], headers=dict(headers)
+    )
+    assert response.status_code == 201, f"{create}: {response.status_code} {response.text}"
+    return str(response.json()["id"])
+
+
+async def every_row(session: AsyncSession) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table of the database, row by row: what a refused request must leave unchanged."""
+    tables = await session.scalars(
+        text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+    )
+    rows = {}
+    for table in tables.all():
+        result = await session.execute(text(f'SELECT * FROM "{table}" ORDER BY 1'))
+        rows[table] = [tuple(row) for row in result]
+    return rows
