@@ -151,6 +151,21 @@ class Workspace:
         return re.sub(r"[^A-Za-z0-9]+", "_", stem).upper() + "_"
 
 
+def stack_port(service_dir: Path) -> int:
+    """The port `make up` serves a service on: `[tool.stack] port` in its pyproject.toml.
+
+    Fixed per service (not derived from the list of services), so adding a service never moves
+    another one's URL.
+    """
+    pyproject = service_dir / "pyproject.toml"
+    port = _read_toml(pyproject).get("tool", {}).get("stack", {}).get("port")
+    if not isinstance(port, int) or not 1024 <= port <= 65535:
+        raise ValueError(
+            f"{pyproject}: give the service a port: `[tool.stack] port = <1024..65535>`"
+        )
+    return port
+
+
 def workflow_path(member: str) -> str:
     return f"{WORKFLOWS_DIR}/{member}.yml"
 

@@ -37,6 +37,7 @@ from common.testing.postgres import (
     port_is_free,
     wait_gone,
 )
+from monorepo import stack_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES_DIR = ROOT / "services"
@@ -45,7 +46,6 @@ COMPOSE_FILE = INFRA_DIR / "docker-compose.yml"
 INIT_SCRIPT = INFRA_DIR / "postgres" / "10-service-databases.sh"
 
 HOST = "127.0.0.1"
-DEFAULT_BASE_PORT = 8000
 # The service that signs access tokens; the others verify them with its JWKS.
 TOKEN_ISSUER_SERVICE = "users-svc"
 READY_TIMEOUT_SECONDS = float(os.environ.get("STACK_READY_TIMEOUT", "60"))
@@ -79,10 +79,9 @@ class Service:
 
 def discover_services(environ: Mapping[str, str] = os.environ) -> list[Service]:
     """Every service of the workspace (a folder of services/ with a pyproject.toml), by name."""
-    base_port = int(environ.get("STACK_BASE_PORT", DEFAULT_BASE_PORT))
     folders = sorted(path.parent.name for path in SERVICES_DIR.glob("*/pyproject.toml"))
     services = []
-    for index, name in enumerate(folders):
+    for name in folders:
         database = name.removesuffix("-svc").replace("-", "_")
         port = environ.get(f"STACK_{database.upper()}_PORT")
         services.append(
@@ -91,9 +90,12 @@ def discover_services(environ: Mapping[str, str] = os.environ) -> list[Service]:
                 database=database,
                 env_prefix=f"{database.upper()}_",
                 app=f"{name.replace('-', '_')}.main:app",
-                port=int(port) if port else base_port + index,
+                port=int(port) if port else stack_port(SERVICES_DIR / name),
             )
         )
+    ports = [service.port for service in services]
+    if len(set(ports)) != len(ports):
+        raise StackError(f"two services share a port ({ports}): give each its own")
     return services
 
 
@@ -165,7 +167,7 @@ class Stack:
             taken = ", ".join(f"{s.port} ({s.name})" for s in busy)
             raise StackError(
                 f"port {taken} already in use on {HOST}: stop what listens there, or choose "
-                "other ports with STACK_BASE_PORT or STACK_<NAME>_PORT"
+                "another port with STACK_<NAME>_PORT"
             )
         postgres = self.postgres(postgres_port)
         state = State(

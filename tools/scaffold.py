@@ -38,11 +38,11 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
 import workflows
-from monorepo import Workspace, workflow_path
+from monorepo import Workspace, stack_port, workflow_path
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-DEFAULT_BASE_PORT = 8000
+FIRST_PORT = 8000
 API_PREFIX = "/api/v1"
 
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*-svc$")
@@ -55,7 +55,6 @@ RESERVED_STEMS = {
     "postgres": "the server's own database and Compose's Postgres service",
     "template0": "a database Postgres keeps for itself",
     "template1": "a database Postgres keeps for itself",
-    "base": "STACK_BASE_PORT, the native stack's first port",
     "test": "TEST_DATABASE_URL, the tests' database setting",
 }
 
@@ -381,23 +380,20 @@ def new_service(
         raise ScaffoldError(f"service name {name!r}: the import name {names.package} is taken")
     domain_names = DomainNames.parse(domain or names.stem, singular=singular)
 
-    values = {**names.values(), **domain_names.values()}
+    values = {**names.values(), **domain_names.values(), "port": str(next_port(root))}
     files = {
         directory / path: text
         for path, text in planned_files(TEMPLATES / "service", SERVICE_FILES, values).items()
     }
     service = ExistingService(name=name, directory=directory, package=names.package)
     files.update(plan_domain(service, domain_names, down_revision=None))
-    services = sorted(
-        {*(p.parent.name for p in (root / "services").glob("*/pyproject.toml")), name}
-    )
     edits = {
         root / "pyproject.toml": with_first_party(read(root / "pyproject.toml"), names.package),
         root / "infra/docker-compose.yml": with_compose_service(
-            read(root / "infra/docker-compose.yml"), names, values, services=services
+            read(root / "infra/docker-compose.yml"), names, values
         ),
         root / "infra/.env.example": with_env_example(
-            read(root / "infra/.env.example"), names, services=services
+            read(root / "infra/.env.example"), names, port=values["port"]
         ),
     }
     refuse_existing(files)
@@ -419,9 +415,10 @@ def read(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def port_of(services: list[str], name: str) -> int:
-    """The native stack's rule (tools/native_stack.py): the base port plus alphabetical place."""
-    return DEFAULT_BASE_PORT + services.index(name)
+def next_port(root: Path) -> int:
+    """The port for a new service: one past the highest port a service already has."""
+    taken = [stack_port(p.parent) for p in (root / "services").glob("*/pyproject.toml")]
+    return max(taken, default=FIRST_PORT - 1) + 1
 
 
 def stem_of(service: str) -> str:
@@ -463,11 +460,8 @@ def insert_sorted(text: str, pattern: str, line: str, key: str) -> str:
     return text[:at] + line + "\n" + text[at:]
 
 
-def with_compose_service(
-    compose: str, names: ServiceNames, values: Mapping[str, str], *, services: list[str]
-) -> str:
-    """Compose with the service's database, password, migrator and API, and every port moved
-    to where the native stack now puts it (a new name shifts those after it)."""
+def with_compose_service(compose: str, names: ServiceNames, values: Mapping[str, str]) -> str:
+    """Compose with the service's database, password, migrator and API."""
     databases = re.search(r"^(\s+SERVICE_DATABASES: )(.*)$", compose, re.MULTILINE)
     if databases is None:
         raise ScaffoldError("infra/docker-compose.yml: no SERVICE_DATABASES line")
@@ -481,10 +475,7 @@ def with_compose_service(
         "infra/.env}",
         upper,
     )
-    block = render(
-        TEMPLATES / "service" / "compose.yml.tmpl",
-        {**values, "port": str(port_of(services, names.service))},
-    )
+    block = render(TEMPLATES / "service" / "compose.yml.tmpl", values)
     following = [
         m
         for m in re.finditer(r"^  ([a-z0-9_]+)-migrate:$", compose, re.MULTILINE)
@@ -494,17 +485,10 @@ def with_compose_service(
     if end is None:
         raise ScaffoldError("infra/docker-compose.yml: no top-level `volumes:`")
     at = following[0].start() if following else end.start()
-    compose = compose[:at] + block + "\n" + compose[at:]
-
-    def moved(match: re.Match[str]) -> str:
-        service = next((s for s in services if stem_of(s).upper() == match.group(1)), None)
-        port = port_of(services, service) if service is not None else int(match.group(2))
-        return f"${{STACK_{match.group(1)}_PORT:-{port}}}"
-
-    return re.sub(r"\$\{STACK_([A-Z0-9_]+)_PORT:-(\d+)\}", moved, compose)
+    return compose[:at] + block + "\n" + compose[at:]
 
 
-def with_env_example(example: str, names: ServiceNames, *, services: list[str]) -> str:
+def with_env_example(example: str, names: ServiceNames, *, port: str) -> str:
     upper = names.stem.upper()
     example = insert_sorted(
         example,
@@ -512,15 +496,12 @@ def with_env_example(example: str, names: ServiceNames, *, services: list[str]) 
         f"{upper}_DB_PASSWORD=change-me-{names.stem.replace('_', '-')}",
         upper,
     )
-    ports = list(re.finditer(r"^# STACK_([A-Z0-9_]+)_PORT=\d+\n", example, re.MULTILINE))
-    service_ports = [m for m in ports if m.group(1) != "POSTGRES"]
-    if not service_ports:
-        raise ScaffoldError("infra/.env.example: no `# STACK_<NAME>_PORT=` lines")
-    listed = "".join(
-        f"# STACK_{stem_of(s).upper()}_PORT={port_of(services, s)}\n" for s in services
+    return insert_sorted(
+        example,
+        r"^# STACK_((?!POSTGRES)[A-Z0-9_]+)_PORT=\d+$",
+        f"# STACK_{upper}_PORT={port}",
+        upper,
     )
-    start, end = service_ports[0].start(), service_ports[-1].end()
-    return example[:start] + listed + example[end:]
 
 
 # -- running it -----------------------------------------------------------------------------

@@ -12,8 +12,8 @@ service. `up` returns once every service answers `/health/ready` and prints wher
 stays for the next `up`.
 
 The services are the folders of `services/`: a service added later joins without a change here.
-Ports: `STACK_BASE_PORT` (8000) plus the service's place in alphabetical order, or
-`STACK_<NAME>_PORT` (`STACK_USERS_PORT`); Postgres: `STACK_POSTGRES_PORT`, else a free port.
+Ports: each service's `[tool.stack] port` (its pyproject.toml), or `STACK_<NAME>_PORT`
+(`STACK_USERS_PORT`); Postgres: `STACK_POSTGRES_PORT`, else a free port.
 `STACK_DIR` moves the state folder (tests run their own stack that way).
 """
 
