@@ -63,6 +63,8 @@ class AppBaseSettings(BaseSettings):
     db_command_timeout_seconds: float = Field(default=15.0, gt=0)
     db_statement_timeout_ms: int = Field(default=10_000, ge=0)
     db_idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=0)
+    # Larger request bodies are refused with 413 before they are read (README: Reliability).
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1)
 
     @model_validator(mode="before")
     @classmethod
