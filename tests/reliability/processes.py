@@ -6,7 +6,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -117,11 +118,14 @@ def migrate(service: str, database: URL) -> None:
 
 
 async def sessions_of(server: URL, application: str) -> list[str]:
-    """The state of every Postgres session the service has open (`active`, `idle`, ...)."""
+    """The state of each Postgres session the service has open: `idle`, `active`, `locked` (active,
+    waiting for a lock), `idle in transaction`, ...
+    """
     connection = await asyncpg.connect(asyncpg_dsn(server.set(database="postgres")))
     try:
         rows = await connection.fetch(
-            "SELECT coalesce(state, '') FROM pg_stat_activity WHERE application_name = $1",
+            "SELECT CASE WHEN wait_event_type = 'Lock' THEN 'locked' ELSE coalesce(state, '') END"
+            " FROM pg_stat_activity WHERE application_name = $1",
             application,
         )
         return [row[0] for row in rows]
@@ -130,12 +134,31 @@ async def sessions_of(server: URL, application: str) -> list[str]:
 
 
 async def wait_for_sessions(
-    server: URL, application: str, *, count: int, state: str, timeout_seconds: float = 10
+    server: URL,
+    application: str,
+    until: Callable[[list[str]], bool],
+    *,
+    timeout_seconds: float = 10,
 ) -> list[str]:
-    """Wait until exactly... at least `count` of the service's sessions are in `state`."""
+    """Poll the service's session states until `until(states)`; return the last states seen."""
     deadline = time.monotonic() + timeout_seconds
     while True:
         states = await sessions_of(server, application)
-        if states.count(state) >= count or time.monotonic() > deadline:
+        if until(states) or time.monotonic() > deadline:
             return states
         await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def row_locked(database: URL, table: str, row_id: str) -> AsyncIterator[None]:
+    """Hold a row lock from a session of our own: writers of that row wait, inside their
+    transaction and holding their pool connection, until it is released or their statement
+    times out.
+    """
+    connection = await asyncpg.connect(asyncpg_dsn(database))
+    try:
+        async with connection.transaction():
+            await connection.execute(f"SELECT 1 FROM {table} WHERE id::text = $1 FOR UPDATE", row_id)
+            yield
+    finally:
+        await connection.close()
