@@ -138,9 +138,7 @@ class Things:
 
 
 @pytest.fixture
-async def things(
-    postgres: EmbeddedPostgres, users: Users, workdir: Path
-) -> AsyncIterator[Things]:
+async def things(postgres: EmbeddedPostgres, users: Users, workdir: Path) -> AsyncIterator[Things]:
     """A things-svc process with the default settings, on a fresh migrated database."""
     name = f"things_{uuid.uuid4().hex[:8]}"
     database = await asyncio.to_thread(recreate_database, postgres.url(), name)

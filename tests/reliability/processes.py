@@ -158,7 +158,9 @@ async def row_locked(database: URL, table: str, row_id: str) -> AsyncIterator[No
     connection = await asyncpg.connect(asyncpg_dsn(database))
     try:
         async with connection.transaction():
-            await connection.execute(f"SELECT 1 FROM {table} WHERE id::text = $1 FOR UPDATE", row_id)
+            await connection.execute(
+                f"SELECT 1 FROM {table} WHERE id::text = $1 FOR UPDATE", row_id
+            )
             yield
     finally:
         await connection.close()

@@ -1,4 +1,4 @@
-"""Request bodies past the limit: 413 problem+json, the body left unread, nothing written."""
+"""Requests past the size limits: 413 or 431 problem+json, the body left unread, nothing written."""
 
 from collections.abc import AsyncIterator
 
@@ -101,3 +101,12 @@ async def test_the_default_limit_is_one_mebibyte(client: AsyncClient) -> None:
     )
 
     assert response.status_code == 413
+
+
+async def test_headers_over_16_kib_are_refused_with_431(client: AsyncClient) -> None:
+    refused = await client.get("/api/v1/widgets", headers={"X-Padding": "a" * 16 * 1024})
+    accepted = await client.get("/api/v1/widgets", headers={"X-Padding": "a" * 8 * 1024})
+
+    assert refused.status_code == 431
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert accepted.status_code == 200

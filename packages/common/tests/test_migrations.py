@@ -18,7 +18,7 @@ from common.testing.postgres import asyncpg_dsn
 
 SAMPLE_ALEMBIC = Path(__file__).parent / "sample" / "alembic"
 
-REVISION = '''
+REVISION = """
 import sqlalchemy as sa
 from alembic import op
 
@@ -34,7 +34,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     pass
-'''
+"""
 
 
 def add_revision(alembic_dir: Path, revision: str, down: str, body: str) -> None:

@@ -85,6 +85,10 @@ def create_app(
     for router in discover_root_routers(domains):
         app.include_router(router)
     app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_request_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=settings.max_request_body_bytes,
+        max_header_bytes=settings.max_request_header_bytes,
+    )
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -65,6 +65,8 @@ class AppBaseSettings(BaseSettings):
     db_idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=0)
     # Larger request bodies are refused with 413 before they are read (README: Reliability).
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # Larger request headers (all of them together) are refused with 431.
+    max_request_header_bytes: int = Field(default=16 * 1024, ge=1024)
 
     @model_validator(mode="before")
     @classmethod
