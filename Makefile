@@ -61,6 +61,10 @@ test-affected: sync ## Test only the members a change affects: make test-affecte
 test-browser: sync ## Each service's /docs in headless Chromium (needs Debian's chromium)
 	$(UV) run --no-sync pytest -m browser tests $(PYTEST_ARGS)
 
+.PHONY: test-reliability
+test-reliability: sync ## Break Postgres and the services under load on purpose (a few minutes)
+	$(UV) run --no-sync pytest -m reliability tests/reliability $(PYTEST_ARGS)
+
 .PHONY: lint
 lint: sync ## Check lint and formatting (ruff)
 	$(UV) run --no-sync ruff check .

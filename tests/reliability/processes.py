@@ -42,7 +42,7 @@ class ServiceProcess:
                 [
                     sys.executable,
                     "-m",
-                    "uvicorn",
+                    "common.serve",  # uvicorn, exiting 0 after a graceful stop
                     app,
                     "--host=127.0.0.1",
                     f"--port={self.port}",

@@ -21,10 +21,8 @@ from .conftest import Report, Things, Users
 
 pytestmark = pytest.mark.reliability
 
-NUL_BODY = {
-    field: "a\x00b"
-    for field in ("name", "description", "email", "full_name", "password", "new_password")
-}
+FIELDS = ("name", "description", "email", "full_name", "password", "new_password")
+NUL_BODY = dict.fromkeys(FIELDS, "a\x00b")
 DEEP = 100_000
 
 

@@ -1,4 +1,4 @@
-"""The migration runner is atomic: a failing revision leaves the schema and the version as they were.
+"""The migration runner is atomic: a failing revision leaves schema and version as they were.
 
 Run on a copy of the sample service's Alembic directory with two extra revisions: one that
 works and one after it that fails halfway through.
