@@ -145,6 +145,7 @@ def schemathesis(
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=report_path.parent,  # schemathesis keeps a cache folder where it runs
     )
 
 
