@@ -65,6 +65,10 @@ test-browser: sync ## Each service's /docs in headless Chromium (needs Debian's 
 test-scaffold: sync ## Generate a service and a domain in a copy of the repository, check it all
 	$(UV) run --no-sync pytest -m scaffold tests $(PYTEST_ARGS)
 
+.PHONY: test-reliability
+test-reliability: sync ## Break Postgres and the services under load on purpose (a few minutes)
+	$(UV) run --no-sync pytest -m reliability tests/reliability $(PYTEST_ARGS)
+
 .PHONY: lint
 lint: sync ## Check lint and formatting (ruff)
 	$(UV) run --no-sync ruff check .

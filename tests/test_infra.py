@@ -74,7 +74,8 @@ def test_dockerfile_builds_a_lean_image_that_stops_cleanly(service: Service) -> 
     assert user[-1].split(":")[0] not in {"0", "root"}
     command = re.findall(r"^CMD (.+)$", text, re.MULTILINE)
     assert len(command) == 1
-    assert command[0].startswith('["uvicorn", ')  # exec form: uvicorn gets SIGTERM
+    # Exec form, so uvicorn gets SIGTERM; common.serve is uvicorn exiting 0 after a graceful stop.
+    assert command[0].startswith('["python", "-m", "common.serve", ')
     assert f'"{service.app}"' in command[0]
     assert '"--timeout-graceful-shutdown"' in command[0]
     assert "--reload" not in text

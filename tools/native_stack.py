@@ -301,7 +301,7 @@ class Stack:
                     [
                         sys.executable,
                         "-m",
-                        "uvicorn",
+                        "common.serve",  # uvicorn, exiting 0 after a graceful stop
                         s.app,
                         f"--host={HOST}",
                         f"--port={s.port}",

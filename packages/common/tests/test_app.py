@@ -147,3 +147,14 @@ async def test_log_lines_carry_the_request_id(
     lines = [line for line in capsys.readouterr().err.splitlines() if "unhandled error" in line]
     assert lines
     assert all("[trace-log-9]" in line for line in lines)
+
+
+async def test_a_value_postgres_cannot_store_is_a_422_not_a_500(
+    client: AsyncClient, db_session: AsyncSession
+) -> None:
+    # Valid JSON and a valid str to pydantic, but Postgres refuses NUL characters in text.
+    response = await client.post("/api/v1/widgets", json={"code": "a\x00b"})
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    assert await db_session.scalar(text("SELECT count(*) FROM widgets")) == 0

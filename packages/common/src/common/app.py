@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from common import health
 from common.auth import KeySource, TokenVerifier, open_token_verifier
+from common.body_limit import BodyLimitMiddleware
 from common.db import Database
 from common.discovery import discover_root_routers, discover_routers
 from common.docs import install_offline_docs
@@ -84,5 +85,10 @@ def create_app(
     for router in discover_root_routers(domains):
         app.include_router(router)
     app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=settings.max_request_body_bytes,
+        max_header_bytes=settings.max_request_header_bytes,
+    )
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -26,6 +26,13 @@ UNIQUE_VIOLATION = "23505"
 FOREIGN_KEY_VIOLATION = "23503"
 NOT_NULL_VIOLATION = "23502"
 CHECK_VIOLATION = "23514"
+# Class 22, data exception: a value Postgres cannot store or compare (a NUL character in text,
+# a number out of range). The client sent it, so it is the client's error.
+DATA_EXCEPTION_CLASS = "22"
+# The statement ran past `statement_timeout`, or waited past `lock_timeout`: the database is too
+# busy to answer this request in time, which is worth retrying, not a bug.
+QUERY_CANCELED = "57014"
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 class Problem(BaseModel):
@@ -107,8 +114,10 @@ def is_database_unavailable(error: BaseException) -> bool:
             return True
         sqlstate = _sqlstate(error) or ""
         # 08: connection exception; 57P: operator intervention (shutdown, restart); 53: no room.
-        return sqlstate.startswith(("08", "57P", "53")) or isinstance(
-            error.orig, ConnectionError | OSError
+        return (
+            sqlstate.startswith(("08", "57P", "53"))
+            or sqlstate in (QUERY_CANCELED, LOCK_NOT_AVAILABLE)
+            or isinstance(error.orig, ConnectionError | OSError)
         )
     return isinstance(error, OSError)
 
@@ -174,6 +183,13 @@ async def _database_error(request: Request, exc: Exception) -> ProblemResponse:
     if is_database_unavailable(exc):
         logger.warning("database unavailable: %s", type(exc).__name__)
         return service_unavailable(request)
+    if isinstance(exc, DBAPIError) and (_sqlstate(exc) or "").startswith(DATA_EXCEPTION_CLASS):
+        return problem_response(
+            request,
+            status=422,
+            title="Unprocessable Content",
+            detail="The request holds a value the database cannot store.",
+        )
     logger.error("database error", exc_info=exc)
     return internal_error(request)
 

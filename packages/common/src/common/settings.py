@@ -58,11 +58,15 @@ class AppBaseSettings(BaseSettings):
     # database that is down or saturated answers 503 quickly instead of holding requests.
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
-    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_pool_timeout_seconds: float = Field(default=3.0, gt=0)
     db_connect_timeout_seconds: float = Field(default=3.0, gt=0)
     db_command_timeout_seconds: float = Field(default=15.0, gt=0)
     db_statement_timeout_ms: int = Field(default=10_000, ge=0)
     db_idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=0)
+    # Larger request bodies are refused with 413 before they are read (README: Reliability).
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # Larger request headers (all of them together) are refused with 431.
+    max_request_header_bytes: int = Field(default=16 * 1024, ge=1024)
 
     @model_validator(mode="before")
     @classmethod

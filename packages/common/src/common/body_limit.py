@@ -1,0 +1,117 @@
+"""Caps on request size: 413 problem+json for a body past the limit, 431 for oversized headers.
+
+Pure ASGI (no `BaseHTTPMiddleware`, which leaks connections when clients cancel). A
+`Content-Length` over the limit is refused before any byte of the body is read; a chunked body is
+counted as it arrives and refused once it grows past the limit, whatever the app does with the
+error its read raised.
+"""
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from common.errors import problem_response
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# Every header's name and value together; nginx and Node refuse far less than this by default.
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024
+
+
+class RequestBodyTooLargeError(Exception):
+    """Raised by the body read that crosses the limit; the middleware answers 413 itself."""
+
+
+class BodyLimitMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if sum(len(name) + len(value) for name, value in scope["headers"]) > self.max_header_bytes:
+            await _refuse(
+                scope,
+                receive,
+                send,
+                status=431,
+                title="Request Header Fields Too Large",
+                detail=f"The request headers must not exceed {self.max_header_bytes} bytes.",
+            )
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_body_bytes:
+            await self._too_large(scope, receive, send)
+            return
+
+        received = 0
+        exceeded = False
+        response_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    exceeded = True
+                    raise RequestBodyTooLargeError
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal response_started
+            # Once the body is too large, whatever the app answers (a 400 for a body it could not
+            # parse, say) is replaced by the 413 below.
+            if exceeded and not response_started:
+                return
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not exceeded or response_started:
+                raise
+        if exceeded and not response_started:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _refuse(
+            scope,
+            receive,
+            send,
+            status=413,
+            title="Content Too Large",
+            detail=f"The request body must not exceed {self.max_body_bytes} bytes.",
+        )
+
+
+async def _refuse(
+    scope: Scope, receive: Receive, send: Send, *, status: int, title: str, detail: str
+) -> None:
+    response = problem_response(
+        None,
+        status=status,
+        title=title,
+        detail=detail,
+        # The unread rest of the body would otherwise be parsed as the next request.
+        headers={"Connection": "close"},
+    )
+    await response(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the server refuses a malformed length itself
+    return None

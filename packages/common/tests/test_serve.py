@@ -1,0 +1,53 @@
+"""`python -m common.serve`: uvicorn's command line, exiting 0 after a graceful SIGTERM."""
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common.testing.postgres import free_port
+
+APP = """
+async def app(scope, receive, send):
+    while scope["type"] == "lifespan":
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        else:
+            print("shutdown ran", flush=True)
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+"""
+
+
+def wait_listening(port: int, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("the server never listened")
+
+
+def test_sigterm_stops_gracefully_with_exit_status_0(tmp_path: Path) -> None:
+    (tmp_path / "tiny_app.py").write_text(APP)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "common.serve", "tiny_app:app", f"--port={port}"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_listening(port, process)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    assert "shutdown ran" in output

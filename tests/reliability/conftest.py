@@ -1,0 +1,165 @@
+"""The reliability suite's stage: its own Postgres, users-svc, and a fresh things-svc per test.
+
+Postgres is an embedded server on a free loopback port in a scratch folder, owned by this suite
+alone, so the tests can stop, restart and kill it. Each scenario prints a one-line summary of
+its figures; they are repeated at the end of the run with the suite's wall time.
+"""
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.engine import URL
+
+from common.testing.postgres import EmbeddedPostgres, drop_database, recreate_database, scratch_dir
+
+from .processes import ROOT, ServiceProcess, migrate
+
+AUDIENCE = "reliability-api"
+PASSWORD = "correct horse battery"
+FIGURES = pytest.StashKey[list[str]]()
+STARTED = pytest.StashKey[float]()
+
+Report = Callable[[str], None]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[FIGURES] = []
+    config.stash[STARTED] = time.monotonic()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    figures = terminalreporter.config.stash.get(FIGURES, [])
+    if not figures:
+        return
+    terminalreporter.section("reliability figures")
+    for line in figures:
+        terminalreporter.write_line(line)
+    elapsed = time.monotonic() - terminalreporter.config.stash[STARTED]
+    terminalreporter.write_line(f"wall time of the run: {elapsed:.1f} s")
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Report:
+    """Print a scenario's one-line summary now, and again in the run's final summary."""
+
+    def write(line: str) -> None:
+        print(line)
+        request.config.stash[FIGURES].append(line)
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    with scratch_dir("reliability-") as path:
+        yield path
+
+
+@pytest.fixture(scope="session")
+def postgres(workdir: Path) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(workdir / "pgdata")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def postgres_running(postgres: EmbeddedPostgres) -> Iterator[None]:
+    """Every scenario starts, and leaves, with Postgres up, whatever the last one did to it."""
+    if not postgres.is_running():
+        postgres.start()
+    yield
+    if not postgres.is_running():
+        postgres.start()
+
+
+@dataclass(frozen=True)
+class Users:
+    process: ServiceProcess
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture(scope="session")
+async def users(postgres: EmbeddedPostgres, workdir: Path) -> AsyncIterator[Users]:
+    """users-svc on its own database, with one signed-up user whose token the scenarios use."""
+    database = await asyncio.to_thread(recreate_database, postgres.url(), "users")
+    await asyncio.to_thread(migrate, "users-svc", database)
+    process = ServiceProcess("users-svc", folder=workdir / "users", env={})
+    issuer = process.url
+    process.env.update(
+        {
+            "USERS_DATABASE_URL": database.render_as_string(hide_password=False),
+            "USERS_MIGRATIONS_DIR": str(ROOT / "services/users-svc/alembic"),
+            "USERS_TOKEN_ISSUER": issuer,
+            "USERS_TOKEN_AUDIENCE": AUDIENCE,
+            "USERS_PASSWORD_TIME_COST": "1",
+            "USERS_PASSWORD_MEMORY_KIB": "1024",
+        }
+    )
+    process.start()
+    try:
+        await process.wait_ready()
+        yield Users(process=process, token=await sign_up_and_log_in(process.url, "load@x.io"))
+    finally:
+        process.stop()
+
+
+async def sign_up_and_log_in(users_url: str, email: str) -> str:
+    async with httpx.AsyncClient(base_url=users_url, timeout=10) as client:
+        signup = {"email": email, "full_name": "Load", "password": PASSWORD}
+        created = await client.post("/api/v1/users", json=signup)
+        assert created.status_code == 201, created.text
+        login = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+        assert login.status_code == 200, login.text
+        return str(login.json()["access_token"])
+
+
+@dataclass(frozen=True)
+class Things:
+    process: ServiceProcess
+    database: URL
+    headers: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+
+@pytest.fixture
+async def things(postgres: EmbeddedPostgres, users: Users, workdir: Path) -> AsyncIterator[Things]:
+    """A things-svc process with the default settings, on a fresh migrated database."""
+    name = f"things_{uuid.uuid4().hex[:8]}"
+    database = await asyncio.to_thread(recreate_database, postgres.url(), name)
+    await asyncio.to_thread(migrate, "things-svc", database)
+    process = ServiceProcess(
+        "things-svc",
+        folder=workdir / name,
+        env={
+            "THINGS_DATABASE_URL": database.render_as_string(hide_password=False),
+            "THINGS_MIGRATIONS_DIR": str(ROOT / "services/things-svc/alembic"),
+            "THINGS_TOKEN_ISSUER": users.process.url,
+            "THINGS_TOKEN_AUDIENCE": AUDIENCE,
+            "THINGS_JWKS_URL": f"{users.process.url}/.well-known/jwks.json",
+        },
+    )
+    process.start()
+    try:
+        await process.wait_ready()
+        yield Things(process=process, database=database, headers=users.headers)
+    finally:
+        process.stop()
+        if not postgres.is_running():
+            postgres.start()
+        await asyncio.to_thread(drop_database, postgres.url(), name)

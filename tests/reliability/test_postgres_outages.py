@@ -1,0 +1,142 @@
+"""Postgres restarted, and Postgres down for 10 s, while things-svc is under open-loop load."""
+
+import asyncio
+import os
+import time
+from collections.abc import Iterable
+
+import asyncpg
+import httpx
+import pytest
+
+from common.settings import AppBaseSettings
+from common.testing.postgres import EmbeddedPostgres, asyncpg_dsn
+
+from .conftest import Report, Things
+from .load import Call, Record, Run, open_loop, percentile
+
+pytestmark = pytest.mark.reliability
+
+CONNECT_TIMEOUT = AppBaseSettings.model_fields["db_connect_timeout_seconds"].default
+
+
+async def create_things(things: Things, count: int) -> list[str]:
+    async with httpx.AsyncClient(base_url=things.url, headers=things.headers) as client:
+        ids = []
+        for index in range(count):
+            response = await client.post("/api/v1/things", json={"name": f"seed-{index}"})
+            assert response.status_code == 201, response.text
+            ids.append(response.json()["id"])
+        return ids
+
+
+async def stored_ids(things: Things) -> set[str]:
+    connection = await asyncpg.connect(asyncpg_dsn(things.database))
+    try:
+        return {str(row[0]) for row in await connection.fetch("SELECT id FROM things")}
+    finally:
+        await connection.close()
+
+
+def describe(records: Iterable[Record]) -> str:
+    """The requests that broke a rule, for the failure message (machine load included)."""
+    lines = [f"{r.call.kind} {r.start:.2f}-{r.end:.2f} s: {r.status}" for r in records]
+    return f"load average {os.getloadavg()}; " + "; ".join(lines[:30])
+
+
+def is_success(status: int | None) -> bool:
+    return status is not None and 200 <= status < 300
+
+
+async def test_postgres_restarted_under_100_requests_per_second(
+    things: Things, postgres: EmbeddedPostgres, report: Report
+) -> None:
+    seeds = await create_things(things, 20)
+
+    def calls(index: int) -> Call:
+        if index % 2:
+            return Call("read", "GET", f"/api/v1/things/{seeds[index % len(seeds)]}")
+        return Call("write", "POST", "/api/v1/things", {"name": f"load-{index}"})
+
+    run = Run(started_at=time.monotonic())
+    load = asyncio.create_task(
+        open_loop(things.url, calls, rate=100, seconds=9, headers=things.headers, run=run)
+    )
+    await asyncio.sleep(3)
+    down = run.at(time.monotonic())
+    await asyncio.to_thread(postgres.stop)
+    await asyncio.to_thread(postgres.start)
+    back = run.at(time.monotonic())
+    await load
+
+    records = run.records
+    failures = [r for r in records if not is_success(r.status)]
+    stray = [r for r in failures if r.status != 503 or r.end < down or r.start > back]
+    late = [r for r in records if r.start >= back + 1 and not is_success(r.status)]
+    acknowledged = {r.body["id"] for r in records if r.status == 201}
+    lost = acknowledged - await stored_ids(things)
+    slowest = max(r.duration for r in records)
+    report(
+        f"postgres restart @100 req/s: {len(records)} requests, outage {back - down:.2f} s, "
+        f"{len(failures)} failures (all 503 in window: {not stray}), max {slowest:.2f} s, "
+        f"p99 {percentile([r.duration for r in records], 0.99):.3f} s, "
+        f"failed after back+1 s: {len(late)}, writes acknowledged {len(acknowledged)}, "
+        f"lost {len(lost)}; load average {os.getloadavg()[0]:.1f}"
+    )
+    assert slowest <= 5, describe(r for r in records if r.duration > 5)
+    assert stray == [], describe(stray)
+    assert late == [], describe(late)
+    assert lost == set()
+
+
+async def test_postgres_down_for_10_seconds(
+    things: Things, postgres: EmbeddedPostgres, report: Report
+) -> None:
+    kinds = (
+        Call("read", "GET", "/api/v1/things"),
+        Call("ready", "GET", "/health/ready"),
+        Call("live", "GET", "/health/live"),
+    )
+    run = Run(started_at=time.monotonic())
+    load = asyncio.create_task(
+        open_loop(
+            things.url, lambda i: kinds[i % 3], rate=30, seconds=20, headers=things.headers, run=run
+        )
+    )
+    await asyncio.sleep(2)
+    down = run.at(time.monotonic())
+    await asyncio.to_thread(postgres.kill)
+    await asyncio.sleep(10)
+    await asyncio.to_thread(postgres.start)
+    back = run.at(time.monotonic())
+    await load
+
+    def of(kind: str) -> list[tuple[float, float, int | None]]:
+        return [(r.start, r.end, r.status) for r in run.records if r.call.kind == kind]
+
+    failed_reads = [(s, e, st) for s, e, st in of("read") if not is_success(st)]
+    slow_failures = [f for f in failed_reads if f[1] - f[0] > CONNECT_TIMEOUT + 0.5]
+    not_503 = [f for f in failed_reads if f[2] != 503]
+    ready_during = [st for s, e, st in of("ready") if s > down + 0.5 and e < back]
+    ready_after = [(s, st) for s, e, st in of("ready") if s >= back]
+    first_ready = min((s for s, st in ready_after if st == 200), default=float("inf"))
+    not_ready_late = [st for s, st in ready_after if s >= back + 2 and st != 200]
+    live = [st for s, e, st in of("live")]
+    reads_late = [st for s, e, st in of("read") if s >= back + 1 and not is_success(st)]
+    report(
+        f"postgres down 10 s: {len(failed_reads)} failed reads, all 503: {not not_503}, "
+        f"slowest failure {max((e - s for s, e, _ in failed_reads), default=0):.3f} s "
+        f"(limit {CONNECT_TIMEOUT + 0.5} s); /health/ready 503 during: "
+        f"{ready_during.count(503)}/{len(ready_during)}, 200 again {first_ready - back:.2f} s "
+        f"after restart; /health/live 200: {live.count(200)}/{len(live)}"
+    )
+    assert failed_reads, "the outage must have been seen"
+    assert not_503 == []
+    assert slow_failures == []
+    assert ready_during
+    assert set(ready_during) == {503}
+    assert first_ready - back <= 2
+    assert not_ready_late == []
+    assert any(s >= back + 2 for s, _ in ready_after), "the load must outlast the outage"
+    assert set(live) == {200}
+    assert reads_late == []
