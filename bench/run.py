@@ -7,7 +7,7 @@ uvloop and httptools, no access log):
 - floor: bench/floor.py, raw ASGI + asyncpg + orjson, same paths and JSON;
 - services: things-svc and users-svc as shipped, with valid tokens (signed with a key users-svc
   trusts; things-svc fetches it from users-svc's JWKS);
-- no token check: the same services with the token dependency replaced by a fixed caller.
+- no token check: the same services with a verifier that accepts any token (bench/unchecked.py).
 
 Rounds alternate endpoint by endpoint between the targets (a noisy host then shifts all of them
 alike), with wrk (closed loop). Then an open-loop run at half of each endpoint's own maximum gives
@@ -255,6 +255,7 @@ def cpu_seconds(process: psutil.Popen) -> float:
 
 
 def mint_token(key: SigningKey, subject: uuid.UUID) -> str:
+    """A token users-svc would issue; one per run, since a long benchmark outlives one."""
     now = int(time.time())
     claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(subject), "iat": now}
     return key.sign({**claims, "exp": now + 900, "jti": uuid.uuid4().hex})
@@ -410,8 +411,7 @@ async def measure(
     folder: Path,
 ) -> None:
     key = await start_targets(postgres, targets, seed=seed, folder=folder, pool=args.pool_size)
-    token = mint_token(key, seed.subject)
-    await check_same_json(targets, endpoints, token)
+    await check_same_json(targets, endpoints, mint_token(key, seed.subject))
     post_script = folder / "post.lua"
     post_script.write_text(
         'wrk.method = "POST"\nwrk.body = \'{"name":"bench"}\'\n'
@@ -428,7 +428,7 @@ async def measure(
             url = target.servers[endpoint.service].url + endpoint.path
             await wrk(
                 url,
-                token=token,
+                token=mint_token(key, seed.subject),
                 seconds=args.warmup,
                 connections=args.connections,
                 script=script(endpoint),
@@ -448,7 +448,7 @@ async def measure(
                 cpu_before = cpu_seconds(server.process)
                 rps, p50, p99, count = await wrk(
                     server.url + endpoint.path,
-                    token=token,
+                    token=mint_token(key, seed.subject),
                     seconds=args.seconds,
                     connections=args.connections,
                     script=script(endpoint),
@@ -480,7 +480,7 @@ async def measure(
                 m.rps for m in results if m.endpoint == endpoint.name and m.target == target.name
             )
             server = target.servers[endpoint.service]
-            headers = {"Authorization": f"Bearer {token}"}
+            headers = {"Authorization": f"Bearer {mint_token(key, seed.subject)}"}
             if endpoint.body:
                 headers["Content-Type"] = "application/json"
             request = http_request(
