@@ -14,8 +14,8 @@ from common.discovery import discover_root_routers, discover_routers
 from common.docs import install_offline_docs
 from common.errors import Problem, UnhandledErrorMiddleware, install_error_handlers
 from common.logs import configure_logging
-from common.migrations import expected_heads
 from common.request_id import RequestIdMiddleware
+from common.revisions import expected_heads
 from common.settings import AppBaseSettings
 
 
