@@ -9,9 +9,10 @@ UV ?= $(or $(shell command -v uv 2>/dev/null),$(LOCAL_UV))
 
 MEMBERS := $(wildcard packages/* services/*)
 # Checked by mypy beside the members: the repository's own scripts and tests.
-TYPED_DIRS := $(MEMBERS) tools tests
+TYPED_DIRS := $(MEMBERS) tools tests bench
 SERVICES := $(notdir $(wildcard services/*))
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 # `make up`: auto finds a Docker engine or runs natively; MODE=docker|native forces one.
 MODE ?= auto
 STACK := $(UV) run --no-sync python tools/stack.py
@@ -95,6 +96,15 @@ workflows: sync ## Regenerate .github/workflows/ from the workspace
 
 .PHONY: check
 check: lint typecheck test hooks ## Everything CI checks: lint, types, tests, hooks
+
+.PHONY: bench
+bench: sync ## Benchmark the services against a raw asyncpg floor: make bench BENCH_ARGS="--seconds 5"
+	@command -v wrk >/dev/null || { \
+		echo "wrk not found: installing Debian's wrk"; \
+		$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y wrk || { \
+			$(if $(filter 0,$(shell id -u)),,sudo) apt-get update && \
+			$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y wrk; }; }
+	$(UV) run --no-sync python bench/run.py $(BENCH_ARGS)
 
 .PHONY: migrate
 migrate: sync ## Apply every service's migrations to the database its settings name

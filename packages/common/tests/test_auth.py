@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from jwt import PyJWK
 
-from common.auth import InvalidTokenError, RemoteJwks, SigningKey, TokenVerifier
+from common.auth import InvalidTokenError, KeySource, RemoteJwks, SigningKey, TokenVerifier
 
 ISSUER = "http://users.test"
 AUDIENCE = "api"
@@ -218,3 +219,59 @@ async def test_a_jwks_that_cannot_be_reached_at_all_refuses_tokens_without_error
         assert not await accepted(verifier, token(SigningKey.generate()))
     finally:
         await keys.aclose()
+
+
+class PublishedKeys(KeySource):
+    """Keys a test publishes and withdraws at will."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, PyJWK] = {}
+
+    def publish(self, key: SigningKey) -> None:
+        self.keys[key.kid] = PyJWK(key.public_jwk)
+
+    async def key_for(self, kid: str) -> PyJWK | None:
+        return self.keys.get(kid)
+
+
+async def test_a_verified_token_is_refused_once_it_expires_though_it_was_remembered() -> None:
+    key, keys = SigningKey.generate(), PublishedKeys()
+    keys.publish(key)
+    verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE, leeway_seconds=0)
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(uuid.uuid4()), "iat": now}
+    short_lived = key.sign({**claims, "exp": now + 1, "jti": uuid.uuid4().hex})
+    assert await accepted(verifier, short_lived)
+    assert await accepted(verifier, short_lived)
+
+    while time.time() < now + 1.05:  # until just past `exp`
+        await asyncio.sleep(0.05)
+
+    assert not await accepted(verifier, short_lived)
+
+
+async def test_a_refusal_is_not_remembered_and_a_withdrawn_key_stops_remembered_tokens() -> None:
+    key, keys = SigningKey.generate(), PublishedKeys()
+    verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE, leeway_seconds=30)
+    access_token = token(key)
+    assert not await accepted(verifier, access_token)  # unknown key id
+
+    keys.publish(key)
+    assert await accepted(verifier, access_token)
+    assert await accepted(verifier, access_token)
+
+    keys.keys.clear()
+    assert not await accepted(verifier, access_token)
+
+
+async def test_a_remembered_token_with_another_signature_is_refused() -> None:
+    key, keys = SigningKey.generate(), PublishedKeys()
+    keys.publish(key)
+    verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE, leeway_seconds=30)
+    access_token = token(key)
+    assert await accepted(verifier, access_token)
+
+    header, payload, _ = access_token.split(".")
+    # A real Ed25519 signature, by another key, of other content.
+    forged = SigningKey.generate().sign({"sub": "x"}).split(".")[2]
+    assert not await accepted(verifier, f"{header}.{payload}.{forged}")

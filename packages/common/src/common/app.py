@@ -1,5 +1,6 @@
 """`create_app`: one FastAPI app wired the same way for every service."""
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import NotRequired, TypedDict
@@ -14,8 +15,8 @@ from common.discovery import discover_root_routers, discover_routers
 from common.docs import install_offline_docs
 from common.errors import Problem, UnhandledErrorMiddleware, install_error_handlers
 from common.logs import configure_logging
-from common.migrations import expected_heads
 from common.request_id import RequestIdMiddleware
+from common.revisions import expected_heads
 from common.settings import AppBaseSettings
 
 
@@ -58,6 +59,9 @@ def create_app(
                 }
                 if verifier is not None:
                     state["token_verifier"] = verifier
+                # What imports and startup made lives as long as the process: freezing it keeps
+                # the collector's full passes from walking it again (~10% of a request's CPU).
+                gc.freeze()
                 yield state
         finally:
             if owned:

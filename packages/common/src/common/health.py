@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from common.errors import Problem, ProblemResponse, problem_response
-from common.migrations import VERSION_TABLE
+from common.revisions import VERSION_TABLE
 from common.session import database_of
 
 logger = logging.getLogger(__name__)

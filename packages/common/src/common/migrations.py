@@ -3,14 +3,14 @@
 import asyncio
 import logging
 import zlib
-from pathlib import Path
 
 from alembic import context
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, MetaData, pool, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-VERSION_TABLE = "alembic_version"
+from common.revisions import VERSION_TABLE, expected_heads
+
+__all__ = ["VERSION_TABLE", "expected_heads", "run_migrations"]
 
 
 def run_migrations(*, database_url: str, target_metadata: MetaData) -> None:
@@ -74,13 +74,3 @@ def _run_on(connection: Connection, target_metadata: MetaData) -> None:
 def _lock_key(connection: Connection) -> int:
     database = connection.engine.url.database or ""
     return zlib.crc32(f"alembic:{database}".encode())
-
-
-def expected_heads(migrations_dir: Path) -> frozenset[str]:
-    """The revisions a fully migrated database is at, read from the migration scripts."""
-    if not (migrations_dir / "env.py").is_file():
-        raise FileNotFoundError(
-            f"no Alembic directory at {migrations_dir.resolve()}: run the service from its own "
-            "folder, or point its MIGRATIONS_DIR setting at the alembic/ directory"
-        )
-    return frozenset(ScriptDirectory(str(migrations_dir)).get_heads())

@@ -27,6 +27,8 @@ class TokenSettings(AppBaseSettings):
     token_audience: str = DEFAULT_AUDIENCE
     # Clock skew tolerated on `exp`, `nbf` and `iat` between users-svc and this service.
     token_leeway_seconds: float = Field(default=30, ge=0, le=300)
+    # Verified tokens remembered until they expire, so each signature is checked once (0: none).
+    token_cache_size: int = Field(default=4096, ge=0, le=1_000_000)
 
     @abstractmethod
     def token_keys(self) -> KeySource:

@@ -1,6 +1,7 @@
 """Access-token verification: a pinned algorithm, a known key, and every claim checked."""
 
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,6 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jwt
+from cachetools import TLRUCache
+from jwt import PyJWK
 
 from common.auth.keys import ACCESS_TOKEN_TYPE, ALGORITHMS, KeySource
 from common.auth.settings import TokenSettings
@@ -22,6 +25,8 @@ ACCESS_TOKEN_TYPES = frozenset({ACCESS_TOKEN_TYPE, f"application/{ACCESS_TOKEN_T
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "jti"]
 # A token longer than this is refused before any parsing.
 MAX_TOKEN_LENGTH = 4096
+# Tokens whose signature was checked, remembered until they expire (a few MiB at most).
+DEFAULT_CACHE_SIZE = 4096
 
 
 class NotAuthenticatedError(DomainError):
@@ -53,7 +58,23 @@ class AccessClaims:
     expires_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    claims: AccessClaims
+    kid: str
+    key: PyJWK
+
+
 class TokenVerifier:
+    """Verifies access tokens; a token already verified is not checked again until it expires.
+
+    Clients send the same token on every request for its whole life, and the signature check is
+    most of a request's cost. A remembered token is accepted only while it has not expired (with
+    the same leeway) and while its key is still the one the key source gives for its key id, so
+    a withdrawn key stops its tokens here as soon as it would have without the cache. Refusals
+    are never remembered.
+    """
+
     def __init__(
         self,
         keys: KeySource,
@@ -61,14 +82,28 @@ class TokenVerifier:
         issuer: str,
         audience: str,
         leeway_seconds: float,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         self.keys = keys
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway_seconds
+        self._verified: TLRUCache[str, _Verified, float] | None = (
+            TLRUCache(maxsize=cache_size, ttu=self._usable_until, timer=time.time)
+            if cache_size > 0
+            else None
+        )
+
+    def _usable_until(self, _token: str, verified: _Verified, _now: float) -> float:
+        # The instant jwt.decode starts refusing it: `exp` plus the leeway.
+        return verified.claims.expires_at.timestamp() + self._leeway
 
     async def verify(self, token: str) -> AccessClaims:
         """The claims of a valid access token; `InvalidTokenError` for anything else."""
+        if self._verified is not None:
+            known = self._verified.get(token)
+            if known is not None and await self.keys.key_for(known.kid) is known.key:
+                return known.claims
         try:
             return await self._verify(token)
         except (
@@ -105,12 +140,15 @@ class TokenVerifier:
             leeway=self._leeway,
             options={"require": REQUIRED_CLAIMS},
         )
-        return AccessClaims(
+        verified = AccessClaims(
             subject=uuid.UUID(claims["sub"]),
             token_id=claims["jti"],
             issued_at=datetime.fromtimestamp(claims["iat"], UTC),
             expires_at=datetime.fromtimestamp(claims["exp"], UTC),
         )
+        if self._verified is not None:
+            self._verified[token] = _Verified(verified, kid, key)
+        return verified
 
 
 @asynccontextmanager
@@ -132,6 +170,7 @@ async def open_token_verifier(
             issuer=settings.token_issuer,
             audience=settings.token_audience,
             leeway_seconds=settings.token_leeway_seconds,
+            cache_size=settings.token_cache_size,
         )
     finally:
         await source.aclose()
