@@ -343,6 +343,15 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--open-loop-seconds", type=float, default=4)
     parser.add_argument("--pool-size", type=int, default=10, help="*_DB_POOL_SIZE, and the floor's")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="TEXT",
+        help="measure only the endpoints whose name contains TEXT (repeatable)",
+    )
+    parser.add_argument(
+        "--skip-unchecked", action="store_true", help="leave out the 'no token check' target"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: `apt-get install wrk` (make bench installs it)")
@@ -368,6 +377,10 @@ async def bench(args: argparse.Namespace) -> None:
         Endpoint("POST /things", "things", "POST", "/api/v1/things", b'{"name":"bench"}'),
         Endpoint("GET /users/me", "users", "GET", "/api/v1/users/me"),
     ]
+    if args.skip_unchecked:
+        targets = targets[:2]
+    if args.only:
+        endpoints = [e for e in endpoints if any(text in e.name for text in args.only)]
     with scratch_dir("bench-") as folder:
         postgres = EmbeddedPostgres(folder / "pgdata", log_file=folder / "postgres.log")
         postgres.start()
