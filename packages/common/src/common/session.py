@@ -30,9 +30,14 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     Used with `scope="function"`, so the commit runs before the response is sent: a commit that
     fails (a deferred constraint, a lost connection) becomes an error response, never a 2xx.
     """
-    async with database_of(request).sessionmaker() as session:
+    session = database_of(request).sessionmaker()
+    # Not `async with`: its exit runs in a task of its own to survive cancellation, and FastAPI
+    # already shields a dependency's exit, so that task would only cost time.
+    try:
         yield session
         await session.commit()
+    finally:
+        await session.close()
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

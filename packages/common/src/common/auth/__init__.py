@@ -9,7 +9,9 @@ from common.auth.dependencies import (
     CurrentClaims,
     CurrentUser,
     authenticate,
+    bearer_token,
     current_claims,
+    current_user_id,
     token_verifier_of,
 )
 from common.auth.keys import (
@@ -45,7 +47,9 @@ __all__ = [
     "TokenSettings",
     "TokenVerifier",
     "authenticate",
+    "bearer_token",
     "current_claims",
+    "current_user_id",
     "open_token_verifier",
     "public_jwk",
     "token_verifier_of",

@@ -1,19 +1,19 @@
-"""`CurrentUser`: the caller's user id, from a verified access token."""
+"""`CurrentUser` and `CurrentClaims`: the caller, from a verified access token.
+
+Each is one dependency that is also the bearer security scheme: the docs show the scheme and the
+Authorize button, and a request resolves one dependency instead of a chain of three (FastAPI's
+per-dependency overhead was a tenth of a cached-token request).
+"""
 
 import uuid
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
 
 from common.auth.verifier import AccessClaims, NotAuthenticatedError, TokenVerifier
 from common.errors import Problem
-
-bearer_scheme = HTTPBearer(
-    auto_error=False,
-    bearerFormat="JWT",
-    description="An access token from users-svc's login.",
-)
 
 # For a router's `responses=`: every protected operation documents its 401.
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
@@ -28,6 +28,14 @@ def token_verifier_of(request: Request) -> TokenVerifier:
     return verifier
 
 
+def bearer_token(request: Request) -> str | None:
+    """The token of `Authorization: Bearer <token>`, or None when there is no such header."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
 async def authenticate(request: Request, token: str | None) -> AccessClaims:
     """Verify the token a security scheme extracted (None when the request carried none)."""
     if not token:
@@ -35,18 +43,27 @@ async def authenticate(request: Request, token: str | None) -> AccessClaims:
     return await token_verifier_of(request).verify(token)
 
 
-async def current_claims(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> AccessClaims:
-    return await authenticate(request, credentials.credentials if credentials else None)
+class _BearerScheme(SecurityBase):
+    def __init__(self) -> None:
+        self.model = HTTPBearerModel(
+            bearerFormat="JWT", description="An access token from users-svc's login."
+        )
+        self.scheme_name = "HTTPBearer"
 
 
+class _BearerClaims(_BearerScheme):
+    async def __call__(self, request: Request) -> AccessClaims:
+        return await authenticate(request, bearer_token(request))
+
+
+class _BearerSubject(_BearerScheme):
+    async def __call__(self, request: Request) -> uuid.UUID:
+        claims = await authenticate(request, bearer_token(request))
+        return claims.subject
+
+
+current_claims = _BearerClaims()
 CurrentClaims = Annotated[AccessClaims, Depends(current_claims)]
 
-
-async def current_user_id(claims: CurrentClaims) -> uuid.UUID:
-    return claims.subject
-
-
+current_user_id = _BearerSubject()
 CurrentUser = Annotated[uuid.UUID, Depends(current_user_id)]

@@ -37,7 +37,7 @@ async def list_things(user_id: CurrentUser, session: SessionDep, page: PageDep) 
 @router.get("/{thing_id}", responses=NOT_FOUND)
 async def get_thing(thing_id: uuid.UUID, user_id: CurrentUser, session: SessionDep) -> ThingRead:
     """Read one of your things. Another user's thing answers 404, like one that does not exist."""
-    return ThingRead.model_validate(await service.get_thing(session, thing_id, owner_id=user_id))
+    return ThingRead.model_validate(await service.read_thing(session, thing_id, owner_id=user_id))
 
 
 @router.patch("/{thing_id}", responses=NOT_FOUND)

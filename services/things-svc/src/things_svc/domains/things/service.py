@@ -1,11 +1,12 @@
 import uuid
+from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import NotFoundError
 from common.pagination import PageParams
-from common.session import get_all
 from things_svc.domains.things.models import Thing
 from things_svc.domains.things.schemas import ThingCreate, ThingUpdate
 
@@ -15,28 +16,63 @@ class ThingNotFoundError(NotFoundError):
         super().__init__("No thing with this id.")
 
 
-async def create_thing(session: AsyncSession, data: ThingCreate, *, owner_id: uuid.UUID) -> Thing:
-    thing = Thing(owner_id=owner_id, name=data.name, description=data.description)
-    session.add(thing)
-    await session.flush()
-    return thing
+# Reads and creation answer with rows of these columns, not ORM objects: nothing to track for a
+# response that only shows them. The statements are built once, with bound parameters, so SQLAlchemy
+# finds them in its compiled cache without rebuilding them per request (a third of a read's CPU).
+ThingRow = Row[uuid.UUID, uuid.UUID, str, str | None, datetime, datetime]
+COLUMNS = (
+    Thing.id,
+    Thing.owner_id,
+    Thing.name,
+    Thing.description,
+    Thing.created_at,
+    Thing.updated_at,
+)
+# Into the table, not the entity: an ORM-enabled INSERT goes through the bulk-persistence path,
+# which costs a third of a request's CPU. The id's Python default and the server's timestamps apply.
+CREATE = insert(Thing.__table__).returning(*COLUMNS)  # type: ignore[arg-type]  # a Table
+READ_ONE = select(*COLUMNS).where(Thing.id == bindparam("id"), Thing.owner_id == bindparam("owner"))
+READ_PAGE = (
+    select(*COLUMNS)
+    .where(Thing.owner_id == bindparam("owner"))
+    .order_by(Thing.id)  # ids are UUIDv7: ordering by id is ordering by creation
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
 
 
-async def get_thing(session: AsyncSession, thing_id: uuid.UUID, *, owner_id: uuid.UUID) -> Thing:
-    # By primary key: the ORM's cheapest path, one SELECT. Someone else's thing is missing, as far
-    # as this caller can tell: same answer, same 404.
-    thing = await session.get(Thing, thing_id)
-    if thing is None or thing.owner_id != owner_id:
+async def create_thing(
+    session: AsyncSession, data: ThingCreate, *, owner_id: uuid.UUID
+) -> ThingRow:
+    # One INSERT ... RETURNING, without the unit of work: nothing else changes in this request.
+    values = {"owner_id": owner_id, "name": data.name, "description": data.description}
+    return (await session.execute(CREATE, values)).one()
+
+
+async def read_thing(
+    session: AsyncSession, thing_id: uuid.UUID, *, owner_id: uuid.UUID
+) -> ThingRow:
+    # Someone else's thing is missing, as far as this caller can tell: same answer, same 404.
+    result = await session.execute(READ_ONE, {"id": thing_id, "owner": owner_id})
+    row = result.one_or_none()
+    if row is None:
         raise ThingNotFoundError
-    return thing
+    return row
 
 
 async def list_things(
     session: AsyncSession, page: PageParams, *, owner_id: uuid.UUID
-) -> list[Thing]:
-    # Ids are UUIDv7: ordering by id is ordering by creation.
-    statement = select(Thing).where(Thing.owner_id == owner_id).order_by(Thing.id)
-    return await get_all(session, statement.limit(page.limit).offset(page.offset))
+) -> Sequence[ThingRow]:
+    parameters = {"owner": owner_id, "limit": page.limit, "offset": page.offset}
+    return (await session.execute(READ_PAGE, parameters)).all()
+
+
+async def get_thing(session: AsyncSession, thing_id: uuid.UUID, *, owner_id: uuid.UUID) -> Thing:
+    """The thing itself, to change or delete it."""
+    thing = await session.get(Thing, thing_id)
+    if thing is None or thing.owner_id != owner_id:
+        raise ThingNotFoundError
+    return thing
 
 
 async def update_thing(
