@@ -70,6 +70,7 @@ SERVICE_FILES: dict[str | None, str] = {
     "src/database.py.tmpl": "src/$package/database.py",
     None: "src/$package/domains/__init__.py",
     "tests/conftest.py.tmpl": "tests/conftest.py",
+    "tests/test_app.py.tmpl": "tests/test_app.py",
     "tests/test_health.py.tmpl": "tests/test_health.py",
     "tests/test_migrations.py.tmpl": "tests/test_migrations.py",
     "tests/test_security.py.tmpl": "tests/test_security.py",

@@ -36,7 +36,7 @@ def _hasher(time_cost: int, memory_kib: int) -> PasswordHasher:
     return PasswordHasher(time_cost=time_cost, memory_kib=memory_kib)
 
 
-def get_password_hasher(settings: SettingsDep) -> PasswordHasher:
+async def get_password_hasher(settings: SettingsDep) -> PasswordHasher:
     return _hasher(settings.password_time_cost, settings.password_memory_kib)
 
 

@@ -43,7 +43,7 @@ class AdminOnlyError(ForbiddenError):
         super().__init__("Only administrators may do this.")
 
 
-def key_ring(request: Request) -> KeyRing:
+async def key_ring(request: Request) -> KeyRing:
     return cast(KeyRing, token_verifier_of(request).keys)
 
 

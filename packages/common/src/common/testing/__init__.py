@@ -5,6 +5,7 @@ The pytest plugin in `common.testing.plugin` is registered through an entry poin
 `ServiceUnderTest`.
 """
 
+from common.testing.dependencies import threaded_dependencies
 from common.testing.matrices import (
     MASS_ASSIGNED,
     bad_token_failures,
@@ -35,5 +36,6 @@ __all__ = [
     "mass_assignment_failures",
     "operations",
     "signing_key_for_tests",
+    "threaded_dependencies",
     "token_keys_for_tests",
 ]
