@@ -50,9 +50,10 @@ async def key_ring(request: Request) -> KeyRing:
 KeyRingDep = Annotated[KeyRing, Depends(key_ring)]
 
 
-async def current_account(
-    claims: Annotated[AccessClaims, Depends(current_token_claims)], session: SessionDep
-) -> User:
+TokenClaims = Annotated[AccessClaims, Depends(current_token_claims)]
+
+
+async def current_account(claims: TokenClaims, session: SessionDep) -> User:
     user = await session.get(User, claims.subject)
     if user is None or not user.is_active:
         raise InvalidTokenError

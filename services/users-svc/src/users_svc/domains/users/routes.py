@@ -10,7 +10,7 @@ from common.session import SessionDep
 from users_svc.domains.users import service
 from users_svc.domains.users.schemas import PasswordChange, UserCreate, UserRead, UserUpdate
 from users_svc.passwords import PasswordHasherDep
-from users_svc.security import AdminAccount, CurrentAccount
+from users_svc.security import AdminAccount, CurrentAccount, TokenClaims
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -35,9 +35,9 @@ async def sign_up(data: UserCreate, session: SessionDep, hasher: PasswordHasherD
 
 
 @router.get("/me", responses=SIGNED_IN)
-async def read_me(account: CurrentAccount) -> UserRead:
+async def read_me(claims: TokenClaims, session: SessionDep) -> UserRead:
     """Your account."""
-    return UserRead.model_validate(account)
+    return UserRead.model_validate(await service.read_active_user(session, claims.subject))
 
 
 @router.patch("/me", responses={**SIGNED_IN, **CONFLICT})

@@ -1,8 +1,10 @@
 import uuid
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.auth import InvalidTokenError
 from common.errors import ConflictError, ForbiddenError, NotFoundError
 from common.pagination import PageParams
 from common.session import get_all, get_one_or_none
@@ -24,6 +26,28 @@ class EmailTakenError(ConflictError):
 class WrongPasswordError(ForbiddenError):
     def __init__(self) -> None:
         super().__init__("The current password is not correct.")
+
+
+# `GET /users/me` answers with a row of these columns: nothing to track for a response that only
+# shows them. Built once, with a bound parameter, so SQLAlchemy finds it in its compiled cache.
+UserRow = Row[uuid.UUID, str, str, bool, bool, datetime, datetime]
+READ_ACTIVE = select(
+    User.id,
+    User.email,
+    User.full_name,
+    User.is_active,
+    User.is_superuser,
+    User.created_at,
+    User.updated_at,
+).where(User.id == bindparam("id"), User.is_active)
+
+
+async def read_active_user(session: AsyncSession, user_id: uuid.UUID) -> UserRow:
+    """The signed-in user's account; the token is refused if it is gone or deactivated."""
+    row = (await session.execute(READ_ACTIVE, {"id": user_id})).one_or_none()
+    if row is None:
+        raise InvalidTokenError
+    return row
 
 
 async def _ensure_email_free(session: AsyncSession, email: str) -> None:
