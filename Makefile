@@ -6,6 +6,9 @@ SHELL := /bin/bash
 UV_VERSION ?= 0.13.9
 LOCAL_UV := $(CURDIR)/.local/uv/bin/uv
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(LOCAL_UV))
+# The pre-commit hooks' entries call `uv`: appended (not prepended, so the python3 found stays the
+# same), it lets `make hooks` find the uv this Makefile installed when none is on the PATH.
+export PATH := $(PATH):$(patsubst %/,%,$(dir $(UV)))
 
 MEMBERS := $(wildcard packages/* services/*)
 # Checked by mypy beside the members: the repository's own scripts and tests.
