@@ -16,26 +16,24 @@ class ThingNotFoundError(NotFoundError):
         super().__init__("No thing with this id.")
 
 
-# Reads and creation answer with rows of these columns, not ORM objects: nothing to track for a
-# response that only shows them. The statements are built once, with bound parameters, so SQLAlchemy
-# finds them in its compiled cache without rebuilding them per request (a third of a read's CPU).
+# Reads and creation answer with rows, not ORM objects: nothing to track for a response that only
+# shows them. The statements are plain Core on the model's table, built once with bound parameters:
+# SQLAlchemy finds them in its compiled cache without building a statement per request, and runs
+# them without the ORM's compile and loading steps (together, a third of a read's instructions).
+# The INSERT too: into the entity, it would take the ORM's bulk-persistence path. The id's Python
+# default and the server's timestamps still apply.
 ThingRow = Row[uuid.UUID, uuid.UUID, str, str | None, datetime, datetime]
-COLUMNS = (
-    Thing.id,
-    Thing.owner_id,
-    Thing.name,
-    Thing.description,
-    Thing.created_at,
-    Thing.updated_at,
+THINGS = Thing.__table__
+SHOWN = ("id", "owner_id", "name", "description", "created_at", "updated_at")
+COLUMNS = [THINGS.c[name] for name in SHOWN]
+CREATE = insert(THINGS).returning(*COLUMNS)  # type: ignore[arg-type]  # a Table, typed FromClause
+READ_ONE = select(*COLUMNS).where(
+    THINGS.c.id == bindparam("id"), THINGS.c.owner_id == bindparam("owner")
 )
-# Into the table, not the entity: an ORM-enabled INSERT goes through the bulk-persistence path,
-# which costs a third of a request's CPU. The id's Python default and the server's timestamps apply.
-CREATE = insert(Thing.__table__).returning(*COLUMNS)  # type: ignore[arg-type]  # a Table
-READ_ONE = select(*COLUMNS).where(Thing.id == bindparam("id"), Thing.owner_id == bindparam("owner"))
 READ_PAGE = (
     select(*COLUMNS)
-    .where(Thing.owner_id == bindparam("owner"))
-    .order_by(Thing.id)  # ids are UUIDv7: ordering by id is ordering by creation
+    .where(THINGS.c.owner_id == bindparam("owner"))
+    .order_by(THINGS.c.id)  # ids are UUIDv7: ordering by id is ordering by creation
     .limit(bindparam("limit"))
     .offset(bindparam("offset"))
 )
