@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL
 
 from common.testing.postgres import EmbeddedPostgres, drop_database, recreate_database, scratch_dir
 
-from .processes import ROOT, ServiceProcess, migrate
+from .processes import ServiceProcess, migrate, things_env, users_env
 
 AUDIENCE = "reliability-api"
 PASSWORD = "correct horse battery"
@@ -97,17 +97,7 @@ async def users(postgres: EmbeddedPostgres, workdir: Path) -> AsyncIterator[User
     database = await asyncio.to_thread(recreate_database, postgres.url(), "users")
     await asyncio.to_thread(migrate, "users-svc", database)
     process = ServiceProcess("users-svc", folder=workdir / "users", env={})
-    issuer = process.url
-    process.env.update(
-        {
-            "USERS_DATABASE_URL": database.render_as_string(hide_password=False),
-            "USERS_MIGRATIONS_DIR": str(ROOT / "services/users-svc/alembic"),
-            "USERS_TOKEN_ISSUER": issuer,
-            "USERS_TOKEN_AUDIENCE": AUDIENCE,
-            "USERS_PASSWORD_TIME_COST": "1",
-            "USERS_PASSWORD_MEMORY_KIB": "1024",
-        }
-    )
+    process.env.update(users_env(database, issuer=process.url, audience=AUDIENCE))
     process.start()
     try:
         await process.wait_ready()
@@ -146,13 +136,7 @@ async def things(postgres: EmbeddedPostgres, users: Users, workdir: Path) -> Asy
     process = ServiceProcess(
         "things-svc",
         folder=workdir / name,
-        env={
-            "THINGS_DATABASE_URL": database.render_as_string(hide_password=False),
-            "THINGS_MIGRATIONS_DIR": str(ROOT / "services/things-svc/alembic"),
-            "THINGS_TOKEN_ISSUER": users.process.url,
-            "THINGS_TOKEN_AUDIENCE": AUDIENCE,
-            "THINGS_JWKS_URL": f"{users.process.url}/.well-known/jwks.json",
-        },
+        env=things_env(database, users_url=users.process.url, audience=AUDIENCE),
     )
     process.start()
     try:

@@ -25,9 +25,12 @@ GRACEFUL_SHUTDOWN_SECONDS = 20
 class ServiceProcess:
     """One service under uvicorn on a free loopback port, in development mode, in `folder`."""
 
-    def __init__(self, service: str, *, folder: Path, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, service: str, *, folder: Path, env: Mapping[str, str], access_log: bool = False
+    ) -> None:
         self.service = service  # "things-svc"
         self.folder = folder
+        self.access_log = access_log
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = folder / f"{service}.log"
@@ -46,8 +49,8 @@ class ServiceProcess:
                     app,
                     "--host=127.0.0.1",
                     f"--port={self.port}",
-                    "--no-access-log",
                     f"--timeout-graceful-shutdown={GRACEFUL_SHUTDOWN_SECONDS}",
+                    *([] if self.access_log else ["--no-access-log"]),
                 ],
                 cwd=self.folder,
                 env=self.env,
@@ -93,6 +96,29 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def users_env(database: URL, *, issuer: str, audience: str) -> dict[str, str]:
+    """users-svc's settings for a test process: its database, its tokens, and cheap hashing."""
+    return {
+        "USERS_DATABASE_URL": database.render_as_string(hide_password=False),
+        "USERS_MIGRATIONS_DIR": str(ROOT / "services/users-svc/alembic"),
+        "USERS_TOKEN_ISSUER": issuer,
+        "USERS_TOKEN_AUDIENCE": audience,
+        "USERS_PASSWORD_TIME_COST": "1",
+        "USERS_PASSWORD_MEMORY_KIB": "1024",
+    }
+
+
+def things_env(database: URL, *, users_url: str, audience: str) -> dict[str, str]:
+    """things-svc's settings for a test process: its database, and users-svc as token issuer."""
+    return {
+        "THINGS_DATABASE_URL": database.render_as_string(hide_password=False),
+        "THINGS_MIGRATIONS_DIR": str(ROOT / "services/things-svc/alembic"),
+        "THINGS_TOKEN_ISSUER": users_url,
+        "THINGS_TOKEN_AUDIENCE": audience,
+        "THINGS_JWKS_URL": f"{users_url}/.well-known/jwks.json",
+    }
 
 
 def upgrade_command(service: str, database: URL) -> subprocess.Popen[bytes]:
