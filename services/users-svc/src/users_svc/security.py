@@ -13,7 +13,6 @@ from common.auth import (
     AccessClaims,
     InvalidTokenError,
     authenticate,
-    bearer_token,
     token_verifier_of,
 )
 from common.errors import ForbiddenError
@@ -29,7 +28,7 @@ class _PasswordFlowClaims(OAuth2PasswordBearer):
     """
 
     async def __call__(self, request: Request) -> AccessClaims:  # type: ignore[override]
-        return await authenticate(request, bearer_token(request))
+        return await authenticate(request)
 
 
 # Under the default API prefix.

@@ -28,17 +28,11 @@ def token_verifier_of(request: Request) -> TokenVerifier:
     return verifier
 
 
-def bearer_token(request: Request) -> str | None:
-    """The token of `Authorization: Bearer <token>`, or None when there is no such header."""
+async def authenticate(request: Request) -> AccessClaims:
+    """The claims of the request's `Authorization: Bearer <token>`, verified."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return token.strip() or None
-
-
-async def authenticate(request: Request, token: str | None) -> AccessClaims:
-    """Verify the token a security scheme extracted (None when the request carried none)."""
-    if not token:
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise NotAuthenticatedError
     return await token_verifier_of(request).verify(token)
 
@@ -53,12 +47,12 @@ class _BearerScheme(SecurityBase):
 
 class _BearerClaims(_BearerScheme):
     async def __call__(self, request: Request) -> AccessClaims:
-        return await authenticate(request, bearer_token(request))
+        return await authenticate(request)
 
 
 class _BearerSubject(_BearerScheme):
     async def __call__(self, request: Request) -> uuid.UUID:
-        claims = await authenticate(request, bearer_token(request))
+        claims = await authenticate(request)
         return claims.subject
 
 
