@@ -87,6 +87,10 @@ async def test_pool_exhaustion_answers_503_within_the_pool_timeout(
                 things.database, SERVICE, lambda s: s.count("locked") == POOL_SIZE
             )
             waiters = await asyncio.gather(
+                *(timed(call(client, "POST", "/api/v1/things", {"name": "w"})) for _ in range(20))
+            )
+            # Reads have a pool of their own (autocommit): a full write pool does not stop them.
+            readers = await asyncio.gather(
                 *(timed(call(client, "GET", "/api/v1/things")) for _ in range(20))
             )
             # The holders end when statement_timeout cancels their UPDATE.
@@ -95,13 +99,16 @@ async def test_pool_exhaustion_answers_503_within_the_pool_timeout(
 
     slowest_waiter = max(duration for _, duration in waiters)
     report(
-        f"pool exhaustion: {len(waiters)} requests past a full pool of {POOL_SIZE}: statuses "
+        f"pool exhaustion: {len(waiters)} writes past a full pool of {POOL_SIZE}: statuses "
         f"{sorted({status for status, _ in waiters})}, slowest {slowest_waiter:.2f} s "
-        f"(limit {POOL_TIMEOUT + 0.5} s); the {POOL_SIZE} lock-bound holders: statuses "
-        f"{sorted({status for status, _ in held})} after {max(d for _, d in held):.1f} s "
-        "(statement_timeout); afterwards 0 connections checked out, whole pool usable"
+        f"(limit {POOL_TIMEOUT + 0.5} s); {len(readers)} reads meanwhile: statuses "
+        f"{sorted({status for status, _ in readers})}; the {POOL_SIZE} lock-bound holders: "
+        f"statuses {sorted({status for status, _ in held})} after "
+        f"{max(d for _, d in held):.1f} s (statement_timeout); afterwards 0 connections checked "
+        "out, whole pool usable"
     )
     assert {status for status, _ in waiters} == {503}
+    assert {status for status, _ in readers} == {200}
     assert slowest_waiter <= POOL_TIMEOUT + 0.5
     assert {status for status, _ in held} == {503}
 

@@ -1,4 +1,4 @@
-"""Declarative base, timestamps, and the engine and sessionmaker a running app owns."""
+"""Declarative base, timestamps, and the engines and sessionmaker a running app owns."""
 
 import uuid
 from dataclasses import dataclass
@@ -59,9 +59,11 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
 
-def create_engine(settings: AppBaseSettings) -> AsyncEngine:
+def create_engine(settings: AppBaseSettings, *, autocommit: bool = False) -> AsyncEngine:
+    """The app's engine; with `autocommit`, its connections run each statement on its own."""
     return create_async_engine(
         settings.database_url,
+        isolation_level="AUTOCOMMIT" if autocommit else None,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
@@ -89,15 +91,27 @@ def create_sessionmaker(bind: Any) -> async_sessionmaker[AsyncSession]:
 
 @dataclass(frozen=True, slots=True)
 class Database:
-    """The engine and sessionmaker of one running app, made in its lifespan."""
+    """The engines and sessionmaker of one running app, made in its lifespan.
+
+    `engine` runs the sessions' transactions; `read_engine`, in autocommit, serves
+    `ReadConnection`. Each has its own pool of `db_pool_size` connections. Without a read engine
+    (the tests' apps), reads go through the request's session.
+    """
 
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    read_engine: AsyncEngine | None = None
 
     @classmethod
     def from_settings(cls, settings: AppBaseSettings) -> Self:
         engine = create_engine(settings)
-        return cls(engine=engine, sessionmaker=create_sessionmaker(engine))
+        return cls(
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            read_engine=create_engine(settings, autocommit=True),
+        )
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not None:
+            await self.read_engine.dispose()

@@ -6,11 +6,13 @@ from fastapi import APIRouter, status
 from common.auth import UNAUTHORIZED, CurrentUser
 from common.errors import Problem
 from common.pagination import Page, PageDep
-from common.session import SessionDep
+from common.session import ReadConnection, SessionDep, TransactionRoute
 from things_svc.domains.things import service
 from things_svc.domains.things.schemas import ThingCreate, ThingRead, ThingUpdate
 
-router = APIRouter(prefix="/things", tags=["things"], responses=UNAUTHORIZED)
+router = APIRouter(
+    prefix="/things", tags=["things"], responses=UNAUTHORIZED, route_class=TransactionRoute
+)
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "You have no thing with this id"}
@@ -20,24 +22,24 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_thing(data: ThingCreate, user_id: CurrentUser, session: SessionDep) -> ThingRead:
     """Create a thing. You own it: the owner is always the signed-in user."""
-    return ThingRead.model_validate(await service.create_thing(session, data, owner_id=user_id))
+    return await service.create_thing(session, data, owner_id=user_id)
 
 
 @router.get("")
-async def list_things(user_id: CurrentUser, session: SessionDep, page: PageDep) -> Page[ThingRead]:
+async def list_things(
+    user_id: CurrentUser, connection: ReadConnection, page: PageDep
+) -> Page[ThingRead]:
     """List your things, oldest first."""
-    things = await service.list_things(session, page, owner_id=user_id)
-    return Page(
-        items=[ThingRead.model_validate(thing) for thing in things],
-        limit=page.limit,
-        offset=page.offset,
-    )
+    things = await service.list_things(connection, page, owner_id=user_id)
+    return Page(items=things, limit=page.limit, offset=page.offset)
 
 
 @router.get("/{thing_id}", responses=NOT_FOUND)
-async def get_thing(thing_id: uuid.UUID, user_id: CurrentUser, session: SessionDep) -> ThingRead:
+async def get_thing(
+    thing_id: uuid.UUID, user_id: CurrentUser, connection: ReadConnection
+) -> ThingRead:
     """Read one of your things. Another user's thing answers 404, like one that does not exist."""
-    return ThingRead.model_validate(await service.read_thing(session, thing_id, owner_id=user_id))
+    return await service.read_thing(connection, thing_id, owner_id=user_id)
 
 
 @router.patch("/{thing_id}", responses=NOT_FOUND)

@@ -1,14 +1,13 @@
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Row, bindparam, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from common.errors import NotFoundError
 from common.pagination import PageParams
 from things_svc.domains.things.models import Thing
-from things_svc.domains.things.schemas import ThingCreate, ThingUpdate
+from things_svc.domains.things.schemas import ThingCreate, ThingRead, ThingUpdate
 
 
 class ThingNotFoundError(NotFoundError):
@@ -21,7 +20,7 @@ class ThingNotFoundError(NotFoundError):
 # SQLAlchemy finds them in its compiled cache without building a statement per request, and runs
 # them without the ORM's compile and loading steps (together, a third of a read's instructions).
 # The INSERT too: into the entity, it would take the ORM's bulk-persistence path. The id's Python
-# default and the server's timestamps still apply.
+# default and the server's timestamps still apply. Reads run on the request's `ReadConnection`.
 ThingRow = Row[uuid.UUID, uuid.UUID, str, str | None, datetime, datetime]
 THINGS = Thing.__table__
 SHOWN = ("id", "owner_id", "name", "description", "created_at", "updated_at")
@@ -39,30 +38,35 @@ READ_PAGE = (
 )
 
 
+def shown(row: ThingRow) -> ThingRead:
+    # From a dict: pydantic reads a Row's attributes at half the speed (a tenth of a page).
+    return ThingRead.model_validate(dict(zip(SHOWN, row, strict=True)))
+
+
 async def create_thing(
     session: AsyncSession, data: ThingCreate, *, owner_id: uuid.UUID
-) -> ThingRow:
+) -> ThingRead:
     # One INSERT ... RETURNING, without the unit of work: nothing else changes in this request.
     values = {"owner_id": owner_id, "name": data.name, "description": data.description}
-    return (await session.execute(CREATE, values)).one()
+    return shown((await session.execute(CREATE, values)).one())
 
 
 async def read_thing(
-    session: AsyncSession, thing_id: uuid.UUID, *, owner_id: uuid.UUID
-) -> ThingRow:
+    connection: AsyncConnection, thing_id: uuid.UUID, *, owner_id: uuid.UUID
+) -> ThingRead:
     # Someone else's thing is missing, as far as this caller can tell: same answer, same 404.
-    result = await session.execute(READ_ONE, {"id": thing_id, "owner": owner_id})
+    result = await connection.execute(READ_ONE, {"id": thing_id, "owner": owner_id})
     row = result.one_or_none()
     if row is None:
         raise ThingNotFoundError
-    return row
+    return shown(row)
 
 
 async def list_things(
-    session: AsyncSession, page: PageParams, *, owner_id: uuid.UUID
-) -> Sequence[ThingRow]:
+    connection: AsyncConnection, page: PageParams, *, owner_id: uuid.UUID
+) -> list[ThingRead]:
     parameters = {"owner": owner_id, "limit": page.limit, "offset": page.offset}
-    return (await session.execute(READ_PAGE, parameters)).all()
+    return [shown(row) for row in await connection.execute(READ_PAGE, parameters)]
 
 
 async def get_thing(session: AsyncSession, thing_id: uuid.UUID, *, owner_id: uuid.UUID) -> Thing:

@@ -2,14 +2,14 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import Row, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from common.auth import InvalidTokenError
 from common.errors import ConflictError, ForbiddenError, NotFoundError
 from common.pagination import PageParams
 from common.session import get_all, get_one_or_none
 from users_svc.domains.users.models import User
-from users_svc.domains.users.schemas import PasswordChange, UserCreate, UserUpdate
+from users_svc.domains.users.schemas import PasswordChange, UserCreate, UserRead, UserUpdate
 from users_svc.passwords import PasswordHasher
 
 
@@ -28,9 +28,9 @@ class WrongPasswordError(ForbiddenError):
         super().__init__("The current password is not correct.")
 
 
-# `GET /users/me` answers with a row: nothing to track for a response that only shows it. Plain
-# Core on the model's table, built once with a bound parameter: SQLAlchemy finds it in its compiled
-# cache and runs it without the ORM's compile and loading steps.
+# `GET /users/me` reads a row on the request's `ReadConnection`: nothing to track for a response
+# that only shows it. Plain Core on the model's table, built once with a bound parameter:
+# SQLAlchemy finds it in its compiled cache and runs it without the ORM's compile and loading steps.
 UserRow = Row[uuid.UUID, str, str, bool, bool, datetime, datetime]
 USERS = User.__table__
 SHOWN = ("id", "email", "full_name", "is_active", "is_superuser", "created_at", "updated_at")
@@ -39,12 +39,13 @@ READ_ACTIVE = select(*(USERS.c[name] for name in SHOWN)).where(
 )
 
 
-async def read_active_user(session: AsyncSession, user_id: uuid.UUID) -> UserRow:
+async def read_active_user(connection: AsyncConnection, user_id: uuid.UUID) -> UserRead:
     """The signed-in user's account; the token is refused if it is gone or deactivated."""
-    row = (await session.execute(READ_ACTIVE, {"id": user_id})).one_or_none()
+    row: UserRow | None = (await connection.execute(READ_ACTIVE, {"id": user_id})).one_or_none()
     if row is None:
         raise InvalidTokenError
-    return row
+    # From a dict: pydantic reads a Row's attributes at half the speed.
+    return UserRead.model_validate(dict(zip(SHOWN, row, strict=True)))
 
 
 async def _ensure_email_free(session: AsyncSession, email: str) -> None:

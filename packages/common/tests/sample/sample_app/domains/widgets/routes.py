@@ -2,14 +2,14 @@ import uuid
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from common.errors import NotFoundError
 from common.pagination import Page, PageDep
-from common.session import SessionDep, get_all
+from common.session import ReadConnection, SessionDep, TransactionRoute, get_all
 from sample_app.domains.widgets.models import Widget
 
-router = APIRouter(prefix="/widgets")
+router = APIRouter(prefix="/widgets", route_class=TransactionRoute)
 
 
 class WidgetIn(BaseModel):
@@ -49,6 +49,15 @@ async def list_widgets(session: SessionDep, page: PageDep) -> Page[WidgetOut]:
     return Page(
         items=[WidgetOut.model_validate(w) for w in widgets], limit=page.limit, offset=page.offset
     )
+
+
+@router.get("/-/snapshots")
+async def count_snapshots(connection: ReadConnection) -> dict[str, int]:
+    """How many transactions two reads of one request ran in: `now()` is a transaction's start."""
+    first = await connection.scalar(text("SELECT now()"))
+    await connection.execute(text("SELECT pg_sleep(0.001)"))
+    second = await connection.scalar(text("SELECT now()"))
+    return {"transactions": 1 if first == second else 2}
 
 
 @router.get("/-/crash")
