@@ -2,7 +2,8 @@
 
 It starts an embedded Postgres in a scratch folder, makes and migrates a pair of databases (users,
 things) per target, seeds them identically, and runs three targets under uvicorn (one worker,
-uvloop and httptools, no access log):
+uvloop and httptools, no access log); the services as their images run them: `common.serve`
+from an environment of their own with no dev tools and compiled bytecode (`.local/bench/`):
 
 - floor: bench/floor.py, raw ASGI + asyncpg + orjson, same paths and JSON;
 - services: things-svc and users-svc as shipped, with valid tokens (signed with a key users-svc
@@ -24,6 +25,7 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -153,10 +155,30 @@ def migrate(postgres: EmbeddedPostgres, service: str, database: str) -> None:
     command.upgrade(config, "head")
 
 
-async def start_server(name: str, app: list[str], *, env: dict[str, str], folder: Path) -> Server:
+def production_python(service: str) -> str:
+    """The Python of an environment like the service's image: `uv sync --no-dev --no-editable`."""
+    uv = shutil.which("uv")
+    if uv is None:
+        sys.exit("uv is needed on PATH (`make bench` puts the one it installed there)")
+    environment = ROOT / ".local" / "bench" / service
+    options = ["--locked", "--no-dev", "--no-editable", "--compile-bytecode", "--quiet"]
+    subprocess.run(
+        [uv, "sync", *options, "--package", service],
+        cwd=ROOT,
+        env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(environment)},
+        check=True,
+    )
+    return str(environment / "bin" / "python")
+
+
+async def start_server(
+    name: str, app: list[str], *, env: dict[str, str], folder: Path, python: str = sys.executable
+) -> Server:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    arguments = [sys.executable, "-m", "uvicorn", *app, "--host", "127.0.0.1"]
+    # The floor runs under plain uvicorn; a service under `common.serve`, as in its image.
+    server = "uvicorn" if python == sys.executable else "common.serve"
+    arguments = [python, "-m", server, *app, "--host", "127.0.0.1"]
     arguments += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
     log = (folder / f"{name}.log").open("wb")
     started = time.perf_counter()
@@ -266,6 +288,7 @@ async def start_targets(
     postgres: EmbeddedPostgres, targets: list[Target], *, seed: Seed, folder: Path, pool: int
 ) -> SigningKey:
     key = SigningKey.generate()
+    pythons = {service: production_python(f"{service}-svc") for service in ("users", "things")}
 
     def dsn(target: Target, service: str) -> str:
         url = postgres.url(database=target.database(service), password=DB_PASSWORD)
@@ -297,7 +320,9 @@ async def start_targets(
         checked = target.key == "svc"
         app = ["users_svc.main:app"] if checked else ["unchecked:users_app", "--factory"]
         app += [] if checked else ["--app-dir", str(BENCH)]
-        users = await start_server(f"users-svc ({target.name})", app, env=users_env, folder=folder)
+        users = await start_server(
+            f"users-svc ({target.name})", app, env=users_env, folder=folder, python=pythons["users"]
+        )
         things_env = {
             "ENVIRONMENT": "production",
             "THINGS_DATABASE_URL": dsn(target, "things"),
@@ -311,7 +336,11 @@ async def start_targets(
         app = ["things_svc.main:app"] if checked else ["unchecked:things_app", "--factory"]
         app += [] if checked else ["--app-dir", str(BENCH)]
         things = await start_server(
-            f"things-svc ({target.name})", app, env=things_env, folder=folder
+            f"things-svc ({target.name})",
+            app,
+            env=things_env,
+            folder=folder,
+            python=pythons["things"],
         )
         target.servers = {"users": users, "things": things}
     return key
