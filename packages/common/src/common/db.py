@@ -93,14 +93,19 @@ def create_sessionmaker(bind: Any) -> async_sessionmaker[AsyncSession]:
 class Database:
     """The engines and sessionmaker of one running app, made in its lifespan.
 
-    `engine` runs the sessions' transactions; `read_engine`, in autocommit, serves
-    `ReadConnection`. Each has its own pool of `db_pool_size` connections. Without a read engine
-    (the tests' apps), reads go through the request's session.
+    `engine` runs the requests' transactions (sessions and `WriteConnection`); `read_engine`, in
+    autocommit, serves `ReadConnection`. Each has its own pool of `db_pool_size` connections.
     """
 
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     read_engine: AsyncEngine | None = None
+
+    @property
+    def sessions_only(self) -> bool:
+        """Whether every statement must go through the sessions: true for the tests' apps, whose
+        sessionmaker joins the test's transaction and which are given no read engine."""
+        return self.read_engine is None
 
     @classmethod
     def from_settings(cls, settings: AppBaseSettings) -> Self:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 from common.auth import UNAUTHORIZED, CurrentUser
 from common.errors import Problem
 from common.pagination import Page, PageDep
-from common.session import ReadConnection, SessionDep, TransactionRoute
+from common.session import ReadConnection, SessionDep, TransactionRoute, WriteConnection
 from things_svc.domains.things import service
 from things_svc.domains.things.schemas import ThingCreate, ThingRead, ThingUpdate
 
@@ -20,9 +20,11 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_thing(data: ThingCreate, user_id: CurrentUser, session: SessionDep) -> ThingRead:
+async def create_thing(
+    data: ThingCreate, user_id: CurrentUser, connection: WriteConnection
+) -> ThingRead:
     """Create a thing. You own it: the owner is always the signed-in user."""
-    return await service.create_thing(session, data, owner_id=user_id)
+    return await service.create_thing(connection, data, owner_id=user_id)
 
 
 @router.get("")

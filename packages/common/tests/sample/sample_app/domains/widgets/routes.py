@@ -2,11 +2,18 @@ import uuid
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select, text
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from common.errors import NotFoundError
+from common.errors import ConflictError, NotFoundError
 from common.pagination import Page, PageDep
-from common.session import ReadConnection, SessionDep, TransactionRoute, get_all
+from common.session import (
+    ReadConnection,
+    SessionDep,
+    TransactionRoute,
+    WriteConnection,
+    get_all,
+)
 from sample_app.domains.widgets.models import Widget
 
 router = APIRouter(prefix="/widgets", route_class=TransactionRoute)
@@ -49,6 +56,43 @@ async def list_widgets(session: SessionDep, page: PageDep) -> Page[WidgetOut]:
     return Page(
         items=[WidgetOut.model_validate(w) for w in widgets], limit=page.limit, offset=page.offset
     )
+
+
+@router.post("/-/core", status_code=201)
+async def create_widget_core(data: WidgetIn, connection: WriteConnection) -> WidgetOut:
+    """A Core INSERT on the request's write connection."""
+    statement = insert(Widget).values(code=data.code).returning(Widget.id, Widget.code)
+    row = (await connection.execute(statement)).one()
+    return WidgetOut(id=row.id, code=row.code)
+
+
+async def write_both_ways(
+    data: WidgetIn, session: AsyncSession, connection: AsyncConnection, *, fail: bool
+) -> dict[str, int]:
+    """One widget through each handle; how many of them each handle sees."""
+    mine = select(func.count()).select_from(Widget).where(Widget.code.startswith(data.code))
+    session.add(Widget(code=f"{data.code}-orm"))
+    await session.flush()
+    seen_by_connection = await connection.scalar(mine)
+    await connection.execute(insert(Widget).values(code=f"{data.code}-core"))
+    seen_by_session = await session.scalar(mine)
+    if fail:
+        raise ConflictError("Both writes happened; the request fails after them.")
+    return {"seen_by_connection": seen_by_connection or 0, "seen_by_session": seen_by_session or 0}
+
+
+@router.post("/-/session-then-connection", status_code=201)
+async def session_then_connection(
+    data: WidgetIn, session: SessionDep, connection: WriteConnection, fail: bool = False
+) -> dict[str, int]:
+    return await write_both_ways(data, session, connection, fail=fail)
+
+
+@router.post("/-/connection-then-session", status_code=201)
+async def connection_then_session(
+    data: WidgetIn, connection: WriteConnection, session: SessionDep, fail: bool = False
+) -> dict[str, int]:
+    return await write_both_ways(data, session, connection, fail=fail)
 
 
 @router.get("/-/snapshots")
