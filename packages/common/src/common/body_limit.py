@@ -6,6 +6,8 @@ counted as it arrives and refused once it grows past the limit, whatever the app
 error its read raised.
 """
 
+import contextlib
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.errors import problem_response
@@ -35,7 +37,8 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if sum(len(name) + len(value) for name, value in scope["headers"]) > self.max_header_bytes:
+        header_bytes, declared, chunked = _framing(scope)
+        if header_bytes > self.max_header_bytes:
             await _refuse(
                 scope,
                 receive,
@@ -45,9 +48,13 @@ class BodyLimitMiddleware:
                 detail=f"The request headers must not exceed {self.max_header_bytes} bytes.",
             )
             return
-        declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
             await self._too_large(scope, receive, send)
+            return
+        if not chunked:
+            # No body, or one of a declared length within the limit, which the server reads no
+            # further than: nothing to count.
+            await self.app(scope, receive, send)
             return
 
         received = 0
@@ -107,11 +114,17 @@ async def _refuse(
     await response(scope, receive, send)
 
 
-def _content_length(scope: Scope) -> int | None:
+def _framing(scope: Scope) -> tuple[int, int | None, bool]:
+    """The headers' size, the declared body length, and whether the body comes in chunks."""
+    size = 0
+    declared: int | None = None
+    chunked = False
     for name, value in scope["headers"]:
+        size += len(name) + len(value)
         if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None  # the server refuses a malformed length itself
-    return None
+            # A malformed length is refused by the server itself.
+            with contextlib.suppress(ValueError):
+                declared = int(value)
+        elif name == b"transfer-encoding":
+            chunked = True
+    return size, declared, chunked

@@ -1,7 +1,7 @@
 """Request IDs: accepted from `X-Request-ID` or generated, echoed, and put on every log line."""
 
 import re
-import uuid
+import secrets
 from contextvars import ContextVar
 
 from starlette.datastructures import MutableHeaders
@@ -26,7 +26,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_id(scope) or secrets.token_hex(16)
         _request_id.set(request_id)
 
         async def send_with_id(message: Message) -> None:
