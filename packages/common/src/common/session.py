@@ -56,7 +56,8 @@ class TransactionRoute(APIRoute):
     that fails (a deferred constraint, a lost connection) raises like the endpoint would, so it
     becomes an error response, never a 2xx. If the endpoint raises, it rolls back. Either way
     every handle goes back to its pool. This is what a dependency with `yield` would do, without
-    FastAPI's machinery for one (a tenth of a simple read's CPU).
+    FastAPI's machinery for one (a tenth of a simple read's CPU). The exit of a dependency of
+    the endpoint (the code after its `yield`) runs after all this: it must not write.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
