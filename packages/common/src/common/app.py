@@ -90,11 +90,12 @@ def create_app(
     if docs:
         install_offline_docs(app)
     install_error_handlers(app)
-    app.include_router(health.router)
     for router in discover_routers(domains):
         app.include_router(router, prefix=settings.api_prefix)
     for router in discover_root_routers(domains):
         app.include_router(router)
+    # Last: FastAPI tries the routers in order, and every API request would first try these.
+    app.include_router(health.router)
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
