@@ -4,10 +4,8 @@ import re
 import secrets
 from contextvars import ContextVar
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's ID is kept only when it is short and plain, so it cannot forge log lines.
 _ACCEPTABLE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -29,9 +27,12 @@ class RequestIdMiddleware:
         request_id = _incoming_id(scope) or secrets.token_hex(16)
         _request_id.set(request_id)
 
+        # Appended as bytes: no endpoint sets this header itself.
+        header = (b"x-request-id", request_id.encode("latin-1"))
+
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         await self.app(scope, receive, send_with_id)
