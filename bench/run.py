@@ -179,9 +179,8 @@ async def start_server(
 ) -> Server:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    # The floor runs under plain uvicorn; a service under `common.serve`, as in its image.
-    server = "uvicorn" if python == sys.executable else "common.serve"
-    arguments = [python, "-m", server, *app, "--host", "127.0.0.1"]
+    # uvicorn's own command line, as the images run it (`common.serve` only changes the exit code).
+    arguments = [python, "-m", "common.serve", *app, "--host", "127.0.0.1"]
     arguments += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
     log = (folder / f"{name}.log").open("wb")
     started = time.perf_counter()
