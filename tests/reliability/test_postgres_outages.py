@@ -1,4 +1,4 @@
-"""Postgres restarted, and Postgres down for 10 s, while things-svc is under open-loop load."""
+"""Postgres restarted, down for 10 s and frozen for 6 s, with things-svc under open-loop load."""
 
 import asyncio
 import os
@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import asyncpg
 import httpx
+import psutil
 import pytest
 
 from common.settings import AppBaseSettings
@@ -17,7 +18,10 @@ from .load import Call, Record, Run, open_loop, percentile
 
 pytestmark = pytest.mark.reliability
 
-CONNECT_TIMEOUT = AppBaseSettings.model_fields["db_connect_timeout_seconds"].default
+DEFAULTS = AppBaseSettings.model_fields
+CONNECT_TIMEOUT: float = DEFAULTS["db_connect_timeout_seconds"].default
+POOL_TIMEOUT: float = DEFAULTS["db_pool_timeout_seconds"].default
+COMMAND_TIMEOUT: float = DEFAULTS["db_command_timeout_seconds"].default
 
 
 async def create_things(things: Things, count: int) -> list[str]:
@@ -143,3 +147,77 @@ async def test_postgres_down_for_10_seconds(
     assert any(s >= back + 2 for s, _ in ready_after), "the load must outlast the outage"
     assert set(live) == {200}
     assert reads_late == []
+
+
+FROZEN_SECONDS = 6.0
+
+
+async def test_postgres_frozen_for_6_seconds(
+    things: Things, postgres: EmbeddedPostgres, report: Report
+) -> None:
+    """SIGSTOP: connections stay open and new ones are accepted by the kernel, but nothing answers
+    (a hung server, or a network that drops packets). Nothing may hang on it."""
+    assert FROZEN_SECONDS < COMMAND_TIMEOUT  # statements in flight are answered after the thaw
+    kinds = (
+        Call("read", "GET", "/api/v1/things"),
+        Call("write", "POST", "/api/v1/things", {"name": "frozen"}),
+        Call("ready", "GET", "/health/ready"),
+        Call("live", "GET", "/health/live"),
+    )
+    run = Run(started_at=time.monotonic())
+    load = asyncio.create_task(
+        open_loop(
+            things.url, lambda i: kinds[i % 4], rate=40, seconds=14, headers=things.headers, run=run
+        )
+    )
+    await asyncio.sleep(2)
+    pid = postgres.pid()
+    assert pid is not None
+    postmaster = psutil.Process(pid)
+    processes = [postmaster, *postmaster.children(recursive=True)]
+    frozen = run.at(time.monotonic())
+    for process in processes:
+        process.suspend()
+    try:
+        await asyncio.sleep(FROZEN_SECONDS)
+    finally:
+        for process in processes:
+            process.resume()
+    thawed = run.at(time.monotonic())
+    await load
+
+    records = run.records
+    unanswered = [r for r in records if r.status is None]
+    failures = [r for r in records if r.status is not None and not is_success(r.status)]
+    not_503 = [r for r in failures if r.status != 503]
+    # A failure comes from a timeout the service sets: waiting for a pooled connection, opening
+    # a new one, or the readiness check's own; never from waiting for Postgres to come back.
+    slow_failures = [r for r in failures if r.duration > max(POOL_TIMEOUT, CONNECT_TIMEOUT) + 0.5]
+    ready_during = [r.status for r in records if r.call.kind == "ready" and r.start > frozen + 0.5
+                    and r.end < thawed]  # fmt: skip
+    live = [r for r in records if r.call.kind == "live"]
+    late = [r for r in records if r.start >= thawed + 2 and not is_success(r.status)]
+    acknowledged = {r.body["id"] for r in records if r.status == 201}
+    lost = acknowledged - await stored_ids(things)
+    report(
+        f"postgres frozen {thawed - frozen:.1f} s @40 req/s: {len(records)} requests, "
+        f"{len(failures)} failures (all 503: {not not_503}), slowest failure "
+        f"{max((r.duration for r in failures), default=0):.2f} s, slowest answer "
+        f"{max(r.duration for r in records):.2f} s, unanswered {len(unanswered)}; "
+        f"/health/ready 503 during: {ready_during.count(503)}/{len(ready_during)}; /health/live "
+        f"slowest {max(r.duration for r in live):.3f} s; failed 2 s after the thaw: {len(late)}; "
+        f"writes acknowledged {len(acknowledged)}, lost {len(lost)}"
+    )
+    assert failures, "the freeze must have been seen"
+    assert unanswered == [], describe(unanswered)
+    # What held a connection when Postgres froze is answered once it thaws, not left hanging.
+    hung = [r for r in records if r.duration > FROZEN_SECONDS + 1]
+    assert hung == [], describe(hung)
+    assert not_503 == [], describe(not_503)
+    assert slow_failures == [], describe(slow_failures)
+    assert ready_during
+    assert set(ready_during) == {503}
+    assert {r.status for r in live} == {200}
+    assert max(r.duration for r in live) < 0.5
+    assert late == [], describe(late)
+    assert lost == set()
