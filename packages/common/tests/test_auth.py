@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from jwt import PyJWK
 
 from common.auth import InvalidTokenError, KeySource, RemoteJwks, SigningKey, TokenVerifier
@@ -49,6 +50,10 @@ class JwksServer:
             # Slow enough that concurrent verifications overlap with this fetch.
             await asyncio.sleep(0.05)
             return {"keys": self.keys}
+
+        @app.get("/moved")
+        async def moved() -> RedirectResponse:
+            return RedirectResponse("/.well-known/jwks.json")
 
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))
@@ -219,6 +224,28 @@ async def test_a_jwks_that_cannot_be_reached_at_all_refuses_tokens_without_error
         assert not await accepted(verifier, token(SigningKey.generate()))
     finally:
         await keys.aclose()
+
+
+async def test_a_redirect_is_not_followed(jwks_server: JwksServer, clock: Clock) -> None:
+    key = SigningKey.generate()
+    jwks_server.keys = [key.public_jwk]
+    keys = RemoteJwks(
+        jwks_server.url.replace("/.well-known/jwks.json", "/moved"),
+        cache_seconds=CACHE_SECONDS,
+        refetch_interval_seconds=REFETCH_INTERVAL_SECONDS,
+        timeout_seconds=2,
+        clock=clock,
+    )
+    verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE, leeway_seconds=30)
+
+    assert not await accepted(verifier, token(key))
+    assert jwks_server.fetches == 0
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://users.test/jwks.json", "jwks.json"])
+def test_a_jwks_url_that_is_not_http_is_refused_at_startup(url: str) -> None:
+    with pytest.raises(ValueError, match="must be http"):
+        RemoteJwks(url, cache_seconds=1, refetch_interval_seconds=1, timeout_seconds=1)
 
 
 class PublishedKeys(KeySource):

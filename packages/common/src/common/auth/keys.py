@@ -9,14 +9,16 @@ the keys already known keep verifying.
 import asyncio
 import base64
 import hashlib
+import http.client
 import json
 import logging
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
+from urllib.parse import urlsplit
 
-import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -32,6 +34,9 @@ ALGORITHMS: tuple[str, ...] = ("EdDSA",)
 ACCESS_TOKEN_TYPE = "at+jwt"
 
 JwkDict = dict[str, Any]
+
+# A JWK set of a few keys is a few KiB; a misconfigured URL must not fill the memory.
+MAX_JWKS_BYTES = 1 << 20
 
 
 def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
@@ -135,7 +140,13 @@ class StaticKeys(KeySource):
 
 
 class RemoteJwks(KeySource):
-    """A JWKS fetched over HTTP with an `httpx.AsyncClient` made in `open`."""
+    """A JWKS fetched over HTTP(S) by the standard library's client, in a worker thread.
+
+    A fetch is rare (the first token, then once per cache lifetime or unknown key id), so a thread
+    costs nothing per request, where an async client (httpx: its modules, connection pool and CA
+    bundle) would add about 4 MiB to every process. PyJWT's own `PyJWKClient` fetches the same way.
+    Redirects are refused: the keys come from the configured URL or not at all.
+    """
 
     def __init__(
         self,
@@ -146,24 +157,17 @@ class RemoteJwks(KeySource):
         timeout_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError(f"the JWKS URL must be http:// or https://, not {url!r}")
         self.url = url
         self._cache_seconds = cache_seconds
         self._refetch_interval = refetch_interval_seconds
         self._timeout = timeout_seconds
         self._clock = clock
-        self._client: httpx.AsyncClient | None = None
         self._keys: dict[str, PyJWK] = {}
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
         self._lock = asyncio.Lock()
-
-    async def open(self) -> None:
-        self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
 
     async def key_for(self, kid: str) -> PyJWK | None:
         known = self._keys.get(kid)
@@ -188,14 +192,11 @@ class RemoteJwks(KeySource):
         return kid not in self._keys or self._is_stale()
 
     async def _fetch(self) -> None:
-        if self._client is None:
-            raise RuntimeError("RemoteJwks.open() was not called: open it in the app's lifespan")
         self._attempted_at = self._clock()
         try:
-            response = await self._client.get(self.url, headers={"Accept": "application/json"})
-            response.raise_for_status()
-            keys = usable_keys(response.json())
-        except (httpx.HTTPError, ValueError) as exc:
+            body = await asyncio.to_thread(_download, self.url, timeout_seconds=self._timeout)
+            keys = usable_keys(json.loads(body))
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             logger.warning(
                 "JWKS fetch from %s failed (%s); keeping %d known keys",
                 self.url,
@@ -205,3 +206,21 @@ class RemoteJwks(KeySource):
             return
         self._keys = keys
         self._fetched_at = self._attempted_at
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *_: Any, **__: Any) -> None:
+        return None  # urllib then raises HTTPError for the 3xx
+
+
+_OPENER = urllib.request.build_opener(_RefuseRedirects)
+
+
+def _download(url: str, *, timeout_seconds: float) -> bytes:
+    """The body of a 2xx answer to GET `url`; anything else raises (OSError, HTTPException)."""
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    with _OPENER.open(request, timeout=timeout_seconds) as response:
+        body: bytes = response.read(MAX_JWKS_BYTES + 1)
+    if len(body) > MAX_JWKS_BYTES:
+        raise ValueError(f"the JWKS is larger than {MAX_JWKS_BYTES} bytes")
+    return body
