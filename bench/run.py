@@ -14,7 +14,7 @@ Rounds alternate endpoint by endpoint between the targets (a noisy host then shi
 alike), with wrk (closed loop). Then open-loop runs at half of each endpoint's own maximum
 (bench/openloop.py, alternating between floor and services) give the tail latency. Figures:
 requests/s, p50 and p99, ratio to the floor, server CPU per request, Postgres transactions and new
-sessions per request (pg_stat_database), time to ready and RSS.
+sessions per request (pg_stat_database), time to ready (median of several starts) and RSS.
 
     uv run python bench/run.py --seconds 5 --rounds 2
 """
@@ -70,8 +70,12 @@ class Server:
     name: str
     url: str
     process: psutil.Popen
-    ready_seconds: float
+    ready_times: list[float]  # seconds from start to the first 200 on /health/ready, per start
     rss_ready: int
+
+    @property
+    def ready_seconds(self) -> float:
+        return statistics.median(self.ready_times)
 
     @property
     def port(self) -> int:
@@ -176,30 +180,51 @@ def production_python(service: str) -> str:
 
 
 async def start_server(
-    name: str, app: list[str], *, env: dict[str, str], folder: Path, python: str = sys.executable
+    name: str,
+    app: list[str],
+    *,
+    env: dict[str, str],
+    folder: Path,
+    python: str = sys.executable,
+    starts: int = 1,
 ) -> Server:
+    """Start `app` and wait until it is ready. With `starts` > 1 it is started, timed and stopped
+    that many times less one first, and `ready_seconds` is the median of all the starts."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     # uvicorn's own command line, as the images run it (`common.serve` only changes the exit code).
     arguments = [python, "-m", "common.serve", *app, "--host", "127.0.0.1"]
     arguments += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
-    log = (folder / f"{name}.log").open("wb")
-    started = time.perf_counter()
-    process = psutil.Popen(arguments, cwd=folder, env={**os.environ, **env}, stdout=log, stderr=log)
+    times: list[float] = []
+    for start in range(starts):
+        log = (folder / f"{name}.log").open("ab")
+        started = time.perf_counter()
+        process = psutil.Popen(
+            arguments, cwd=folder, env={**os.environ, **env}, stdout=log, stderr=log
+        )
+        await wait_ready(name, url, process, folder=folder, started=started)
+        times.append(time.perf_counter() - started)
+        if start < starts - 1:
+            process.terminate()
+            process.wait(15)
+    await asyncio.sleep(0.5)
+    return Server(name, url, process, times, process.memory_info().rss)
+
+
+async def wait_ready(
+    name: str, url: str, process: psutil.Popen, *, folder: Path, started: float
+) -> None:
     async with httpx.AsyncClient(timeout=5) as client:
         while True:
             try:
                 if (await client.get(f"{url}/health/ready")).status_code == 200:
-                    break
+                    return
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.perf_counter() - started > 60:
                 tail = (folder / f"{name}.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"{name} did not start:\n{tail}")
             await asyncio.sleep(0.01)
-    ready = time.perf_counter() - started
-    await asyncio.sleep(0.5)
-    return Server(name, url, process, ready, process.memory_info().rss)
 
 
 class Counters:
@@ -288,7 +313,13 @@ def mint_token(key: SigningKey, subject: uuid.UUID) -> str:
 
 
 async def start_targets(
-    postgres: EmbeddedPostgres, targets: list[Target], *, seed: Seed, folder: Path, pool: int
+    postgres: EmbeddedPostgres,
+    targets: list[Target],
+    *,
+    seed: Seed,
+    folder: Path,
+    pool: int,
+    starts: int,
 ) -> SigningKey:
     key = SigningKey.generate()
     pythons = {service: production_python(f"{service}-svc") for service in ("users", "things")}
@@ -305,9 +336,8 @@ async def start_targets(
                 "FLOOR_SUBJECT": str(seed.subject),
                 "FLOOR_POOL_SIZE": str(pool),
             }
-            server = await start_server(
-                "floor", ["floor:app", "--app-dir", str(BENCH)], env=env, folder=folder
-            )
+            app = ["floor:app", "--app-dir", str(BENCH)]
+            server = await start_server("floor", app, env=env, folder=folder, starts=starts)
             target.servers = {"things": server, "users": server}
             continue
         users_env = {
@@ -324,7 +354,12 @@ async def start_targets(
         app = ["users_svc.main:app"] if checked else ["unchecked:users_app", "--factory"]
         app += [] if checked else ["--app-dir", str(BENCH)]
         users = await start_server(
-            f"users-svc ({target.name})", app, env=users_env, folder=folder, python=pythons["users"]
+            f"users-svc ({target.name})",
+            app,
+            env=users_env,
+            folder=folder,
+            python=pythons["users"],
+            starts=starts,
         )
         things_env = {
             "ENVIRONMENT": "production",
@@ -344,6 +379,7 @@ async def start_targets(
             env=things_env,
             folder=folder,
             python=pythons["things"],
+            starts=starts,
         )
         target.servers = {"users": users, "things": things}
     return key
@@ -375,6 +411,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--open-loop-seconds", type=float, default=4)
     parser.add_argument("--open-loop-rounds", type=int, default=3)
+    parser.add_argument(
+        "--starts", type=int, default=3, help="starts per process to time its readiness (median)"
+    )
     parser.add_argument("--pool-size", type=int, default=10, help="*_DB_POOL_SIZE, and the floor's")
     parser.add_argument(
         "--only",
@@ -459,7 +498,9 @@ async def measure(
     seed: Seed,
     folder: Path,
 ) -> None:
-    key = await start_targets(postgres, targets, seed=seed, folder=folder, pool=args.pool_size)
+    key = await start_targets(
+        postgres, targets, seed=seed, folder=folder, pool=args.pool_size, starts=args.starts
+    )
     await check_same_json(targets, endpoints, mint_token(key, seed.subject))
     post_script = folder / "post.lua"
     post_script.write_text(
@@ -543,12 +584,16 @@ async def measure(
         for name, mine in runs.items():
             print_tail(endpoint.name, name, mine)
 
-    print("\nProcesses (uvicorn, one worker):")
-    print(f"  {'process':<28} {'ready s':>8} {'RSS ready MiB':>14} {'RSS after MiB':>14}")
+    print(f"\nProcesses (uvicorn, one worker; ready: median of {args.starts} starts, and range):")
+    print(
+        f"  {'process':<28} {'ready s':>8} {'range':>11} {'RSS ready MiB':>14} "
+        f"{'RSS after MiB':>14}"
+    )
     servers = {server.name: server for target in targets for server in target.servers.values()}
     for server in servers.values():
+        fastest, slowest = min(server.ready_times), max(server.ready_times)
         print(
-            f"  {server.name:<28} {server.ready_seconds:>8.2f} "
+            f"  {server.name:<28} {server.ready_seconds:>8.2f} {fastest:>5.2f}-{slowest:<5.2f} "
             f"{server.rss_ready / 2**20:>14.1f} {server.process.memory_info().rss / 2**20:>14.1f}"
         )
 
