@@ -3,7 +3,7 @@
 import asyncio
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import asyncpg
 import httpx
@@ -50,6 +50,22 @@ def describe(records: Iterable[Record]) -> str:
 
 def is_success(status: int | None) -> bool:
     return status is not None and 200 <= status < 300
+
+
+def cycle(
+    things: Things, kinds: Sequence[Call], *, rate: float, seconds: float
+) -> tuple[Run, asyncio.Task[Run]]:
+    """Open-loop load on things-svc, started now, sending `kinds` in turn."""
+    run = Run(started_at=time.monotonic())
+    load = open_loop(
+        things.url,
+        lambda index: kinds[index % len(kinds)],
+        rate=rate,
+        seconds=seconds,
+        headers=things.headers,
+        run=run,
+    )
+    return run, asyncio.create_task(load)
 
 
 async def test_postgres_restarted_under_100_requests_per_second(
@@ -101,12 +117,7 @@ async def test_postgres_down_for_10_seconds(
         Call("ready", "GET", "/health/ready"),
         Call("live", "GET", "/health/live"),
     )
-    run = Run(started_at=time.monotonic())
-    load = asyncio.create_task(
-        open_loop(
-            things.url, lambda i: kinds[i % 3], rate=30, seconds=20, headers=things.headers, run=run
-        )
-    )
+    run, load = cycle(things, kinds, rate=30, seconds=20)
     await asyncio.sleep(2)
     down = run.at(time.monotonic())
     await asyncio.to_thread(postgres.kill)
@@ -164,12 +175,7 @@ async def test_postgres_frozen_for_6_seconds(
         Call("ready", "GET", "/health/ready"),
         Call("live", "GET", "/health/live"),
     )
-    run = Run(started_at=time.monotonic())
-    load = asyncio.create_task(
-        open_loop(
-            things.url, lambda i: kinds[i % 4], rate=40, seconds=14, headers=things.headers, run=run
-        )
-    )
+    run, load = cycle(things, kinds, rate=40, seconds=14)
     await asyncio.sleep(2)
     pid = postgres.pid()
     assert pid is not None
