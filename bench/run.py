@@ -324,9 +324,31 @@ async def start_targets(
     key = SigningKey.generate()
     pythons = {service: production_python(f"{service}-svc") for service in ("users", "things")}
 
-    def dsn(target: Target, service: str) -> str:
+    async def start_service(target: Target, service: str, extra: dict[str, str]) -> Server:
+        prefix = service.upper()
         url = postgres.url(database=target.database(service), password=DB_PASSWORD)
-        return url.render_as_string(hide_password=False)
+        env = {
+            "ENVIRONMENT": "production",
+            f"{prefix}_DATABASE_URL": url.render_as_string(hide_password=False),
+            f"{prefix}_MIGRATIONS_DIR": str(ROOT / f"services/{service}-svc/alembic"),
+            f"{prefix}_TOKEN_ISSUER": ISSUER,
+            f"{prefix}_TOKEN_AUDIENCE": AUDIENCE,
+            f"{prefix}_DB_POOL_SIZE": str(pool),
+            "BENCH_SUBJECT": str(seed.subject),
+            **{f"{prefix}_{name}": value for name, value in extra.items()},
+        }
+        if target.key == "svc":
+            app = [f"{service}_svc.main:app"]
+        else:  # the same app with a verifier that accepts any token
+            app = [f"unchecked:{service}_app", "--factory", "--app-dir", str(BENCH)]
+        return await start_server(
+            f"{service}-svc ({target.name})",
+            app,
+            env=env,
+            folder=folder,
+            python=pythons[service],
+            starts=starts,
+        )
 
     for target in targets:
         if target.key == "floor":
@@ -340,47 +362,9 @@ async def start_targets(
             server = await start_server("floor", app, env=env, folder=folder, starts=starts)
             target.servers = {"things": server, "users": server}
             continue
-        users_env = {
-            "ENVIRONMENT": "production",
-            "USERS_DATABASE_URL": dsn(target, "users"),
-            "USERS_MIGRATIONS_DIR": str(ROOT / "services/users-svc/alembic"),
-            "USERS_SIGNING_KEY": key.private_pem(),
-            "USERS_TOKEN_ISSUER": ISSUER,
-            "USERS_TOKEN_AUDIENCE": AUDIENCE,
-            "USERS_DB_POOL_SIZE": str(pool),
-            "BENCH_SUBJECT": str(seed.subject),
-        }
-        checked = target.key == "svc"
-        app = ["users_svc.main:app"] if checked else ["unchecked:users_app", "--factory"]
-        app += [] if checked else ["--app-dir", str(BENCH)]
-        users = await start_server(
-            f"users-svc ({target.name})",
-            app,
-            env=users_env,
-            folder=folder,
-            python=pythons["users"],
-            starts=starts,
-        )
-        things_env = {
-            "ENVIRONMENT": "production",
-            "THINGS_DATABASE_URL": dsn(target, "things"),
-            "THINGS_MIGRATIONS_DIR": str(ROOT / "services/things-svc/alembic"),
-            "THINGS_TOKEN_ISSUER": ISSUER,
-            "THINGS_TOKEN_AUDIENCE": AUDIENCE,
-            "THINGS_JWKS_URL": f"{users.url}/.well-known/jwks.json",
-            "THINGS_DB_POOL_SIZE": str(pool),
-            "BENCH_SUBJECT": str(seed.subject),
-        }
-        app = ["things_svc.main:app"] if checked else ["unchecked:things_app", "--factory"]
-        app += [] if checked else ["--app-dir", str(BENCH)]
-        things = await start_server(
-            f"things-svc ({target.name})",
-            app,
-            env=things_env,
-            folder=folder,
-            python=pythons["things"],
-            starts=starts,
-        )
+        users = await start_service(target, "users", {"SIGNING_KEY": key.private_pem()})
+        jwks = f"{users.url}/.well-known/jwks.json"
+        things = await start_service(target, "things", {"JWKS_URL": jwks})
         target.servers = {"users": users, "things": things}
     return key
 
