@@ -213,13 +213,12 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
         return None  # urllib then raises HTTPError for the 3xx
 
 
-_OPENER = urllib.request.build_opener(_RefuseRedirects)
-
-
 def _download(url: str, *, timeout_seconds: float) -> bytes:
     """The body of a 2xx answer to GET `url`; anything else raises (OSError, HTTPException)."""
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    with _OPENER.open(request, timeout=timeout_seconds) as response:
+    # Made per fetch (a few an hour), so no client outlives a call or exists at import time.
+    opener = urllib.request.build_opener(_RefuseRedirects)
+    with opener.open(request, timeout=timeout_seconds) as response:
         body: bytes = response.read(MAX_JWKS_BYTES + 1)
     if len(body) > MAX_JWKS_BYTES:
         raise ValueError(f"the JWKS is larger than {MAX_JWKS_BYTES} bytes")
