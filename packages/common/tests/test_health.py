@@ -1,5 +1,6 @@
 import asyncio
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from alembic import command
@@ -7,12 +8,35 @@ from httpx import AsyncClient
 from sqlalchemy.engine import URL, make_url
 
 from common.app import create_app
+from common.health import READY_TIMEOUT_SECONDS
 from common.testing import ServiceUnderTest
 from common.testing.plugin import open_client
 from common.testing.postgres import drop_database, recreate_database
 
 PROBLEM = "application/problem+json"
 UNREACHABLE = make_url("postgresql+asyncpg://nobody:nothing@127.0.0.1:1/nowhere")
+
+
+class SilentServer:
+    """Accepts connections and never answers: a hung Postgres, or a network that drops packets."""
+
+    def __init__(self) -> None:
+        self.connections: list[asyncio.StreamWriter] = []
+
+    async def hold(self, _: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections.append(writer)
+
+
+@pytest.fixture
+async def silent_server() -> AsyncIterator[tuple[SilentServer, URL]]:
+    silent = SilentServer()
+    server = await asyncio.start_server(silent.hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield silent, make_url(f"postgresql+asyncpg://nobody:nothing@127.0.0.1:{port}/hung")
+    for writer in silent.connections:
+        writer.close()
+    server.close()
+    await server.wait_closed()
 
 
 @pytest.fixture
@@ -75,3 +99,23 @@ async def test_unreachable_database_gives_503_not_500(service: ServiceUnderTest)
     assert listing.headers["content-type"] == PROBLEM
     assert listing.headers["retry-after"] == "1"
     assert "nowhere" not in listing.text
+
+
+async def test_ready_answers_503_in_its_timeout_when_the_database_hangs(
+    service: ServiceUnderTest, silent_server: tuple[SilentServer, URL]
+) -> None:
+    silent, url = silent_server
+    # Without the readiness timeout, a probe would wait this long for its connection.
+    app = create_app(service.settings(url, db_connect_timeout_seconds=60), domains=service.domains)
+
+    async with open_client(app) as client:
+        started = time.monotonic()
+        together = await asyncio.gather(*(client.get("/health/ready") for _ in range(3)))
+        answered = time.monotonic() - started
+        later = await client.get("/health/ready")
+
+    assert [response.status_code for response in [*together, later]] == [503] * 4
+    assert later.json()["detail"] == "The database does not answer."
+    assert answered < READY_TIMEOUT_SECONDS + 1
+    # The probes share one check, still waiting on its one connection: nothing piles up.
+    assert len(silent.connections) == 1

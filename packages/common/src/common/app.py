@@ -27,6 +27,7 @@ class AppState(TypedDict):
     settings: AppBaseSettings
     database: Database
     migration_heads: frozenset[str]
+    readiness: health.ReadinessCheck
     # Present when the settings are `TokenSettings`: what `CurrentUser` verifies tokens with.
     token_verifier: NotRequired[TokenVerifier]
 
@@ -53,12 +54,14 @@ def create_app(
         heads = expected_heads(settings.migrations_dir)
         owned = database is None
         active = Database.from_settings(settings) if database is None else database
+        readiness = health.ReadinessCheck()
         try:
             async with open_token_verifier(settings, keys=token_keys) as verifier:
                 state: AppState = {
                     "settings": settings,
                     "database": active,
                     "migration_heads": heads,
+                    "readiness": readiness,
                 }
                 if verifier is not None:
                     state["token_verifier"] = verifier
@@ -71,6 +74,7 @@ def create_app(
                 gc.set_threshold(GC_YOUNG_THRESHOLD)
                 yield state
         finally:
+            readiness.cancel()
             if owned:
                 await active.dispose()
 

@@ -3,6 +3,11 @@
 `/health/live` says the process answers. `/health/ready` says it can serve: the database answers
 and its schema is at the Alembic head this code was written for, so a load balancer never routes
 to an instance whose migrations have not run.
+
+A database that does not answer gets a 503 after `READY_TIMEOUT_SECONDS`, however often it is
+asked: the probes that arrive while a check runs wait for that one check, and a check that takes
+too long goes on alone, bounded by the engine's connect and command timeouts. Cancelling it would
+not free anything sooner: cancelling work on a server that does not answer can take as long again.
 """
 
 import asyncio
@@ -13,6 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from common.db import Database
 from common.errors import Problem, ProblemResponse, problem_response
 from common.revisions import VERSION_TABLE
 from common.session import database_of
@@ -26,6 +32,25 @@ router = APIRouter(prefix="/health", tags=["health"])
 
 class Health(BaseModel):
     status: str
+
+
+class ReadinessCheck:
+    """The app's database check, shared by the probes that arrive while it runs."""
+
+    def __init__(self) -> None:
+        self._running: asyncio.Task[frozenset[str]] | None = None
+
+    async def current_revisions(self, database: Database) -> frozenset[str]:
+        """The revisions the database is at; TimeoutError if it takes over the readiness timeout."""
+        if self._running is None or self._running.done():
+            self._running = asyncio.create_task(_current_revisions(database))
+        # Shielded: a probe that gives up leaves the check running for the next ones.
+        return await asyncio.wait_for(asyncio.shield(self._running), READY_TIMEOUT_SECONDS)
+
+    def cancel(self) -> None:
+        """Stop a check still running (at shutdown)."""
+        if self._running is not None:
+            self._running.cancel()
 
 
 @router.get("/live")
@@ -42,9 +67,9 @@ async def live() -> Health:
 async def ready(request: Request) -> Health | ProblemResponse:
     """The service can serve: its database answers and its schema is at the expected revision."""
     expected: frozenset[str] = request.state.migration_heads
+    check: ReadinessCheck = request.state.readiness
     try:
-        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            current = await _current_revisions(request)
+        current = await check.current_revisions(database_of(request))
     except (TimeoutError, OSError, SQLAlchemyError) as exc:
         logger.warning("not ready: database check failed (%s)", type(exc).__name__)
         return _not_ready(request, "The database does not answer.")
@@ -54,8 +79,8 @@ async def ready(request: Request) -> Health | ProblemResponse:
     return Health(status="ready")
 
 
-async def _current_revisions(request: Request) -> frozenset[str]:
-    async with database_of(request).engine.connect() as connection:
+async def _current_revisions(database: Database) -> frozenset[str]:
+    async with database.engine.connect() as connection:
         exists = await connection.scalar(
             text("SELECT to_regclass(:table) IS NOT NULL"), {"table": VERSION_TABLE}
         )
