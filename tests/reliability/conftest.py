@@ -9,6 +9,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,23 +128,36 @@ class Things:
         return self.process.url
 
 
+ThingsStarter = Callable[..., AbstractAsyncContextManager[Things]]
+
+
 @pytest.fixture
-async def things(postgres: EmbeddedPostgres, users: Users, workdir: Path) -> AsyncIterator[Things]:
+def start_things(postgres: EmbeddedPostgres, users: Users, workdir: Path) -> ThingsStarter:
+    """Start a things-svc process on a fresh migrated database; keyword arguments are settings
+    (environment variables) that replace the defaults."""
+
+    @asynccontextmanager
+    async def start(**settings: str) -> AsyncIterator[Things]:
+        name = f"things_{uuid.uuid4().hex[:8]}"
+        database = await asyncio.to_thread(recreate_database, postgres.url(), name)
+        await asyncio.to_thread(migrate, "things-svc", database)
+        env = things_env(database, users_url=users.process.url, audience=AUDIENCE)
+        process = ServiceProcess("things-svc", folder=workdir / name, env={**env, **settings})
+        process.start()
+        try:
+            await process.wait_ready()
+            yield Things(process=process, database=database, headers=users.headers)
+        finally:
+            process.stop()
+            if not postgres.is_running():
+                postgres.start()
+            await asyncio.to_thread(drop_database, postgres.url(), name)
+
+    return start
+
+
+@pytest.fixture
+async def things(start_things: ThingsStarter) -> AsyncIterator[Things]:
     """A things-svc process with the default settings, on a fresh migrated database."""
-    name = f"things_{uuid.uuid4().hex[:8]}"
-    database = await asyncio.to_thread(recreate_database, postgres.url(), name)
-    await asyncio.to_thread(migrate, "things-svc", database)
-    process = ServiceProcess(
-        "things-svc",
-        folder=workdir / name,
-        env=things_env(database, users_url=users.process.url, audience=AUDIENCE),
-    )
-    process.start()
-    try:
-        await process.wait_ready()
-        yield Things(process=process, database=database, headers=users.headers)
-    finally:
-        process.stop()
-        if not postgres.is_running():
-            postgres.start()
-        await asyncio.to_thread(drop_database, postgres.url(), name)
+    async with start_things() as things:
+        yield things

@@ -4,6 +4,7 @@ import asyncio
 import os
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import asyncpg
 import httpx
@@ -14,7 +15,7 @@ from common.health import READY_TIMEOUT_SECONDS
 from common.settings import AppBaseSettings
 from common.testing.postgres import EmbeddedPostgres, asyncpg_dsn
 
-from .conftest import Report, Things
+from .conftest import Report, Things, ThingsStarter
 from .load import Call, Record, Run, open_loop, percentile
 
 pytestmark = pytest.mark.reliability
@@ -161,72 +162,94 @@ async def test_postgres_down_for_10_seconds(
     assert reads_late == []
 
 
-FROZEN_SECONDS = 6.0
+@dataclass(frozen=True)
+class Freeze:
+    seconds: float
+    command_timeout: float
+
+    @property
+    def outlasts_statements(self) -> bool:
+        return self.seconds > self.command_timeout
+
+    def failure_limit(self, kind: str) -> float:
+        """How long a request may take to fail while Postgres is frozen."""
+        if kind == "ready":
+            # The probe answers at the check's timeout; the check itself goes on without it.
+            return READY_TIMEOUT_SECONDS + 0.5
+        if self.outlasts_statements:
+            # A statement fails at its command timeout and its connection is dropped: a request
+            # that waited for that connection's slot then has to open a new one.
+            return max(self.command_timeout, POOL_TIMEOUT + CONNECT_TIMEOUT) + 0.5
+        return max(POOL_TIMEOUT, CONNECT_TIMEOUT) + 0.5
 
 
-def failure_limit(kind: str) -> float:
-    """How long a request may take to fail while Postgres is frozen."""
-    if kind == "ready":
-        # The probe answers at the check's timeout; the check itself goes on without it.
-        return READY_TIMEOUT_SECONDS + 0.5
-    return max(POOL_TIMEOUT, CONNECT_TIMEOUT) + 0.5
+FREEZES = {
+    # Statements in flight wait for the thaw and are answered then.
+    "6s": Freeze(seconds=6.0, command_timeout=COMMAND_TIMEOUT),
+    # Statements in flight fail at the command timeout, before the thaw.
+    "6s-past-command-timeout": Freeze(seconds=6.0, command_timeout=2.0),
+}
 
 
-async def test_postgres_frozen_for_6_seconds(
-    things: Things, postgres: EmbeddedPostgres, report: Report
+@pytest.mark.parametrize("freeze", FREEZES.values(), ids=FREEZES.keys())
+async def test_postgres_frozen(
+    freeze: Freeze, start_things: ThingsStarter, postgres: EmbeddedPostgres, report: Report
 ) -> None:
     """SIGSTOP: connections stay open and new ones are accepted by the kernel, but nothing answers
     (a hung server, or a network that drops packets). Nothing may hang on it."""
-    assert FROZEN_SECONDS < COMMAND_TIMEOUT  # statements in flight are answered after the thaw
     kinds = (
         Call("read", "GET", "/api/v1/things"),
         Call("write", "POST", "/api/v1/things", {"name": "frozen"}),
         Call("ready", "GET", "/health/ready"),
         Call("live", "GET", "/health/live"),
     )
-    run, load = cycle(things, kinds, rate=40, seconds=14)
-    await asyncio.sleep(2)
-    pid = postgres.pid()
-    assert pid is not None
-    postmaster = psutil.Process(pid)
-    processes = [postmaster, *postmaster.children(recursive=True)]
-    frozen = run.at(time.monotonic())
-    for process in processes:
-        process.suspend()
-    try:
-        await asyncio.sleep(FROZEN_SECONDS)
-    finally:
+    timeout = {"THINGS_DB_COMMAND_TIMEOUT_SECONDS": str(freeze.command_timeout)}
+    async with start_things(**timeout) as things:
+        run, load = cycle(things, kinds, rate=40, seconds=freeze.seconds + 8)
+        await asyncio.sleep(2)
+        pid = postgres.pid()
+        assert pid is not None
+        postmaster = psutil.Process(pid)
+        processes = [postmaster, *postmaster.children(recursive=True)]
+        frozen = run.at(time.monotonic())
         for process in processes:
-            process.resume()
-    thawed = run.at(time.monotonic())
-    await load
+            process.suspend()
+        try:
+            await asyncio.sleep(freeze.seconds)
+        finally:
+            for process in processes:
+                process.resume()
+        thawed = run.at(time.monotonic())
+        await load
+        lost = {r.body["id"] for r in run.records if r.status == 201} - await stored_ids(things)
 
     records = run.records
     unanswered = [r for r in records if r.status is None]
     failures = [r for r in records if r.status is not None and not is_success(r.status)]
     not_503 = [r for r in failures if r.status != 503]
     # A failure comes from a timeout the service sets: waiting for a pooled connection, opening
-    # a new one, or the readiness check's own; never from waiting for Postgres to come back.
-    slow_failures = [r for r in failures if r.duration > failure_limit(r.call.kind)]
+    # a new one, a statement's, or the readiness check's own; never from waiting for the thaw.
+    slow_failures = [r for r in failures if r.duration > freeze.failure_limit(r.call.kind)]
     ready_during = [r.status for r in records if r.call.kind == "ready" and r.start > frozen + 0.5
                     and r.end < thawed]  # fmt: skip
     live = [r for r in records if r.call.kind == "live"]
     late = [r for r in records if r.start >= thawed + 2 and not is_success(r.status)]
-    acknowledged = {r.body["id"] for r in records if r.status == 201}
-    lost = acknowledged - await stored_ids(things)
+    acknowledged = [r for r in records if r.status == 201]
     report(
-        f"postgres frozen {thawed - frozen:.1f} s @40 req/s: {len(records)} requests, "
-        f"{len(failures)} failures (all 503: {not not_503}), slowest failure "
-        f"{max((r.duration for r in failures), default=0):.2f} s, slowest answer "
-        f"{max(r.duration for r in records):.2f} s, unanswered {len(unanswered)}; "
-        f"/health/ready 503 during: {ready_during.count(503)}/{len(ready_during)}; /health/live "
-        f"slowest {max(r.duration for r in live):.3f} s; failed 2 s after the thaw: {len(late)}; "
-        f"writes acknowledged {len(acknowledged)}, lost {len(lost)}"
+        f"postgres frozen {thawed - frozen:.1f} s, command timeout {freeze.command_timeout} s, "
+        f"@40 req/s: {len(records)} requests, {len(failures)} failures (all 503: "
+        f"{not not_503}), slowest failure {max((r.duration for r in failures), default=0):.2f} s, "
+        f"slowest answer {max(r.duration for r in records):.2f} s, unanswered "
+        f"{len(unanswered)}; /health/ready 503 during: {ready_during.count(503)}/"
+        f"{len(ready_during)}; /health/live slowest {max(r.duration for r in live):.3f} s; "
+        f"failed 2 s after the thaw: {len(late)}; writes acknowledged {len(acknowledged)}, "
+        f"lost {len(lost)}"
     )
     assert failures, "the freeze must have been seen"
     assert unanswered == [], describe(unanswered)
-    # What held a connection when Postgres froze is answered once it thaws, not left hanging.
-    hung = [r for r in records if r.duration > FROZEN_SECONDS + 1]
+    # What held a connection when Postgres froze is answered once it thaws (or failed at its
+    # command timeout, within the failure limits): never left hanging.
+    hung = [r for r in records if r.duration > freeze.seconds + 1]
     assert hung == [], describe(hung)
     assert not_503 == [], describe(not_503)
     assert slow_failures == [], describe(slow_failures)

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Self
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, MetaData, event, func
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -61,7 +62,7 @@ class TimestampMixin:
 
 def create_engine(settings: AppBaseSettings, *, autocommit: bool = False) -> AsyncEngine:
     """The app's engine; with `autocommit`, its connections run each statement on its own."""
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         isolation_level="AUTOCOMMIT" if autocommit else None,
         pool_size=settings.db_pool_size,
@@ -82,6 +83,21 @@ def create_engine(settings: AppBaseSettings, *, autocommit: bool = False) -> Asy
             },
         },
     )
+    event.listen(engine.sync_engine, "handle_error", _timeout_is_disconnect)
+    return engine
+
+
+def _timeout_is_disconnect(context: ExceptionContext) -> None:
+    """A statement past its command timeout means a server or network that does not answer (the
+    server's own `statement_timeout` is shorter): the connection is dropped at once, as if
+    disconnected, and the pool with it. Kept, its rollback would wait for another command timeout;
+    invalidated, SQLAlchemy would first try to close it politely, for up to 2 s."""
+    if isinstance(context.original_exception, TimeoutError):
+        context.is_disconnect = True
+        connection = context.connection
+        if connection is not None and not connection.invalidated:
+            driver: Any = connection.connection.driver_connection
+            driver.terminate()
 
 
 def create_sessionmaker(bind: Any) -> async_sessionmaker[AsyncSession]:
