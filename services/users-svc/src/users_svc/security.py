@@ -9,15 +9,11 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from common.auth import (
-    AccessClaims,
-    InvalidTokenError,
-    authenticate,
-    token_verifier_of,
-)
+from common.auth import AccessClaims, authenticate, token_verifier_of
 from common.errors import ForbiddenError
 from common.session import SessionDep
 from users_svc.domains.users.models import User
+from users_svc.domains.users.service import get_active_user
 from users_svc.signing import KeyRing
 
 
@@ -53,10 +49,7 @@ TokenClaims = Annotated[AccessClaims, Depends(current_token_claims)]
 
 
 async def current_account(claims: TokenClaims, session: SessionDep) -> User:
-    user = await session.get(User, claims.subject)
-    if user is None or not user.is_active:
-        raise InvalidTokenError
-    return user
+    return await get_active_user(session, claims.subject)
 
 
 CurrentAccount = Annotated[User, Depends(current_account)]

@@ -196,6 +196,10 @@ async def test_deactivating_yourself_ends_your_tokens_and_logins(
     after = await client.get(ME, headers=ada.auth)
     assert after.status_code == 401
     assert after.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    # Changes are refused the same way, and change nothing.
+    renamed = await client.patch(ME, json={"full_name": "Still Here"}, headers=ada.auth)
+    assert renamed.status_code == 401
+    assert await db_session.scalar(text("SELECT full_name FROM users")) != "Still Here"
     login = await client.post("/api/v1/auth/login", json={"email": ada.email, "password": PASSWORD})
     assert login.status_code == 403
 
