@@ -1,4 +1,5 @@
-"""A database that stops answering mid-connection: requests fail fast, and recover after."""
+"""The engine against a database that stops answering mid-connection: requests fail fast at the
+command timeout, and the next ones get a new connection."""
 
 import asyncio
 import time
