@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -17,7 +18,17 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from jwt import PyJWK
 
-from common.auth import InvalidTokenError, KeySource, RemoteJwks, SigningKey, TokenVerifier
+from common.auth import (
+    CurrentClaims,
+    CurrentUser,
+    InvalidTokenError,
+    KeySource,
+    RemoteJwks,
+    SigningKey,
+    TokenVerifier,
+)
+from common.errors import install_error_handlers
+from common.testing.plugin import open_client
 
 ISSUER = "http://users.test"
 AUDIENCE = "api"
@@ -302,3 +313,52 @@ async def test_a_remembered_token_with_another_signature_is_refused() -> None:
     # A real Ed25519 signature, by another key, of other content.
     forged = SigningKey.generate().sign({"sub": "x"}).split(".")[2]
     assert not await accepted(verifier, f"{header}.{payload}.{forged}")
+
+
+def app_trusting(key: SigningKey) -> FastAPI:
+    """An app whose routes take the caller from `CurrentUser` and `CurrentClaims`."""
+    keys = PublishedKeys()
+    keys.publish(key)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE, leeway_seconds=30)
+        yield {"token_verifier": verifier}
+
+    app = FastAPI(lifespan=lifespan)
+    install_error_handlers(app)
+
+    @app.get("/user")
+    async def user(user_id: CurrentUser) -> dict[str, str]:
+        return {"user": str(user_id)}
+
+    @app.get("/claims")
+    async def claims(claims: CurrentClaims) -> dict[str, str]:
+        return {"user": str(claims.subject), "token": claims.token_id}
+
+    return app
+
+
+async def test_routes_get_the_caller_from_a_bearer_token_and_refuse_anything_else() -> None:
+    key, subject = SigningKey.generate(), uuid.uuid4()
+    access_token = token(key, subject)
+    bearer = {"Authorization": f"Bearer {access_token}"}
+    stranger = {"Authorization": f"Bearer {token(SigningKey.generate(), subject)}"}
+
+    async with open_client(app_trusting(key)) as client:
+        user = await client.get("/user", headers=bearer)
+        claims = await client.get("/claims", headers=bearer)
+        missing = await client.get("/claims")
+        basic = await client.get("/user", headers={"Authorization": "Basic dTpw"})
+        forged = await client.get("/claims", headers=stranger)
+
+    assert (user.status_code, user.json()) == (200, {"user": str(subject)})
+    assert claims.status_code == 200
+    assert claims.json()["user"] == str(subject)
+    assert claims.json()["token"]
+    for refused in (missing, basic):
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == "Bearer"
+        assert refused.headers["content-type"] == "application/problem+json"
+    assert forged.status_code == 401
+    assert forged.headers["www-authenticate"] == 'Bearer error="invalid_token"'
