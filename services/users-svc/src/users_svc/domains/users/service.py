@@ -1,7 +1,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Row, and_, bindparam, select
+from sqlalchemy import BindParameter, ColumnElement, Row, and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from common.auth import InvalidTokenError
@@ -36,7 +36,7 @@ USERS = User.__table__
 SHOWN = ("id", "email", "full_name", "is_active", "is_superuser", "created_at", "updated_at")
 
 
-def honoured(user_id: object) -> ColumnElement[bool]:
+def honoured(user_id: uuid.UUID | BindParameter[uuid.UUID]) -> ColumnElement[bool]:
     """The account a token names, if its tokens are still honoured: it exists and is active."""
     return and_(USERS.c.id == user_id, USERS.c.is_active)
 
