@@ -37,6 +37,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import psutil
+import realtime
 import uvloop
 from alembic import command
 from alembic.config import Config
@@ -540,33 +541,9 @@ async def measure(
     await counters.close_all()
     print_table(results, endpoints, targets)
 
-    print(
-        f"\nTail latency, open loop at half each endpoint's own maximum ({args.connections} "
-        f"connections, {args.open_loop_seconds:g}s, {args.open_loop_rounds} alternating rounds; "
-        "medians, p99/p50 with its range; 'late' is how late the generator woke to send, p99):"
+    await tail_latency(
+        args, postgres, targets[:2], endpoints, results, mint_token(key, seed.subject)
     )
-    print(
-        f"  {'endpoint':<20} {'target':<15} {'rate/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'p99/p50':>8} {'range':>11} {'late ms':>8}"
-    )
-    token = mint_token(key, seed.subject)
-    for endpoint in endpoints:
-        runs: dict[str, list[OpenLoopResult]] = {target.name: [] for target in targets[:2]}
-        maxima = {
-            name: statistics.mean(
-                m.rps for m in results if m.endpoint == endpoint.name and m.target == name
-            )
-            for name in runs
-        }
-        for _ in range(args.open_loop_rounds):
-            for target in targets[:2]:
-                server = target.servers[endpoint.service]
-                rate = maxima[target.name] / 2
-                runs[target.name].append(
-                    await open_loop_run(server, endpoint, token, args, rate=rate)
-                )
-        for name, mine in runs.items():
-            print_tail(endpoint.name, name, mine)
 
     print(f"\nProcesses (uvicorn, one worker; ready: median of {args.starts} starts, and range):")
     print(
@@ -582,8 +559,82 @@ async def measure(
         )
 
 
+async def tail_latency(
+    args: argparse.Namespace,
+    postgres: EmbeddedPostgres,
+    targets: list[Target],
+    endpoints: list[Endpoint],
+    results: list[Measurement],
+    token: str,
+) -> None:
+    """Open-loop runs at half each endpoint's own maximum, alternating between the targets, each
+    under the host's default scheduling and (where this process may) at real-time priority."""
+    schedulings = [False, True] if realtime.allowed() else [False]
+    runs: dict[tuple[bool, str, str], list[OpenLoopResult]] = {}
+    maxima = {
+        (endpoint.name, target.name): statistics.mean(
+            m.rps for m in results if m.endpoint == endpoint.name and m.target == target.name
+        )
+        for endpoint in endpoints
+        for target in targets
+    }
+    for endpoint in endpoints:
+        for _ in range(args.open_loop_rounds):
+            for target in targets:
+                server = target.servers[endpoint.service]
+                for isolated in schedulings:
+                    run_pids = [os.getpid(), server.process.pid, *postgres_pids(postgres)]
+                    with realtime.realtime(run_pids if isolated else []):
+                        result = await open_loop_run(
+                            server,
+                            endpoint,
+                            token,
+                            rate=maxima[endpoint.name, target.name] / 2,
+                            seconds=args.open_loop_seconds,
+                            connections=args.connections,
+                        )
+                    runs.setdefault((isolated, endpoint.name, target.name), []).append(result)
+
+    print(
+        f"\nTail latency, open loop at half each endpoint's own maximum ({args.connections} "
+        f"connections, {args.open_loop_seconds:g}s, {args.open_loop_rounds} alternating rounds; "
+        "medians, p99/p50 with its range; 'late' is how late the generator woke to send, the "
+        "worst round's p99)"
+    )
+    titles = {
+        False: "with the host's default scheduling (what this machine gives):",
+        True: "with generator, server and Postgres at real-time priority (the host's scheduler "
+        "left out, bench/realtime.py):",
+    }
+    for isolated in schedulings:
+        print(f"  {titles[isolated]}")
+        print(
+            f"  {'endpoint':<20} {'target':<15} {'rate/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'p99/p50':>8} {'range':>11} {'late ms':>8}"
+        )
+        for endpoint in endpoints:
+            for target in targets:
+                print_tail(endpoint.name, target.name, runs[isolated, endpoint.name, target.name])
+    if len(schedulings) == 1:
+        print("  (not at real-time priority: that needs root or CAP_SYS_NICE, on Linux)")
+
+
+def postgres_pids(postgres: EmbeddedPostgres) -> list[int]:
+    """The postmaster and every process it started: the backends, the WAL writer and the like."""
+    postmaster = postgres.pid()
+    if postmaster is None:
+        raise RuntimeError("the benchmark's Postgres is not running")
+    return [postmaster, *(child.pid for child in psutil.Process(postmaster).children())]
+
+
 async def open_loop_run(
-    server: Server, endpoint: Endpoint, token: str, args: argparse.Namespace, *, rate: float
+    server: Server,
+    endpoint: Endpoint,
+    token: str,
+    *,
+    rate: float,
+    seconds: float,
+    connections: int,
 ) -> OpenLoopResult:
     headers = {"Authorization": f"Bearer {token}"}
     if endpoint.body:
@@ -592,12 +643,7 @@ async def open_loop_run(
         endpoint.method, endpoint.path, host="127.0.0.1", headers=headers, body=endpoint.body
     )
     return await open_loop(
-        "127.0.0.1",
-        server.port,
-        request,
-        rate=rate,
-        seconds=args.open_loop_seconds,
-        connections=args.connections,
+        "127.0.0.1", server.port, request, rate=rate, seconds=seconds, connections=connections
     )
 
 
