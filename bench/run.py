@@ -12,15 +12,18 @@ from an environment of their own with no dev tools and compiled bytecode (`.loca
 
 Rounds alternate endpoint by endpoint between the targets (a noisy host then shifts all of them
 alike), with wrk (closed loop). Then open-loop runs at half of each endpoint's own maximum
-(bench/openloop.py, alternating between floor and services) give the tail latency. Figures:
-requests/s, p50 and p99, ratio to the floor, server CPU per request, Postgres transactions and new
-sessions per request (pg_stat_database), time to ready (median of several starts) and RSS.
+(bench/openloop.py, alternating between floor and services) give the tail latency, under the
+host's default scheduling and with the run's processes at real-time priority (bench/realtime.py).
+Figures: requests/s, p50 and p99, ratio to the floor, server CPU per request, Postgres
+transactions and new sessions per request (pg_stat_database), time to ready (median of several
+starts) and RSS.
 
     uv run python bench/run.py --seconds 5 --rounds 2
 """
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -583,8 +586,9 @@ async def tail_latency(
             for target in targets:
                 server = target.servers[endpoint.service]
                 for isolated in schedulings:
-                    run_pids = [os.getpid(), server.process.pid, *postgres_pids(postgres)]
-                    with realtime.realtime(run_pids if isolated else []):
+                    pids = [os.getpid(), server.process.pid, *postgres_pids(postgres)]
+                    scheduling = realtime.realtime(pids) if isolated else contextlib.nullcontext()
+                    with scheduling:
                         result = await open_loop_run(
                             server,
                             endpoint,
