@@ -279,3 +279,25 @@ def test_the_native_stack_serves_the_new_service_to_a_signed_in_user(generated: 
                 assert client.get(orders).status_code == 401
         finally:
             generated.python("tools/stack.py", "down", env=env)
+
+
+def test_things_svc_is_the_domain_new_domain_generates(tmp_path: Path) -> None:
+    # One way to write a domain: the templates, rendered for `things` and formatted as the
+    # generator formats them, are things-svc's domain and its tests, byte for byte.
+    service = ROOT / "services" / "things-svc"
+    values = {"package": "things_svc", **scaffold.DomainNames.parse("things").values()}
+    planned = scaffold.planned_files(scaffold.TEMPLATES / "domain", scaffold.DOMAIN_FILES, values)
+    rendered = {}
+    for relative, content in planned.items():
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content, encoding="utf-8")
+        rendered[relative] = path
+    scaffold.tidy_python(ROOT, [path for path in rendered.values() if path.suffix == ".py"])
+
+    different = [
+        str(relative)
+        for relative, path in rendered.items()
+        if path.read_text(encoding="utf-8") != (service / relative).read_text(encoding="utf-8")
+    ]
+    assert different == []

@@ -79,6 +79,7 @@ DOMAIN_FILES: dict[str | None, str] = {
     "__init__.py.tmpl": "src/$package/domains/$domain/__init__.py",
     "models.py.tmpl": "src/$package/domains/$domain/models.py",
     "schemas.py.tmpl": "src/$package/domains/$domain/schemas.py",
+    "repository.py.tmpl": "src/$package/domains/$domain/repository.py",
     "service.py.tmpl": "src/$package/domains/$domain/service.py",
     "routes.py.tmpl": "src/$package/domains/$domain/routes.py",
     # A package, so two domains' test_routes.py are distinct modules for mypy.

@@ -6,7 +6,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.app import create_app
 from common.db import Database
@@ -21,12 +21,10 @@ LIMIT = 64
 async def small_limit_client(
     service: ServiceUnderTest,
     settings: AppBaseSettings,
-    engine: AsyncEngine,
-    db_sessionmaker: async_sessionmaker[AsyncSession],
+    test_database: Database,
 ) -> AsyncIterator[AsyncClient]:
     limited = settings.model_copy(update={"max_request_body_bytes": LIMIT})
-    database = Database(engine=engine, sessionmaker=db_sessionmaker)
-    app: FastAPI = create_app(limited, domains=service.domains, database=database)
+    app: FastAPI = create_app(limited, domains=service.domains, database=test_database)
     async with open_client(app) as client:
         yield client
 

@@ -4,10 +4,7 @@ import pytest
 
 from common.discovery import DiscoveryError, discover_routers, load_models
 
-ROUTES = (
-    "from fastapi import APIRouter\nfrom common.session import TransactionRoute\n"
-    "router = APIRouter(prefix='/{name}', route_class=TransactionRoute)\n"
-)
+ROUTES = "from fastapi import APIRouter\nrouter = APIRouter(prefix='/{name}')\n"
 
 
 def make_domains(root: Path, package: str, domains: dict[str, str]) -> None:
@@ -39,17 +36,6 @@ def test_a_domain_without_router_fails_loudly(
 
     with pytest.raises(DiscoveryError, match=r"routerless_domains\.orphans"):
         discover_routers("routerless_domains")
-
-
-def test_a_router_whose_sessions_would_never_commit_fails_loudly(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    plain = "from fastapi import APIRouter\nrouter = APIRouter(prefix='/{name}')\n"
-    make_domains(tmp_path, "plain_domains", {"ledgers": plain})
-    monkeypatch.syspath_prepend(str(tmp_path))
-
-    with pytest.raises(DiscoveryError, match=r"plain_domains\.ledgers .*TransactionRoute"):
-        discover_routers("plain_domains")
 
 
 def test_a_domain_that_fails_to_import_fails_loudly(

@@ -1,6 +1,5 @@
 """`create_app`: one FastAPI app wired the same way for every service."""
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import NotRequired, TypedDict
@@ -18,9 +17,6 @@ from common.logs import configure_logging
 from common.request_id import RequestIdMiddleware
 from common.revisions import expected_heads
 from common.settings import AppBaseSettings
-
-# Allocations between two collections of the young generation (Python's default: 700).
-GC_YOUNG_THRESHOLD = 10_000
 
 
 class AppState(TypedDict):
@@ -43,8 +39,8 @@ def create_app(
     """Build a service's app.
 
     `domains` names the package whose sub-packages are the service's domains. `database` lets
-    the caller (tests) provide the engine and sessionmaker; otherwise the lifespan makes them
-    from `settings` and disposes of them on shutdown. `token_keys` replaces the public keys
+    the caller (tests) provide the engines and session factories; otherwise the lifespan makes
+    them from `settings` and disposes of them on shutdown. `token_keys` replaces the public keys
     the settings name (tests trust a test key this way).
     """
     configure_logging(settings.log_level)
@@ -65,13 +61,6 @@ def create_app(
                 }
                 if verifier is not None:
                     state["token_verifier"] = verifier
-                # What imports and startup made lives as long as the process: freezing it keeps
-                # the collector's full passes from walking it again (~10% of a request's CPU).
-                gc.freeze()
-                # A request makes hundreds of short-lived containers: at the default threshold
-                # (700) the young generation is collected every request or two, and the older
-                # ones (every 10 and 100 of those) often enough to show in the p99.
-                gc.set_threshold(GC_YOUNG_THRESHOLD)
                 yield state
         finally:
             readiness.cancel()

@@ -1,4 +1,4 @@
-"""Declarative base, timestamps, and the engines and sessionmaker a running app owns."""
+"""Declarative base, timestamps, and the engine and session factories a running app owns."""
 
 import uuid
 from dataclasses import dataclass
@@ -8,12 +8,13 @@ from typing import Any, ClassVar, Self
 from sqlalchemy import DateTime, MetaData, event, func
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, mapped_column
 from uuid_utils.compat import uuid7
 
 from common.settings import AppBaseSettings
@@ -61,11 +62,11 @@ class TimestampMixin:
 
 
 def create_engine(settings: AppBaseSettings, *, autocommit: bool = False) -> AsyncEngine:
-    """The app's engine; with `autocommit`, its connections run each statement on its own."""
+    """An engine of the app and its pool; with `autocommit`, each statement runs on its own."""
     engine = create_async_engine(
         settings.database_url,
         isolation_level="AUTOCOMMIT" if autocommit else None,
-        pool_size=settings.db_pool_size,
+        pool_size=settings.db_read_pool_size if autocommit else settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
         # No ping on every checkout (a round trip per request): a connection found dead fails
@@ -100,39 +101,81 @@ def _timeout_is_disconnect(context: ExceptionContext) -> None:
             driver.terminate()
 
 
-def create_sessionmaker(bind: Any) -> async_sessionmaker[AsyncSession]:
-    # Objects stay readable after commit: responses are built from them without another query.
-    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
+class ReadOnlySessionError(RuntimeError):
+    """A write through a read-only session: a programming error, answered 500."""
+
+
+class ReadOnlySession(Session):
+    """A session that refuses to write: nothing to flush, no INSERT, UPDATE or DELETE.
+
+    What `ReadSessionDep` hands out. In production it runs on a connection in autocommit, where
+    nothing would undo a write; refused here, a write fails as the bug it is.
+    """
+
+
+@event.listens_for(ReadOnlySession, "before_flush")
+def _refuse_flush(session: Session, *_: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise ReadOnlySessionError("a read-only session cannot write: use SessionDep")
+
+
+@event.listens_for(ReadOnlySession, "do_orm_execute")
+def _refuse_writes(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise ReadOnlySessionError("a read-only session cannot write: use SessionDep")
+
+
+def create_sessionmaker(bind: AsyncEngine | AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    """Sessions for the requests' transactions.
+
+    Objects stay readable after commit: responses are built from them without another query.
+    Bound to a connection already in a transaction (the tests'), a session joins it through a
+    savepoint, so its own commit and rollback still run.
+    """
+    return async_sessionmaker(
+        bind, expire_on_commit=False, autoflush=False, join_transaction_mode="create_savepoint"
+    )
+
+
+def create_read_sessionmaker(
+    bind: AsyncEngine | AsyncConnection,
+) -> async_sessionmaker[AsyncSession]:
+    """Read-only sessions: on the read engine, each query runs on its own, in autocommit."""
+    return async_sessionmaker(
+        bind,
+        sync_session_class=ReadOnlySession,
+        expire_on_commit=False,
+        autoflush=False,
+        join_transaction_mode="create_savepoint",
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class Database:
-    """The engines and sessionmaker of one running app, made in its lifespan.
+    """The engines and session factories of one running app, made in its lifespan.
 
-    `engine` runs the requests' transactions (sessions and `WriteConnection`); `read_engine`, in
-    autocommit, serves `ReadConnection`. Each has its own pool of `db_pool_size` connections.
+    `engine` runs the requests' transactions (`sessionmaker`); `read_engine`, in autocommit, runs
+    the read-only sessions' queries without BEGIN and COMMIT (`read_sessionmaker`). Each has its
+    own pool: a connection that changed its isolation level at every checkout would cost a read
+    a tenth of its CPU (docs/speed.md).
     """
 
     engine: AsyncEngine
+    read_engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    read_engine: AsyncEngine | None = None
-
-    @property
-    def sessions_only(self) -> bool:
-        """Whether every statement must go through the sessions: true for the tests' apps, whose
-        sessionmaker joins the test's transaction and which are given no read engine."""
-        return self.read_engine is None
+    read_sessionmaker: async_sessionmaker[AsyncSession]
 
     @classmethod
     def from_settings(cls, settings: AppBaseSettings) -> Self:
         engine = create_engine(settings)
+        read_engine = create_engine(settings, autocommit=True)
         return cls(
             engine=engine,
+            read_engine=read_engine,
             sessionmaker=create_sessionmaker(engine),
-            read_engine=create_engine(settings, autocommit=True),
+            read_sessionmaker=create_read_sessionmaker(read_engine),
         )
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self.read_engine is not None:
-            await self.read_engine.dispose()
+        await self.read_engine.dispose()

@@ -11,8 +11,6 @@ from types import ModuleType
 
 from fastapi import APIRouter
 
-from common.session import TransactionRoute
-
 
 class DiscoveryError(RuntimeError):
     pass
@@ -32,17 +30,8 @@ def discover_routers(package: str) -> list[APIRouter]:
             raise DiscoveryError(
                 f"domain {domain.__name__} exports no APIRouter named `router` from its __init__.py"
             )
-        routers.append(_with_transaction_routes(domain, router))
+        routers.append(router)
     return routers
-
-
-def _with_transaction_routes(domain: ModuleType, router: APIRouter) -> APIRouter:
-    # Its routes' sessions would never commit: refused at startup rather than at a request.
-    if not issubclass(router.route_class, TransactionRoute):
-        raise DiscoveryError(
-            f"domain {domain.__name__} has a router without `route_class=TransactionRoute`"
-        )
-    return router
 
 
 def discover_root_routers(package: str) -> list[APIRouter]:
@@ -57,7 +46,7 @@ def discover_root_routers(package: str) -> list[APIRouter]:
             raise DiscoveryError(
                 f"domain {domain.__name__} exports a `root_router` that is no APIRouter"
             )
-        routers.append(_with_transaction_routes(domain, router))
+        routers.append(router)
     return routers
 
 

@@ -56,7 +56,10 @@ class AppBaseSettings(BaseSettings):
 
     # Pool and driver limits: sized so the pool never churns under load, and short enough that a
     # database that is down or saturated answers 503 quickly instead of holding requests.
-    db_pool_size: int = Field(default=10, ge=1)
+    # Connections per process: `db_pool_size` for the requests' transactions and
+    # `db_read_pool_size` for the read-only sessions (docs/deployment.md: the connection budget).
+    db_pool_size: int = Field(default=5, ge=1)
+    db_read_pool_size: int = Field(default=5, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout_seconds: float = Field(default=3.0, gt=0)
     db_connect_timeout_seconds: float = Field(default=3.0, gt=0)

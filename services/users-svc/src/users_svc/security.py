@@ -13,7 +13,7 @@ from common.auth import AccessClaims, authenticate, token_verifier_of
 from common.errors import ForbiddenError
 from common.session import SessionDep
 from users_svc.domains.users.models import User
-from users_svc.domains.users.service import get_active_user
+from users_svc.domains.users.service import get_signed_in
 from users_svc.signing import KeyRing
 
 
@@ -49,7 +49,7 @@ TokenClaims = Annotated[AccessClaims, Depends(current_token_claims)]
 
 
 async def current_account(claims: TokenClaims, session: SessionDep) -> User:
-    return await get_active_user(session, claims.subject)
+    return await get_signed_in(session, claims.subject)
 
 
 CurrentAccount = Annotated[User, Depends(current_account)]

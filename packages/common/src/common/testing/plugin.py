@@ -4,8 +4,9 @@ Fixtures, from the outside in:
 - `postgres_server`: the server (embedded, or `TEST_DATABASE_URL`), once per run;
 - `database_url`: a database per service and per xdist worker, at the Alembic head;
 - `db_connection`: one connection per test, inside a transaction rolled back at the end;
-- `app` / `client`: the service's app whose sessions join that transaction through savepoints,
-  so the real session dependency commits and rolls back, and nothing outlives the test;
+- `app` / `client`: the service's app whose sessions (read-only ones included) join that
+  transaction through savepoints, so the real session dependencies commit and roll back, and
+  nothing outlives the test;
 - `committing_client`: an app with its own pool that commits for real, for concurrency and
   commit-time behaviour; the service's tables are emptied after the test;
 - `token_factory`: access tokens signed with the test key. A service that would fetch its keys
@@ -30,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from common.app import create_app
 from common.auth import JwksSettings, KeySource, TokenSettings
-from common.db import Database, create_engine
+from common.db import Database, create_engine, create_read_sessionmaker, create_sessionmaker
 from common.migrations import VERSION_TABLE
 from common.settings import AppBaseSettings
 from common.testing.postgres import drop_database, recreate_database, server_url
@@ -135,12 +136,8 @@ async def db_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 @pytest.fixture
 def db_sessionmaker(db_connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(
-        bind=db_connection,
-        join_transaction_mode="create_savepoint",
-        expire_on_commit=False,
-        autoflush=False,
-    )
+    """The app's own session factory, bound to the test's transaction instead of the engine."""
+    return create_sessionmaker(db_connection)
 
 
 @pytest.fixture
@@ -165,17 +162,28 @@ def token_factory(settings: AppBaseSettings) -> TokenFactory:
 
 
 @pytest.fixture
-def app(
-    service: ServiceUnderTest,
-    settings: AppBaseSettings,
+def test_database(
     engine: AsyncEngine,
+    db_connection: AsyncConnection,
     db_sessionmaker: async_sessionmaker[AsyncSession],
-) -> FastAPI:
-    database = Database(engine=engine, sessionmaker=db_sessionmaker)
+) -> Database:
+    """The app's engines and session factories, with the production factories bound to the
+    test's connection: every session the app opens (the read-only ones too) joins the test's
+    transaction through a savepoint."""
+    return Database(
+        engine=engine,
+        read_engine=engine,
+        sessionmaker=db_sessionmaker,
+        read_sessionmaker=create_read_sessionmaker(db_connection),
+    )
+
+
+@pytest.fixture
+def app(service: ServiceUnderTest, settings: AppBaseSettings, test_database: Database) -> FastAPI:
     return create_app(
         settings,
         domains=service.domains,
-        database=database,
+        database=test_database,
         token_keys=trusted_test_keys(settings),
     )
 

@@ -6,7 +6,7 @@ import jwt
 from fastapi import FastAPI
 from httpx import AsyncClient, Response
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from users_factories import PASSWORD, Accounts
 
 from common.app import create_app
@@ -103,8 +103,7 @@ async def test_deactivated_account_cannot_log_in(
 
 async def test_login_rehashes_a_password_hashed_with_older_costs(
     service: ServiceUnderTest,
-    engine: AsyncEngine,
-    db_sessionmaker: async_sessionmaker[AsyncSession],
+    test_database: Database,
     db_session: AsyncSession,
     database_url: Any,
     accounts: Accounts,
@@ -112,8 +111,7 @@ async def test_login_rehashes_a_password_hashed_with_older_costs(
     await accounts.create()
     old_hash = str(await db_session.scalar(text("SELECT hashed_password FROM users")))
     stronger = service.settings(database_url, password_time_cost=2)
-    database = Database(engine=engine, sessionmaker=db_sessionmaker)
-    app: FastAPI = create_app(stronger, domains=service.domains, database=database)
+    app: FastAPI = create_app(stronger, domains=service.domains, database=test_database)
 
     async with open_client(app) as stronger_client:
         login = {"email": "ada@example.com", "password": PASSWORD}
@@ -144,8 +142,7 @@ async def test_jwks_publishes_the_signing_key(client: AsyncClient) -> None:
 
 async def test_rotation_publishes_the_previous_key_and_its_tokens_still_verify(
     service: ServiceUnderTest,
-    engine: AsyncEngine,
-    db_sessionmaker: async_sessionmaker[AsyncSession],
+    test_database: Database,
     database_url: Any,
     accounts: Accounts,
     token_factory: TokenFactory,
@@ -159,8 +156,7 @@ async def test_rotation_publishes_the_previous_key_and_its_tokens_still_verify(
     rotated = service.settings(
         database_url, signing_key=new_key.private_pem(), previous_key_files=[previous_file]
     )
-    database = Database(engine=engine, sessionmaker=db_sessionmaker)
-    app = create_app(rotated, domains=service.domains, database=database)
+    app = create_app(rotated, domains=service.domains, database=test_database)
 
     async with open_client(app) as rotated_client:
         jwks = (await rotated_client.get(JWKS)).json()

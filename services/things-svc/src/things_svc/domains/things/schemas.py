@@ -9,7 +9,10 @@ Description = Annotated[str, Field(max_length=10_000)]
 
 
 class ThingCreate(BaseModel):
-    """A new thing. Its owner is the signed-in user; any other field is refused."""
+    """A new thing.
+
+    Its owner is the signed-in user; any other field is refused.
+    """
 
     model_config = ConfigDict(extra="forbid")
 

@@ -4,16 +4,16 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
 from common.errors import Problem
-from common.session import SessionDep, TransactionRoute
+from common.session import SessionDep
 from users_svc.domains.auth import service
 from users_svc.domains.auth.schemas import AccessToken, JsonWebKeySet, Login
 from users_svc.passwords import PasswordHasherDep
 from users_svc.security import KeyRingDep
 from users_svc.settings import SettingsDep
 
-router = APIRouter(prefix="/auth", tags=["auth"], route_class=TransactionRoute)
+router = APIRouter(prefix="/auth", tags=["auth"])
 # Outside the API prefix: RFC 8615 puts well-known URIs at the root of the origin.
-root_router = APIRouter(tags=["auth"], route_class=TransactionRoute)
+root_router = APIRouter(tags=["auth"])
 
 # How long verifiers may cache the key set (they may refetch sooner for an unknown key id).
 JWKS_MAX_AGE_SECONDS = 300

@@ -1,13 +1,11 @@
 import time
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import DomainError, ForbiddenError
-from common.session import get_one_or_none
 from users_svc.domains.auth.schemas import AccessToken
-from users_svc.domains.users.models import User
+from users_svc.domains.users import repository
 from users_svc.passwords import PasswordHasher
 from users_svc.settings import Settings
 from users_svc.signing import KeyRing
@@ -42,7 +40,7 @@ async def log_in(
 
     Only someone who knows the password learns that an account is deactivated.
     """
-    user = await get_one_or_none(session, select(User).where(User.email == email.strip().lower()))
+    user = await repository.get_by_email(session, email.strip().lower())
     if user is None:
         await hasher.verify_nothing(password)
         raise InvalidCredentialsError

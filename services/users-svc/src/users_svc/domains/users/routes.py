@@ -6,13 +6,13 @@ from fastapi import APIRouter, status
 from common.auth import UNAUTHORIZED
 from common.errors import Problem
 from common.pagination import Page, PageDep
-from common.session import ReadConnection, SessionDep, TransactionRoute
+from common.session import ReadSessionDep, SessionDep
 from users_svc.domains.users import service
 from users_svc.domains.users.schemas import PasswordChange, UserCreate, UserRead, UserUpdate
 from users_svc.passwords import PasswordHasherDep
 from users_svc.security import AdminAccount, CurrentAccount, TokenClaims
 
-router = APIRouter(prefix="/users", tags=["users"], route_class=TransactionRoute)
+router = APIRouter(prefix="/users", tags=["users"])
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No user with this id"}
@@ -35,9 +35,9 @@ async def sign_up(data: UserCreate, session: SessionDep, hasher: PasswordHasherD
 
 
 @router.get("/me", responses=SIGNED_IN)
-async def read_me(claims: TokenClaims, connection: ReadConnection) -> UserRead:
+async def read_me(claims: TokenClaims, session: ReadSessionDep) -> UserRead:
     """Your account."""
-    return await service.read_active_user(connection, claims.subject)
+    return UserRead.model_validate(await service.get_signed_in(session, claims.subject))
 
 
 @router.patch("/me", responses={**SIGNED_IN, **CONFLICT})

@@ -1,15 +1,14 @@
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
 
-from sqlalchemy import BindParameter, ColumnElement, Row, and_, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.auth import InvalidTokenError
 from common.errors import ConflictError, ForbiddenError, NotFoundError
 from common.pagination import PageParams
-from common.session import get_all, get_one_or_none
+from users_svc.domains.users import repository
 from users_svc.domains.users.models import User
-from users_svc.domains.users.schemas import PasswordChange, UserCreate, UserRead, UserUpdate
+from users_svc.domains.users.schemas import PasswordChange, UserCreate, UserUpdate
 from users_svc.passwords import PasswordHasher
 
 
@@ -28,35 +27,9 @@ class WrongPasswordError(ForbiddenError):
         super().__init__("The current password is not correct.")
 
 
-# `GET /users/me` reads a row on the request's `ReadConnection`: nothing to track for a response
-# that only shows it. Plain Core on the model's table, built once with a bound parameter:
-# SQLAlchemy finds it in its compiled cache and runs it without the ORM's compile and loading steps.
-UserRow = Row[uuid.UUID, str, str, bool, bool, datetime, datetime]
-USERS = User.__table__
-SHOWN = ("id", "email", "full_name", "is_active", "is_superuser", "created_at", "updated_at")
-
-
-def honoured(user_id: uuid.UUID | BindParameter[uuid.UUID]) -> ColumnElement[bool]:
-    """The account a token names, if its tokens are still honoured: it exists and is active."""
-    return and_(USERS.c.id == user_id, USERS.c.is_active)
-
-
-READ_ACTIVE = select(*(USERS.c[name] for name in SHOWN)).where(honoured(bindparam("id")))
-
-
-async def read_active_user(connection: AsyncConnection, user_id: uuid.UUID) -> UserRead:
-    """The signed-in user's account, to show; the token is refused if it is gone or deactivated."""
-    row: UserRow | None = (await connection.execute(READ_ACTIVE, {"id": user_id})).one_or_none()
-    if row is None:
-        raise InvalidTokenError
-    # From a dict: pydantic reads a Row's attributes at half the speed.
-    return UserRead.model_validate(dict(zip(SHOWN, row, strict=True)))
-
-
-async def get_active_user(session: AsyncSession, user_id: uuid.UUID) -> User:
-    """The signed-in user's account, to change; the token is refused if it is gone or
-    deactivated."""
-    user = await get_one_or_none(session, select(User).where(honoured(user_id)))
+async def get_signed_in(session: AsyncSession, user_id: uuid.UUID) -> User:
+    """The account of the caller's token; the token is refused if it is gone or deactivated."""
+    user = await repository.get_honoured(session, user_id)
     if user is None:
         raise InvalidTokenError
     return user
@@ -64,7 +37,7 @@ async def get_active_user(session: AsyncSession, user_id: uuid.UUID) -> User:
 
 async def _ensure_email_free(session: AsyncSession, email: str) -> None:
     # A friendly answer for the common case; the unique constraint still decides races (409).
-    if await get_one_or_none(session, select(User.id).where(User.email == email)):
+    if await repository.email_exists(session, email):
         raise EmailTakenError
 
 
@@ -87,10 +60,8 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
     return user
 
 
-async def list_users(session: AsyncSession, page: PageParams) -> list[User]:
-    # Ids are UUIDv7: ordering by id is ordering by creation, on the primary key's index.
-    statement = select(User).order_by(User.id).limit(page.limit).offset(page.offset)
-    return await get_all(session, statement)
+async def list_users(session: AsyncSession, page: PageParams) -> Sequence[User]:
+    return await repository.list_page(session, page)
 
 
 async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> User:

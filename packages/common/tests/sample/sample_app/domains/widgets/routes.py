@@ -1,22 +1,17 @@
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import ConflictError, NotFoundError
 from common.pagination import Page, PageDep
-from common.session import (
-    ReadConnection,
-    SessionDep,
-    TransactionRoute,
-    WriteConnection,
-    get_all,
-)
+from common.session import ReadSessionDep, SessionDep
 from sample_app.domains.widgets.models import Widget
 
-router = APIRouter(prefix="/widgets", route_class=TransactionRoute)
+router = APIRouter(prefix="/widgets")
 
 
 class WidgetIn(BaseModel):
@@ -50,58 +45,54 @@ async def create_twins(data: WidgetIn, session: SessionDep) -> list[WidgetOut]:
 
 
 @router.get("")
-async def list_widgets(session: SessionDep, page: PageDep) -> Page[WidgetOut]:
+async def list_widgets(session: ReadSessionDep, page: PageDep) -> Page[WidgetOut]:
     statement = select(Widget).order_by(Widget.code).limit(page.limit).offset(page.offset)
-    widgets = await get_all(session, statement)
+    widgets = (await session.scalars(statement)).all()
     return Page(
         items=[WidgetOut.model_validate(w) for w in widgets], limit=page.limit, offset=page.offset
     )
 
 
-@router.post("/-/core", status_code=201)
-async def create_widget_core(data: WidgetIn, connection: WriteConnection) -> WidgetOut:
-    """A Core INSERT on the request's write connection."""
-    statement = insert(Widget).values(code=data.code).returning(Widget.id, Widget.code)
-    row = (await connection.execute(statement)).one()
-    return WidgetOut(id=row.id, code=row.code)
+async def session_in_a_dependency(session: SessionDep) -> AsyncSession:
+    return session
 
 
-async def write_both_ways(
-    data: WidgetIn, session: AsyncSession, connection: AsyncConnection, *, fail: bool
-) -> dict[str, int]:
-    """One widget through each handle; how many of them each handle sees."""
-    mine = select(func.count()).select_from(Widget).where(Widget.code.startswith(data.code))
-    session.add(Widget(code=f"{data.code}-orm"))
+@router.post("/-/shared", status_code=201)
+async def write_through_a_dependency_and_the_endpoint(
+    data: WidgetIn,
+    session: SessionDep,
+    from_dependency: Annotated[AsyncSession, Depends(session_in_a_dependency)],
+    fail: bool = False,
+) -> dict[str, bool]:
+    """One widget added through each of the request's two declarations of its session."""
+    from_dependency.add(Widget(code=f"{data.code}-dependency"))
+    session.add(Widget(code=f"{data.code}-endpoint"))
     await session.flush()
-    seen_by_connection = await connection.scalar(mine)
-    await connection.execute(insert(Widget).values(code=f"{data.code}-core"))
-    seen_by_session = await session.scalar(mine)
     if fail:
         raise ConflictError("Both writes happened; the request fails after them.")
-    return {"seen_by_connection": seen_by_connection or 0, "seen_by_session": seen_by_session or 0}
-
-
-@router.post("/-/session-then-connection", status_code=201)
-async def session_then_connection(
-    data: WidgetIn, session: SessionDep, connection: WriteConnection, fail: bool = False
-) -> dict[str, int]:
-    return await write_both_ways(data, session, connection, fail=fail)
-
-
-@router.post("/-/connection-then-session", status_code=201)
-async def connection_then_session(
-    data: WidgetIn, connection: WriteConnection, session: SessionDep, fail: bool = False
-) -> dict[str, int]:
-    return await write_both_ways(data, session, connection, fail=fail)
+    return {"same_session": session is from_dependency}
 
 
 @router.get("/-/snapshots")
-async def count_snapshots(connection: ReadConnection) -> dict[str, int]:
+async def count_snapshots(session: ReadSessionDep) -> dict[str, int]:
     """How many transactions two reads of one request ran in: `now()` is a transaction's start."""
-    first = await connection.scalar(text("SELECT now()"))
-    await connection.execute(text("SELECT pg_sleep(0.001)"))
-    second = await connection.scalar(text("SELECT now()"))
+    first = await session.scalar(text("SELECT now()"))
+    await session.execute(text("SELECT pg_sleep(0.001)"))
+    second = await session.scalar(text("SELECT now()"))
     return {"transactions": 1 if first == second else 2}
+
+
+@router.post("/-/read-only", status_code=201)
+async def write_through_a_read_session(data: WidgetIn, session: ReadSessionDep) -> None:
+    """A bug on purpose: a write through the read-only session."""
+    session.add(Widget(code=data.code))
+    await session.flush()
+
+
+@router.post("/-/read-only-statement", status_code=201)
+async def insert_through_a_read_session(data: WidgetIn, session: ReadSessionDep) -> None:
+    """A bug on purpose: an INSERT statement through the read-only session."""
+    await session.execute(insert(Widget).values(code=data.code))
 
 
 @router.get("/-/crash")
@@ -110,7 +101,7 @@ async def crash() -> None:
 
 
 @router.get("/{widget_id}")
-async def get_widget(widget_id: uuid.UUID, session: SessionDep) -> WidgetOut:
+async def get_widget(widget_id: uuid.UUID, session: ReadSessionDep) -> WidgetOut:
     widget = await session.get(Widget, widget_id)
     if widget is None:
         raise NotFoundError("No widget with this id.")
