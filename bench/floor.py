@@ -7,8 +7,7 @@ ratios say what the framework, the ORM and the checks cost. Run it under uvicorn
         uv run uvicorn floor:app --app-dir bench
 
 The token check is the cheapest equivalent: a request without `Authorization: Bearer ...` gets
-401, and every caller is `FLOOR_SUBJECT` (no signature, no claims). The services' own cost of
-verifying a token is measured separately (the benchmark's "no token check" target).
+401, and every caller is `FLOOR_SUBJECT` (no signature, no claims).
 """
 
 import os

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # tools/ holds scripts, not an installed package; the tests' own helpers live beside this file.
 sys.path[:0] = [str(ROOT / "tools"), str(ROOT / "tests")]
 
-from common.testing.postgres import scratch_dir  # noqa: E402
+from devstack.postgres import scratch_dir  # noqa: E402
 from stack_runner import StackRunner  # noqa: E402
 
 

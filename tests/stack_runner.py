@@ -9,7 +9,8 @@ import psutil
 import pytest
 
 import stack
-from common.testing.postgres import EmbeddedPostgres, free_port, is_alive
+from devstack.postgres import EmbeddedPostgres
+from devstack.processes import free_port, is_alive
 from native_stack import Service, Stack, discover_services
 
 STACK_SCRIPT = Path(stack.__file__).resolve()

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from reliability.processes import ServiceProcess, migrate, things_env, users_env
+from reliability.processes import migrate, service_process, things_env, users_env
 from sqlalchemy.engine import URL
 
 from common.testing.plugin import worker_id
-from common.testing.postgres import drop_database, recreate_database
+from devstack.postgres import drop_database, recreate_database
+from devstack.processes import ServiceProcess
 
 AUDIENCE = "e2e-api"
 
@@ -29,9 +30,9 @@ async def stack(
         databases[svc] = await asyncio.to_thread(recreate_database, postgres_server, name)
         await asyncio.to_thread(migrate, f"{svc}-svc", databases[svc])
     # The access log shows users-svc's JWKS being fetched by things-svc.
-    users = ServiceProcess("users-svc", folder=tmp_path / "users", env={}, access_log=True)
+    users = service_process("users-svc", folder=tmp_path / "users", env={}, access_log=True)
     users.env.update(users_env(databases["users"], issuer=users.url, audience=AUDIENCE))
-    things = ServiceProcess(
+    things = service_process(
         "things-svc",
         folder=tmp_path / "things",
         env=things_env(databases["things"], users_url=users.url, audience=AUDIENCE),
@@ -85,4 +86,4 @@ async def test_a_users_svc_token_works_on_things_svc_and_things_stay_their_owner
 
     # things-svc learnt the key over HTTP; users-svc made it on first start, outside the repo.
     assert "/.well-known/jwks.json" in users.log.read_text()
-    assert (users.folder / ".local" / "signing-key.pem").exists()
+    assert (users.cwd / ".local" / "signing-key.pem").exists()

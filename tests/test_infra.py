@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from common.testing.postgres import EMBEDDED_POSTGRES_VERSION
+from devstack.postgres import EMBEDDED_POSTGRES_VERSION
 from native_stack import COMPOSE_FILE, INFRA_DIR, ROOT, Service, discover_services
 
 SERVICES = discover_services({})

@@ -20,7 +20,8 @@ import pytest
 from sqlalchemy.engine import URL
 
 import scaffold
-from common.testing.postgres import drop_database, free_port, recreate_database, scratch_dir
+from devstack.postgres import drop_database, recreate_database, scratch_dir
+from devstack.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 # What tools leave behind without changing the repository: never hashed.

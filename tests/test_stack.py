@@ -10,7 +10,8 @@ import asyncpg
 import httpx
 import pytest
 
-from common.testing.postgres import asyncpg_dsn, port_is_free
+from devstack.postgres import asyncpg_dsn
+from devstack.processes import port_is_free
 from stack_runner import StackRunner
 
 API = "/api/v1"

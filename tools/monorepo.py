@@ -6,6 +6,8 @@ the workspace itself and never a hand-kept list. Standard library only: the CI g
 the runner's own Python, before anything is installed.
 """
 
+from __future__ import annotations
+
 import ast
 import re
 import tomllib
@@ -17,6 +19,7 @@ from typing import Any
 # Files whose change can alter every member's environment: a change here affects every member.
 SHARED_FILES = ("pyproject.toml", "uv.lock")
 WORKFLOWS_DIR = ".github/workflows"
+SERVICES_DIR = "services"
 
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?")
 
@@ -32,7 +35,7 @@ class Requirement:
     extras: frozenset[str] = frozenset()
 
     @classmethod
-    def parse(cls, text: str) -> "Requirement":
+    def parse(cls, text: str) -> Requirement:
         match = _REQUIREMENT.match(text)
         if match is None:
             raise ValueError(f"not a requirement: {text!r}")
@@ -68,7 +71,7 @@ class Workspace:
     root_groups: dict[str, tuple[Requirement, ...]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, root: Path) -> "Workspace":
+    def load(cls, root: Path) -> Workspace:
         config = _read_toml(root / "pyproject.toml")
         workspace = config.get("tool", {}).get("uv", {}).get("workspace", {})
         excluded = {path for pattern in workspace.get("exclude", []) for path in root.glob(pattern)}
@@ -134,21 +137,80 @@ class Workspace:
         source = self.root / self.members[name].path / "src"
         return top_level_modules(source) if source.is_dir() else frozenset()
 
-    def env_prefix(self, name: str) -> str:
-        """The member's settings prefix (`THINGS_`): its Settings' `env_prefix`, else its name."""
-        source = self.root / self.members[name].path / "src"
-        for settings in sorted(source.glob("*/settings.py")):
-            tree = ast.parse(settings.read_text(encoding="utf-8"), filename=str(settings))
-            for node in ast.walk(tree):
-                if (
-                    isinstance(node, ast.keyword)
-                    and node.arg == "env_prefix"
-                    and isinstance(node.value, ast.Constant)
-                    and isinstance(node.value.value, str)
-                ):
-                    return node.value.value
-        stem = name.removesuffix("-svc")
-        return re.sub(r"[^A-Za-z0-9]+", "_", stem).upper() + "_"
+    def services(self) -> list[ServiceFacts]:
+        """Every service of the workspace (the members under services/), by name."""
+        return [
+            ServiceFacts.read(self.root / member.path)
+            for member in self.members.values()
+            if member.path.startswith(f"{SERVICES_DIR}/")
+        ]
+
+
+def service_stem(name: str) -> str:
+    """The naming rule, written once: `order-items-svc` -> `order_items`, the service's database
+    and role, and (upper-cased) its settings' prefix."""
+    return name.removesuffix("-svc").replace("-", "_")
+
+
+@dataclass(frozen=True)
+class ServiceFacts:
+    """What the tools need to know of a service, each read from where the service defines it.
+
+    The name is its distribution's (`[project] name`) and the package its import name, the
+    settings' prefix its Settings class's `env_prefix`, the port `[tool.stack] port`; the
+    database and role follow the naming rule (`service_stem`).
+    """
+
+    name: str  # things-svc: its folder and its distribution
+    directory: Path
+    package: str  # things_svc
+    env_prefix: str  # THINGS_
+    port: int  # where `make up` serves it, and Compose publishes it
+
+    @property
+    def database(self) -> str:
+        return service_stem(self.name)
+
+    @property
+    def app(self) -> str:
+        """The ASGI app uvicorn runs."""
+        return f"{self.package}.main:app"
+
+    @classmethod
+    def read(cls, directory: Path) -> ServiceFacts:
+        name = normalize(_read_toml(directory / "pyproject.toml")["project"]["name"])
+        return cls(
+            name=name,
+            directory=directory,
+            package=name.replace("-", "_"),
+            env_prefix=env_prefix_of(directory),
+            port=stack_port(directory),
+        )
+
+
+def env_prefix_of(directory: Path) -> str:
+    """A service's settings prefix (`THINGS_`): its Settings class's `env_prefix`, else the one
+    the naming rule gives."""
+    name = normalize(_read_toml(directory / "pyproject.toml")["project"]["name"])
+    package = name.replace("-", "_")
+    prefix = _settings_prefix(directory / "src" / package / "settings.py")
+    return prefix or f"{service_stem(name).upper()}_"
+
+
+def _settings_prefix(settings: Path) -> str | None:
+    """The `env_prefix` a service's settings module gives its Settings class, if any."""
+    if not settings.is_file():
+        return None
+    tree = ast.parse(settings.read_text(encoding="utf-8"), filename=str(settings))
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.keyword)
+            and node.arg == "env_prefix"
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            return node.value.value
+    return None
 
 
 def stack_port(service_dir: Path) -> int:

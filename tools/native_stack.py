@@ -1,6 +1,6 @@
 """The native stack: every service of the workspace with its own database, without Docker.
 
-An embedded PostgreSQL (`common.testing.postgres.EmbeddedPostgres`) whose data lives in a state
+An embedded PostgreSQL (`devstack.postgres.EmbeddedPostgres`) whose data lives in a state
 folder, each service's database and role made by infra/postgres's own script, every service's
 migrations, then every service under uvicorn, supervised by honcho in the background with logs
 prefixed by service. `tools/stack.py` is the command line over it.
@@ -29,18 +29,11 @@ import httpx
 import psutil
 
 from common.migrations import VERSION_TABLE, expected_heads
-from common.testing.postgres import (
-    EmbeddedPostgres,
-    EmbeddedPostgresError,
-    asyncpg_dsn,
-    is_alive,
-    port_is_free,
-    wait_gone,
-)
-from monorepo import stack_port
+from devstack.postgres import EmbeddedPostgres, EmbeddedPostgresError, asyncpg_dsn
+from devstack.processes import is_alive, port_is_free, service_environment, wait_gone
+from monorepo import ServiceFacts, Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES_DIR = ROOT / "services"
 INFRA_DIR = ROOT / "infra"
 COMPOSE_FILE = INFRA_DIR / "docker-compose.yml"
 INIT_SCRIPT = INFRA_DIR / "postgres" / "10-service-databases.sh"
@@ -60,17 +53,30 @@ class StackError(Exception):
 
 @dataclass(frozen=True)
 class Service:
-    """A service of the workspace, as the stack runs it."""
+    """A service of the workspace, as the stack runs it: its facts, on the stack's port."""
 
-    name: str  # the folder's name: users-svc
-    database: str  # its database and role: users
-    env_prefix: str  # its settings' prefix: USERS_
-    app: str  # the ASGI app uvicorn runs: users_svc.main:app
+    facts: ServiceFacts
     port: int
 
     @property
+    def name(self) -> str:
+        return self.facts.name
+
+    @property
+    def database(self) -> str:
+        return self.facts.database
+
+    @property
+    def env_prefix(self) -> str:
+        return self.facts.env_prefix
+
+    @property
     def directory(self) -> Path:
-        return SERVICES_DIR / self.name
+        return self.facts.directory
+
+    @property
+    def app(self) -> str:
+        return self.facts.app
 
     @property
     def base_url(self) -> str:
@@ -78,21 +84,11 @@ class Service:
 
 
 def discover_services(environ: Mapping[str, str] = os.environ) -> list[Service]:
-    """Every service of the workspace (a folder of services/ with a pyproject.toml), by name."""
-    folders = sorted(path.parent.name for path in SERVICES_DIR.glob("*/pyproject.toml"))
+    """Every service of the workspace, by name; `STACK_<DATABASE>_PORT` moves one's port."""
     services = []
-    for name in folders:
-        database = name.removesuffix("-svc").replace("-", "_")
-        port = environ.get(f"STACK_{database.upper()}_PORT")
-        services.append(
-            Service(
-                name=name,
-                database=database,
-                env_prefix=f"{database.upper()}_",
-                app=f"{name.replace('-', '_')}.main:app",
-                port=int(port) if port else stack_port(SERVICES_DIR / name),
-            )
-        )
+    for facts in Workspace.load(ROOT).services():
+        port = environ.get(f"STACK_{facts.database.upper()}_PORT")
+        services.append(Service(facts, port=int(port) if port else facts.port))
     ports = [service.port for service in services]
     if len(set(ports)) != len(ports):
         raise StackError(f"two services share a port ({ports}): give each its own")
@@ -281,16 +277,16 @@ class Stack:
         """What a service's settings read: its database (as its own role) and the profile."""
         url = postgres.url(user=service.database, password=service.database)
         url = url.set(database=service.database)
-        env = {
-            "ENVIRONMENT": os.environ.get("ENVIRONMENT", "development"),
-            f"{service.env_prefix}DATABASE_URL": url.render_as_string(hide_password=False),
-        }
         issuer = next((s for s in self.services if s.name == TOKEN_ISSUER_SERVICE), None)
-        if issuer is not None:
+        return {
+            "ENVIRONMENT": os.environ.get("ENVIRONMENT", "development"),
             # Every service trusts the tokens users-svc signs, at the port it runs on here.
-            env[f"{service.env_prefix}TOKEN_ISSUER"] = issuer.base_url
-            env[f"{service.env_prefix}JWKS_URL"] = f"{issuer.base_url}/.well-known/jwks.json"
-        return env
+            **service_environment(
+                service.env_prefix,
+                database_url=url.render_as_string(hide_password=False),
+                token_issuer=issuer.base_url if issuer is not None else None,
+            ),
+        }
 
     def _start_supervisor(self, postgres: EmbeddedPostgres) -> int:
         # A Procfile and an env file for honcho: what runs can be read, and run by hand.

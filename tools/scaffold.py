@@ -38,7 +38,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
 import workflows
-from monorepo import Workspace, stack_port, workflow_path
+from monorepo import Workspace, service_stem, stack_port, workflow_path
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -181,7 +181,7 @@ class ServiceNames:
                 f"service name {name!r}: use lowercase letters, digits and single hyphens, "
                 "starting with a letter and ending in -svc (e.g. orders-svc)"
             )
-        stem = name.removesuffix("-svc").replace("-", "_")
+        stem = service_stem(name)
         if len(stem) > MAX_SERVICE_STEM_LENGTH:
             raise ScaffoldError(
                 f"service name {name!r}: at most {MAX_SERVICE_STEM_LENGTH} characters before -svc"
@@ -421,10 +421,6 @@ def next_port(root: Path) -> int:
     """The port for a new service: one past the highest port a service already has."""
     taken = [stack_port(p.parent) for p in (root / "services").glob("*/pyproject.toml")]
     return max(taken, default=FIRST_PORT - 1) + 1
-
-
-def stem_of(service: str) -> str:
-    return service.removesuffix("-svc").replace("-", "_")
 
 
 def with_security_bodies(test_security: str, names: DomainNames) -> str:

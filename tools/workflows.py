@@ -19,7 +19,15 @@ from typing import Any
 
 import yaml
 
-from monorepo import SHARED_FILES, WORKFLOWS_DIR, Member, Workspace, workflow_path
+from monorepo import (
+    SHARED_FILES,
+    WORKFLOWS_DIR,
+    Member,
+    Workspace,
+    env_prefix_of,
+    service_stem,
+    workflow_path,
+)
 
 # Every action is pinned to a full release tag. They were not resolved to commit SHAs because
 # this repository is maintained without access to GitHub; pin SHAs where that matters to you.
@@ -111,8 +119,8 @@ def member_workflow(workspace: Workspace, member: Member) -> dict[str, Any]:
     env = {"TEST_DATABASE_URL": f"{POSTGRES_URL}/postgres"}
     database = "postgres"
     if member.has_migrations:
-        prefix = workspace.env_prefix(member.name)
-        database = prefix.lower().strip("_")
+        database = service_stem(member.name)
+        prefix = env_prefix_of(workspace.root / member.path)
         env[f"{prefix}DATABASE_URL"] = f"{POSTGRES_URL}/{database}"
 
     steps: list[dict[str, Any]] = [

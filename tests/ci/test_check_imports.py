@@ -17,9 +17,7 @@ def write(path: Path, text: str) -> None:
 
 def test_an_undeclared_import_is_reported(run_tool: ToolRunner, tmp_path: Path) -> None:
     shutil.copyfile(REPO_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    shutil.copytree(
-        REPO_ROOT / "packages" / "common", tmp_path / "packages" / "common", dirs_exist_ok=True
-    )
+    shutil.copytree(REPO_ROOT / "packages", tmp_path / "packages", dirs_exist_ok=True)
     service = tmp_path / "services" / "gadgets-svc"
     write(
         service / "pyproject.toml",

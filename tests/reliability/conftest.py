@@ -17,9 +17,10 @@ import httpx
 import pytest
 from sqlalchemy.engine import URL
 
-from common.testing.postgres import EmbeddedPostgres, drop_database, recreate_database, scratch_dir
+from devstack.postgres import EmbeddedPostgres, drop_database, recreate_database, scratch_dir
+from devstack.processes import ServiceProcess
 
-from .processes import ServiceProcess, migrate, things_env, users_env
+from .processes import migrate, service_process, things_env, users_env
 
 AUDIENCE = "reliability-api"
 PASSWORD = "correct horse battery"
@@ -97,7 +98,7 @@ async def users(postgres: EmbeddedPostgres, workdir: Path) -> AsyncIterator[User
     """users-svc on its own database, with one signed-up user whose token the scenarios use."""
     database = await asyncio.to_thread(recreate_database, postgres.url(), "users")
     await asyncio.to_thread(migrate, "users-svc", database)
-    process = ServiceProcess("users-svc", folder=workdir / "users", env={})
+    process = service_process("users-svc", folder=workdir / "users", env={})
     process.env.update(users_env(database, issuer=process.url, audience=AUDIENCE))
     process.start()
     try:
@@ -142,7 +143,7 @@ def start_things(postgres: EmbeddedPostgres, users: Users, workdir: Path) -> Thi
         database = await asyncio.to_thread(recreate_database, postgres.url(), name)
         await asyncio.to_thread(migrate, "things-svc", database)
         env = things_env(database, users_url=users.process.url, audience=AUDIENCE)
-        process = ServiceProcess("things-svc", folder=workdir / name, env={**env, **settings})
+        process = service_process("things-svc", folder=workdir / name, env={**env, **settings})
         process.start()
         try:
             await process.wait_ready()

@@ -7,7 +7,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import URL
 
-from common.testing.postgres import EmbeddedPostgres, asyncpg_dsn, drop_database, recreate_database
+from devstack.postgres import EmbeddedPostgres, asyncpg_dsn, drop_database, recreate_database
 
 from .conftest import Report
 from .processes import migrate, upgrade_command

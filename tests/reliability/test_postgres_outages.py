@@ -13,7 +13,7 @@ import pytest
 
 from common.health import READY_TIMEOUT_SECONDS
 from common.settings import AppBaseSettings
-from common.testing.postgres import EmbeddedPostgres, asyncpg_dsn
+from devstack.postgres import EmbeddedPostgres, asyncpg_dsn
 
 from .conftest import Report, Things, ThingsStarter
 from .load import Call, Record, Run, open_loop, percentile

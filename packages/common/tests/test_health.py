@@ -11,7 +11,7 @@ from common.app import create_app
 from common.health import READY_TIMEOUT_SECONDS
 from common.testing import ServiceUnderTest
 from common.testing.plugin import open_client
-from common.testing.postgres import drop_database, recreate_database
+from devstack.postgres import drop_database, recreate_database
 
 PROBLEM = "application/problem+json"
 UNREACHABLE = make_url("postgresql+asyncpg://nobody:nothing@127.0.0.1:1/nowhere")

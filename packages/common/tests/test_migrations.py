@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import URL
 
-from common.testing.postgres import asyncpg_dsn
+from devstack.postgres import asyncpg_dsn
 
 SAMPLE_ALEMBIC = Path(__file__).parent / "sample" / "alembic"
 

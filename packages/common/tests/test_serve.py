@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from common.testing.postgres import free_port
+from devstack.processes import free_port
 
 APP = """
 async def app(scope, receive, send):

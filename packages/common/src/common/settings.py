@@ -13,6 +13,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Where every service's domains are served: `/api/v1/things`.
+API_PREFIX = "/api/v1"
+
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
@@ -48,7 +51,7 @@ class AppBaseSettings(BaseSettings):
     )
     service_name: str
     database_url: str
-    api_prefix: str = "/api/v1"
+    api_prefix: str = API_PREFIX
     docs_enabled: bool = True
     log_level: str = "INFO"
     # Alembic's directory, relative to where the service runs (its own folder).

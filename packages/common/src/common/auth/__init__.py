@@ -21,7 +21,7 @@ from common.auth.keys import (
     StaticKeys,
     public_jwk,
 )
-from common.auth.settings import JwksSettings, TokenSettings
+from common.auth.settings import JWKS_PATH, JwksSettings, TokenSettings
 from common.auth.verifier import (
     AccessClaims,
     InvalidTokenError,
@@ -32,6 +32,7 @@ from common.auth.verifier import (
 
 __all__ = [
     "ALGORITHMS",
+    "JWKS_PATH",
     "UNAUTHORIZED",
     "AccessClaims",
     "CurrentClaims",

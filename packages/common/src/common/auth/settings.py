@@ -10,7 +10,9 @@ from common.settings import AppBaseSettings
 
 # Development defaults: users-svc on its usual port. Production must name its own.
 DEVELOPMENT_ISSUER = "http://127.0.0.1:8001"
-DEVELOPMENT_JWKS_URL = f"{DEVELOPMENT_ISSUER}/.well-known/jwks.json"
+# Where users-svc publishes its public keys: at the root of its origin (RFC 8615).
+JWKS_PATH = "/.well-known/jwks.json"
+DEVELOPMENT_JWKS_URL = f"{DEVELOPMENT_ISSUER}{JWKS_PATH}"
 DEFAULT_AUDIENCE = "api"
 
 

@@ -34,9 +34,9 @@ from common.auth import JwksSettings, KeySource, TokenSettings
 from common.db import Database, create_engine, create_read_sessionmaker, create_sessionmaker
 from common.migrations import VERSION_TABLE
 from common.settings import AppBaseSettings
-from common.testing.postgres import drop_database, recreate_database, server_url
 from common.testing.service import ServiceUnderTest
 from common.testing.tokens import TokenFactory, token_keys_for_tests
+from devstack.postgres import drop_database, recreate_database, server_url
 
 BASE_URL = "http://testserver"
 

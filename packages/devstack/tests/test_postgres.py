@@ -9,15 +9,8 @@ import asyncpg
 import psutil
 import pytest
 
-from common.testing.postgres import (
-    EmbeddedPostgres,
-    EmbeddedPostgresError,
-    asyncpg_dsn,
-    free_port,
-    is_alive,
-    port_is_free,
-    scratch_dir,
-)
+from devstack.postgres import EmbeddedPostgres, EmbeddedPostgresError, asyncpg_dsn, scratch_dir
+from devstack.processes import free_port, is_alive, port_is_free
 
 
 @pytest.fixture(scope="module")

