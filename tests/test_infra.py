@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from devstack.postgres import EMBEDDED_POSTGRES_VERSION
-from native_stack import COMPOSE_FILE, INFRA_DIR, ROOT, Service, discover_services
+from native_stack import COMPOSE_FILE, INFRA_DIR, Service, discover_services
+from stack_state import ROOT
 
 SERVICES = discover_services({})
 UV_VERSION = re.search(r"^UV_VERSION \?= (\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)

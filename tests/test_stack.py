@@ -3,6 +3,10 @@
 import asyncio
 import os
 import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +15,10 @@ import httpx
 import pytest
 
 from devstack.postgres import asyncpg_dsn
-from devstack.processes import port_is_free
-from stack_runner import StackRunner
+from devstack.processes import free_port, port_is_free
+from stack_runner import STACK_SCRIPT, StackRunner
 
+ROOT = Path(__file__).resolve().parents[1]
 API = "/api/v1"
 PASSWORD = "correct horse battery"
 
@@ -90,17 +95,28 @@ def test_stack_serves_every_service_keeps_data_and_stops_cleanly(
         grace = journey.sign_up("grace@example.com")
         assert journey.things_of(grace) == []
     assert_each_role_reaches_only_its_own_database(stack_runner)
+    # `ps` reads the ports from what `up` wrote, not from this shell's variables.
+    ports = {
+        key: stack_runner.env.pop(key) for key in list(stack_runner.env) if key.endswith("_PORT")
+    }
     assert stack_runner.main("ps") == 0
     status = capsys.readouterr().out
     assert "postgres   up" in status
     assert status.count(" ready ") == len(stack_runner.services)
+    for service in stack_runner.services.values():
+        assert f"{service.base_url}/docs" in status
+    stack_runner.env.update(ports)
 
     stopped = stack_runner.run("down")
 
     assert stopped.returncode == 0
     assert_nothing_left(stack_runner)
 
+    # Postgres keeps the port it had, without being told again.
+    postgres_port = stack_runner.env.pop("STACK_POSTGRES_PORT")
     stack_runner.up()
+    assert f"127.0.0.1:{postgres_port}" in "\n".join(stack_runner.stack.status_lines())
+    stack_runner.env["STACK_POSTGRES_PORT"] = postgres_port
 
     with Journey(stack_runner) as journey:
         # The token from before the restart still works: the signing key was kept.
@@ -208,3 +224,69 @@ def test_docker_mode_without_an_engine_says_so(
     assert code == 1
     assert "no Docker engine" in capsys.readouterr().err
     assert_nothing_left(stack_runner)
+
+
+def test_make_dev_reloads_one_service_when_common_changes(stack_runner: StackRunner) -> None:
+    stack_runner.up()
+    port = free_port()
+    log = stack_runner.stack.state_dir / "dev.log"
+    with log.open("w") as output:
+        dev = subprocess.Popen(
+            [sys.executable, str(STACK_SCRIPT), "dev", "--service", "things-svc", f"--port={port}"],
+            env=stack_runner.env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}/health/ready"
+        wait_for(lambda: ready(url), what=f"make dev on {port}", log=log)
+        reloads = log.read_text().count("Reloading")
+
+        # A file of `common` changes (its modification time is enough).
+        os.utime(ROOT / "packages" / "common" / "src" / "common" / "errors.py")
+
+        wait_for(lambda: log.read_text().count("Reloading") > reloads, what="a reload", log=log)
+        wait_for(lambda: ready(url), what="ready again after the reload", log=log)
+    finally:
+        dev.terminate()
+        dev.wait(timeout=30)
+
+
+def ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def wait_for(condition: Callable[[], bool], *, what: str, log: Path, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no {what} within {seconds:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def test_make_seed_adds_users_and_things_once(running_stack: StackRunner) -> None:
+    def seed() -> str:
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "seed_stack.py")],
+            env=running_stack.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    first, second = seed(), seed()
+
+    assert "ada@example.com: signed up; 2 of 2 things made" in first
+    assert "ada@example.com: already there; 0 of 2 things made" in second
+    with Journey(running_stack) as journey:
+        login = {"email": "ada@example.com", "password": "correct horse battery staple"}
+        token = journey.client.post(f"{journey.users}/auth/login", json=login).json()
+        ada = {"access_token": token["access_token"]}
+        assert sorted(journey.things_of(ada)) == ["Analytical engine", "Notes on the engine"]

@@ -9,6 +9,7 @@ the runner's own Python, before anything is installed.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import tomllib
 from collections.abc import Iterable, Iterator
@@ -16,8 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Files whose change can alter every member's environment: a change here affects every member.
-SHARED_FILES = ("pyproject.toml", "uv.lock")
+# Files whose change can alter every member's environment or check: a change here affects every
+# member.
+SHARED_FILES = (
+    "pyproject.toml",
+    "uv.lock",
+    "Makefile",
+    "tools/member_check.py",
+    "tools/monorepo.py",
+)
 WORKFLOWS_DIR = ".github/workflows"
 SERVICES_DIR = "services"
 
@@ -226,6 +234,21 @@ def stack_port(service_dir: Path) -> int:
             f"{pyproject}: give the service a port: `[tool.stack] port = <1024..65535>`"
         )
     return port
+
+
+@functools.cache
+def locked_versions(root: Path) -> dict[str, str]:
+    """Package versions in uv.lock, so CI runs the very tools developers run."""
+    with (root / "uv.lock").open("rb") as file:
+        lock = tomllib.load(file)
+    return {e["name"]: str(e["version"]) for e in lock.get("package", []) if "version" in e}
+
+
+def locked_version(root: Path, package: str) -> str:
+    version = locked_versions(root).get(package)
+    if version is None:
+        raise LookupError(f"{package} is not in uv.lock")
+    return version
 
 
 def workflow_path(member: str) -> str:

@@ -16,6 +16,7 @@ later step fails (`uv lock`, say) every file written so far is put back as it wa
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import hashlib
 import importlib.util
@@ -38,6 +39,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
 import workflows
+from common.db import table_name_for
 from monorepo import Workspace, service_stem, stack_port, workflow_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,11 +131,21 @@ class DomainNames:
             raise ScaffoldError(f"domain name {name!r}: pytest would take it for a test module")
         return cls(domain=name, item=item)
 
+    @property
+    def model(self) -> str:
+        return "".join(word.capitalize() for word in self.item.split("_"))
+
     def values(self) -> dict[str, str]:
         return {
             "domain": self.domain,
             "item": self.item,
-            "Item": "".join(word.capitalize() for word in self.item.split("_")),
+            "Item": self.model,
+            # The model names its table only when the rule would name it otherwise (people).
+            "tablename": (
+                ""
+                if table_name_for(self.model) == self.domain
+                else f'\n    __tablename__ = "{self.domain}"\n'
+            ),
             "label": self.item.replace("_", " "),
             "a_label": ("an " if self.item[0] in "aeiou" else "a ") + self.item.replace("_", " "),
             "labels": self.domain.replace("_", " "),
@@ -212,6 +224,7 @@ def template_identifiers() -> frozenset[str]:
         "labels": "zzdomains",
         "path": "zzdomains",
         "package": "zzpackage",
+        "tablename": "",
     }
     names: set[str] = set()
     for template in sorted((TEMPLATES / "domain").glob("*.py.tmpl")):
@@ -307,11 +320,11 @@ class ExistingService:
         return self.directory / "src" / self.package / "domains"
 
     def tables(self) -> set[str]:
-        pattern = re.compile(r"""__tablename__\s*=\s*["']([^"']+)["']""")
+        """The tables of the service's models: each domain's `models.py`, read (not imported)."""
         return {
             table
-            for path in (self.directory / "src").rglob("*.py")
-            for table in pattern.findall(path.read_text(encoding="utf-8"))
+            for path in self.domains_dir.glob("*/models.py")
+            for table in model_tables(path.read_text(encoding="utf-8"))
         }
 
     def head(self) -> str | None:
@@ -320,6 +333,25 @@ class ExistingService:
             return ScriptDirectory.from_config(config).get_current_head()
         except CommandError as exc:
             raise ScaffoldError(f"{self.name}'s migrations: {exc}") from None
+
+
+def model_tables(source: str) -> set[str]:
+    """The table of each model class in `source`: its `__tablename__`, or the one its class name
+    gives (`common.db.table_name_for`)."""
+    tables = set()
+    for node in ast.parse(source).body:
+        if not isinstance(node, ast.ClassDef) or not node.bases:
+            continue
+        explicit = [
+            statement.value.value
+            for statement in node.body
+            if isinstance(statement, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__tablename__" for t in statement.targets)
+            and isinstance(statement.value, ast.Constant)
+            and isinstance(statement.value.value, str)
+        ]
+        tables.add(explicit[0] if explicit else table_name_for(node.name))
+    return tables
 
 
 def plan_domain(
@@ -491,7 +523,7 @@ def with_env_example(example: str, names: ServiceNames, *, port: str) -> str:
     example = insert_sorted(
         example,
         r"^([A-Z0-9_]+)_DB_PASSWORD=.*$",
-        f"{upper}_DB_PASSWORD=change-me-{names.stem.replace('_', '-')}",
+        f"{upper}_DB_PASSWORD={names.stem}",
         upper,
     )
     return insert_sorted(

@@ -2,19 +2,22 @@
 
     uv run python tools/stack.py up [--mode auto|docker|native] [--attach]
     uv run python tools/stack.py down | ps | logs
+    uv run python tools/stack.py migrate [--service S] | revision --service S -m MESSAGE
+    uv run python tools/stack.py psql --service S | dev --service S | env --service S
 
 With a working Docker engine (`--mode auto` finds one) `up` runs infra/docker-compose.yml. Without
-one it runs the same stack natively: an embedded PostgreSQL whose data lives in `.local/stack/`,
-each service's database and role made by infra/postgres's own script, every service's migrations,
-then every service under uvicorn, supervised by honcho in the background with logs prefixed by
-service. `up` returns once every service answers `/health/ready` and prints where each one is;
-`--attach` then streams the logs, and Ctrl-C stops everything. `down` stops everything; the data
-stays for the next `up`.
+one it runs the same stack natively (tools/native_stack.py): an embedded PostgreSQL whose data
+lives in `.local/stack/`, every service's database, role and migrations, then every service under
+uvicorn, in the background. `up` returns once every service answers `/health/ready`; `--attach`
+then streams the logs, and Ctrl-C stops everything. `down` stops everything; the data stays.
 
-The services are the folders of `services/`: a service added later joins without a change here.
-Ports: each service's `[tool.stack] port` (its pyproject.toml), or `STACK_<NAME>_PORT`
-(`STACK_USERS_PORT`); Postgres: `STACK_POSTGRES_PORT`, else a free port.
-`STACK_DIR` moves the state folder (tests run their own stack that way).
+`migrate`, `revision`, `psql`, `dev` and `env` act on the stack's databases, natively or in
+Compose (natively they start its Postgres when it is not running), unless the service's own
+`<PREFIX>_DATABASE_URL` is set: then on that one. `dev` runs one service with auto-reload on its
+port + 100, beside the stack's copy of it.
+
+Ports: each service's `[tool.stack] port`, or `STACK_<NAME>_PORT` (`STACK_USERS_PORT`); Postgres:
+5433, or `STACK_POSTGRES_PORT` (kept for the next runs). `STACK_DIR` moves the state folder.
 """
 
 from __future__ import annotations
@@ -22,60 +25,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from native_stack import (
-    COMPOSE_FILE,
-    INFRA_DIR,
-    ROOT,
-    Service,
-    Stack,
-    StackError,
-    State,
-    discover_services,
-)
+import compose
+from native_stack import Service, Stack, StackError, discover_services
+from stack_state import ROOT, State, state_dir
 
-# -- Docker Compose -------------------------------------------------------------------------
-
-
-def docker_available() -> bool:
-    """A Docker engine that answers, with the compose plugin."""
-    if shutil.which("docker") is None:
-        return False
-    for command in (["docker", "info"], ["docker", "compose", "version"]):
-        try:
-            subprocess.run(command, capture_output=True, timeout=15, check=True)
-        except (subprocess.SubprocessError, OSError):
-            return False
-    return True
-
-
-def compose(*args: str) -> int:
-    return subprocess.call(["docker", "compose", "--file", str(COMPOSE_FILE), *args])
-
-
-def compose_up(stack: Stack, *, attach: bool) -> int:
-    env_file = INFRA_DIR / ".env"
-    if not env_file.exists():
-        shutil.copyfile(INFRA_DIR / ".env.example", env_file)
-        print(f"created {env_file} from .env.example: change its passwords for anything shared")
-    stack.state_dir.mkdir(parents=True, exist_ok=True)
-    State(mode="docker", services={s.name: s.port for s in stack.services}).save(stack.state_file)
-    if attach:
-        print_urls(stack.services)
-        return compose("up", "--build")
-    code = compose("up", "--build", "--wait")
-    if code == 0:
-        print_urls(stack.services)
-    return code
-
-
-# -- command line ---------------------------------------------------------------------------
+# `make dev` serves a service here, beside the stack's copy of it on its own port.
+DEV_PORT_OFFSET = 100
 
 
 def print_urls(services: Sequence[Service]) -> None:
@@ -86,47 +47,10 @@ def print_urls(services: Sequence[Service]) -> None:
 
 def choose_mode(requested: str) -> str:
     if requested == "auto":
-        return "docker" if docker_available() else "native"
-    if requested == "docker" and not docker_available():
+        return "docker" if compose.docker_available() else "native"
+    if requested == "docker" and not compose.docker_available():
         raise StackError("MODE=docker, but no Docker engine with the compose plugin answers")
     return requested
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="start every service and wait until it is ready")
-    up.add_argument(
-        "--mode", choices=("auto", "docker", "native"), default=os.environ.get("MODE") or "auto"
-    )
-    up.add_argument("--attach", action="store_true", help="then stream logs; Ctrl-C stops all")
-    commands.add_parser("down", help="stop everything (the data stays)")
-    commands.add_parser("ps", help="what runs, and where")
-    commands.add_parser("logs", help="follow the services' logs")
-    args = parser.parse_args(argv)
-
-    state_dir = Path(os.environ.get("STACK_DIR") or ROOT / ".local" / "stack").resolve()
-    stack = Stack(state_dir, discover_services())
-    state = stack.state()
-    try:
-        if args.command == "up":
-            return run_up(stack, mode=choose_mode(args.mode), attach=args.attach)
-        if state is not None and state.mode == "docker":
-            return run_compose_command(stack, args.command)
-        if args.command == "down":
-            stack.down()
-        elif args.command == "ps":
-            print("\n".join(stack.status_lines()))
-        elif args.command == "logs":
-            if not stack.log_file.exists():
-                raise StackError("no logs yet: run `make up` first")
-            stack.follow_logs()
-    except StackError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0
 
 
 def run_up(stack: Stack, *, mode: str, attach: bool) -> int:
@@ -137,8 +61,7 @@ def run_up(stack: Stack, *, mode: str, attach: bool) -> int:
         print("stack: already up")
     else:
         started = time.monotonic()
-        port = os.environ.get("STACK_POSTGRES_PORT")
-        stack.up(postgres_port=int(port) if port else None)
+        stack.up()
         print(f"stack: every service ready in {time.monotonic() - started:.1f}s")
     print_urls(stack.services)
     if not attach:
@@ -150,14 +73,174 @@ def run_up(stack: Stack, *, mode: str, attach: bool) -> int:
     return 0
 
 
-def run_compose_command(stack: Stack, command: str) -> int:
+def compose_up(stack: Stack, *, attach: bool) -> int:
+    compose.ensure_env_file()
+    State(mode="docker", services={s.name: s.port for s in stack.services}).save(stack.state_file)
+    if attach:
+        print_urls(stack.services)
+        return compose.compose("up", "--build")
+    code = compose.compose("up", "--build", "--wait")
+    if code == 0:
+        print_urls(stack.services)
+    return code
+
+
+def service_env(stack: Stack, service: Service) -> dict[str, str]:
+    """The settings that point `service` at the stack, natively or in Compose; its own
+    `<PREFIX>_DATABASE_URL` in this environment wins, and then the stack is not needed."""
+    own = f"{service.env_prefix}DATABASE_URL"
+    state = stack.state()
+    if state is not None and state.mode == "docker":
+        env = compose.host_env(service, stack.services)
+    else:
+        if own not in os.environ:
+            stack.start_database(say=lambda line: print(line, file=sys.stderr))
+        env = stack.service_env(service)
+    return env | ({own: os.environ[own]} if own in os.environ else {})
+
+
+def alembic(stack: Stack, service: Service, *arguments: str) -> int:
+    env = {**os.environ, **service_env(stack, service)}
+    return _call([sys.executable, "-m", "alembic", *arguments], cwd=service.directory, env=env)
+
+
+def migrate(stack: Stack, services: Sequence[Service]) -> int:
+    for service in services:
+        print(f"== {service.name}")
+        code = alembic(stack, service, "upgrade", "head")
+        if code != 0:
+            return code
+    return 0
+
+
+def revision(stack: Stack, service: Service, message: str) -> int:
+    """An autogenerated revision, against the service's database brought to head first (Alembic
+    compares the models with a database at the head of the scripts)."""
+    return alembic(stack, service, "upgrade", "head") or alembic(
+        stack, service, "revision", "--autogenerate", "-m", message
+    )
+
+
+def psql(stack: Stack, service: Service) -> int:
+    state = stack.state()
+    if state is not None and state.mode == "docker":
+        database = service.database
+        return compose.compose("exec", "postgres", "psql", "-U", database, database)
+    stack.start_database(say=lambda line: print(line, file=sys.stderr))
+    postgres = stack.postgres()
+    url = postgres.url(user=service.database, password=service.database, database=service.database)
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    os.execv(str(postgres.bin_dir / "psql"), ["psql", dsn])
+
+
+def dev(stack: Stack, service: Service, *, port: int | None) -> int:
+    """`service` with auto-reload (its code and `common`'s), against the stack, started when it
+    is not running, on `port` (its stack port + 100 by default)."""
+    state = stack.state()
+    if state is None or (state.mode == "native" and not stack.is_up()):
+        run_up(stack, mode=choose_mode(os.environ.get("MODE") or "auto"), attach=False)
+    port = port or service.port + DEV_PORT_OFFSET
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        service.app,
+        "--reload",
+        f"--reload-dir={service.directory / 'src'}",
+        f"--reload-dir={ROOT / 'packages' / 'common' / 'src'}",
+        "--host=127.0.0.1",
+        f"--port={port}",
+    ]
+    print(f"{service.name} with auto-reload: http://127.0.0.1:{port}/docs (Ctrl-C stops it)")
+    os.chdir(service.directory)
+    os.execve(sys.executable, command, {**os.environ, **service_env(stack, service)})
+
+
+def print_env(stack: Stack, service: Service) -> int:
+    for key, value in service_env(stack, service).items():
+        print(f"export {key}={value}")
+    return 0
+
+
+def _call(command: Sequence[str], *, cwd: Path, env: dict[str, str]) -> int:
+    return subprocess.call(list(command), cwd=cwd, env=env)
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start every service and wait until it is ready")
+    up.add_argument(
+        "--mode", choices=("auto", "docker", "native"), default=os.environ.get("MODE") or "auto"
+    )
+    up.add_argument("--attach", action="store_true", help="then stream logs; Ctrl-C stops all")
+    commands.add_parser("down", help="stop everything (the data stays)")
+    commands.add_parser("ps", help="what runs, and where")
+    commands.add_parser("logs", help="follow the services' logs")
+    migrate_command = commands.add_parser("migrate", help="alembic upgrade head, on the stack")
+    migrate_command.add_argument("--service", help="one service (default: every one)")
+    revision_command = commands.add_parser("revision", help="a new autogenerated migration")
+    revision_command.add_argument("--service", required=True)
+    revision_command.add_argument("-m", "--message", required=True)
+    for name, text in (
+        ("psql", "psql on the service's database"),
+        ("env", "the variables that point a service at the stack, as export lines"),
+    ):
+        commands.add_parser(name, help=text).add_argument("--service", required=True)
+    dev_command = commands.add_parser("dev", help="one service with auto-reload, on the stack")
+    dev_command.add_argument("--service", required=True)
+    dev_command.add_argument("--port", type=int, help="default: the service's port + 100")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    stack = Stack(state_dir(), discover_services())
+    try:
+        return dispatch(stack, args)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def dispatch(stack: Stack, args: argparse.Namespace) -> int:
+    if args.command == "up":
+        return run_up(stack, mode=choose_mode(args.mode), attach=args.attach)
+    state = stack.state()
+    if args.command in ("down", "ps", "logs") and state is not None and state.mode == "docker":
+        return compose_command(stack, args.command)
+    if args.command == "down":
+        stack.down()
+    elif args.command == "ps":
+        print("\n".join(stack.status_lines()))
+    elif args.command == "logs":
+        if not stack.log_file.exists():
+            raise StackError("no logs yet: run `make up` first")
+        stack.follow_logs()
+    elif args.command == "migrate":
+        chosen = [stack.service(args.service)] if args.service else stack.services
+        return migrate(stack, chosen)
+    elif args.command == "revision":
+        return revision(stack, stack.service(args.service), args.message)
+    elif args.command == "psql":
+        return psql(stack, stack.service(args.service))
+    elif args.command == "dev":
+        return dev(stack, stack.service(args.service), port=args.port)
+    else:
+        return print_env(stack, stack.service(args.service))
+    return 0
+
+
+def compose_command(stack: Stack, command: str) -> int:
     if command == "down":
-        code = compose("down")
+        code = compose.compose("down")
         stack.state_file.unlink(missing_ok=True)
         return code
     if command == "ps":
-        return compose("ps")
-    return compose("logs", "--follow")
+        return compose.compose("ps")
+    return compose.compose("logs", "--follow")
 
 
 if __name__ == "__main__":

@@ -10,10 +10,8 @@ workflow by running this script; a removed member's generated workflow is delete
 
 import argparse
 import difflib
-import functools
 import re
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -68,21 +66,6 @@ def to_yaml(document: dict[str, Any]) -> str:
     return HEADER + body
 
 
-@functools.cache
-def locked_versions(root: Path) -> dict[str, str]:
-    """Package versions in uv.lock, so CI runs the very tools developers run."""
-    with (root / "uv.lock").open("rb") as file:
-        lock = tomllib.load(file)
-    return {e["name"]: str(e["version"]) for e in lock.get("package", []) if "version" in e}
-
-
-def locked_version(root: Path, package: str) -> str:
-    version = locked_versions(root).get(package)
-    if version is None:
-        raise LookupError(f"{package} is not in uv.lock")
-    return version
-
-
 def uv_version(root: Path) -> str:
     """The uv version the Makefile installs: CI uses the same one."""
     match = re.search(r"^UV_VERSION \?= (\S+)$", (root / "Makefile").read_text(), re.MULTILINE)
@@ -100,9 +83,6 @@ def checkout(**options: Any) -> dict[str, Any]:
 
 
 def member_workflow(workspace: Workspace, member: Member) -> dict[str, Any]:
-    root = workspace.root
-    ruff = f"ruff@{locked_version(root, 'ruff')}"
-    mypy = f"mypy=={locked_version(root, 'mypy')}"
     paths = sorted(
         {
             f"{member.path}/**",
@@ -114,8 +94,6 @@ def member_workflow(workspace: Workspace, member: Member) -> dict[str, Any]:
             workflow_path(member.name),
         }
     )
-    # The member with its own extras (common's test plugin is one) and its dev group.
-    package = f"--package {member.name}" + (" --all-extras" if member.extras else "")
     env = {"TEST_DATABASE_URL": f"{POSTGRES_URL}/postgres"}
     database = "postgres"
     if member.has_migrations:
@@ -129,33 +107,18 @@ def member_workflow(workspace: Workspace, member: Member) -> dict[str, Any]:
             "name": "Install uv",
             "uses": SETUP_UV,
             "with": {
-                "version": uv_version(root),
+                "version": uv_version(workspace.root),
                 "enable-cache": True,
                 "cache-dependency-glob": "uv.lock",
             },
         },
         {
-            # Only this member and its own dependencies: an import that works only in the shared
-            # development environment fails here.
-            "name": f"Install {member.name} alone",
-            "run": f"uv sync --locked {package}",
-        },
-        {"name": "Lint", "run": f"uv tool run {ruff} check {member.path}"},
-        {"name": "Format", "run": f"uv tool run {ruff} format --check {member.path}"},
-        {
-            "name": "Types",
-            "run": f"uv run --locked {package} --with {mypy} mypy {member.path}",
+            # tools/member_check.py: only this member's own dependencies installed, then lint,
+            # types, migrations against the service container and tests, as `make` runs them.
+            "name": f"Check {member.name} alone",
+            "run": f"make check-member MEMBER={member.name}",
         },
     ]
-    if member.has_migrations:
-        steps.append(
-            {
-                "name": "Migrations apply and match the models",
-                "working-directory": member.path,
-                "run": "uv run --no-sync alembic upgrade head\nuv run --no-sync alembic check\n",
-            }
-        )
-    steps.append({"name": "Tests", "run": f"uv run --no-sync pytest {member.path}"})
 
     return {
         "name": member.name,

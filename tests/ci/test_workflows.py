@@ -83,8 +83,14 @@ def test_a_new_service_gets_its_workflow(run_tool: ToolRunner, workspace_repo: P
     )
     assert job["env"]["GADGETS_DATABASE_URL"].endswith("/gadgets")
     runs = [step.get("run", "") for step in job["steps"]]
-    assert "uv sync --locked --package gadgets-svc" in runs
-    assert any("alembic check" in run for run in runs)
+    assert "make check-member MEMBER=gadgets-svc" in runs
+    # What that target runs for it: its own dependencies only, then its migrations checked.
+    plan = run_tool(
+        "member_check.py", "gadgets-svc", "--print", "--root", str(workspace_repo), cwd=tools
+    )
+    assert "uv sync --locked --package gadgets-svc" in plan.stdout
+    assert "[services/gadgets-svc] " in plan.stdout
+    assert "alembic check" in plan.stdout
     assert (
         run_tool("workflows.py", "--check", "--root", str(workspace_repo), cwd=tools).returncode
         == 0
@@ -97,3 +103,19 @@ def test_a_new_service_gets_its_workflow(run_tool: ToolRunner, workspace_repo: P
     assert "gadgets-svc.yml: generated for a member that no longer exists" in stale.stdout
     run_tool("workflows.py", "--root", str(workspace_repo), cwd=tools)
     assert not (workspace_repo / ".github/workflows/gadgets-svc.yml").exists()
+
+
+def test_a_member_is_checked_alone_lint_types_migrations_and_tests(run_tool: ToolRunner) -> None:
+    plan = run_tool("member_check.py", "things-svc", "--print", cwd=REPO_ROOT).stdout.splitlines()
+
+    assert plan[0].endswith("sync --locked --package things-svc")
+    assert any(" check services/things-svc" in line for line in plan)  # ruff
+    assert any("format --check services/things-svc" in line for line in plan)
+    assert any("mypy services/things-svc" in line for line in plan)
+    assert plan[4].startswith("[services/things-svc]")
+    assert plan[4].endswith("alembic upgrade head")
+    assert plan[5].endswith("alembic check")
+    assert plan[-1].endswith("pytest services/things-svc")
+    common = run_tool("member_check.py", "common", "--print", cwd=REPO_ROOT).stdout
+    assert "--package common --all-extras" in common
+    assert "alembic" not in common

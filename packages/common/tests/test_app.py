@@ -158,3 +158,74 @@ async def test_a_value_postgres_cannot_store_is_a_422_not_a_500(
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM
     assert await db_session.scalar(text("SELECT count(*) FROM widgets")) == 0
+
+
+async def test_debug_logs_every_statement(
+    service: ServiceUnderTest, settings: AppBaseSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(settings.model_copy(update={"debug": True}), domains=service.domains)
+
+    async with open_client(app) as client:
+        await client.get("/api/v1/widgets", headers={"X-Request-ID": "sql-1"})
+
+    lines = [line for line in capsys.readouterr().err.splitlines() if "[sql-1]" in line]
+    assert any("sqlalchemy.engine" in line and "SELECT" in line for line in lines)
+
+
+async def test_without_debug_no_statement_is_logged(
+    service: ServiceUnderTest, settings: AppBaseSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(settings, domains=service.domains)
+
+    async with open_client(app) as client:
+        await client.get("/api/v1/widgets", headers={"X-Request-ID": "sql-2"})
+
+    assert "sqlalchemy.engine" not in capsys.readouterr().err
+
+
+ORIGIN = "https://app.example"
+
+
+def preflight(origin: str) -> dict[str, str]:
+    return {
+        "Origin": origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+
+
+async def test_cors_preflight_from_an_allowed_origin_is_answered(
+    service: ServiceUnderTest, settings: AppBaseSettings
+) -> None:
+    allowed = settings.model_copy(update={"cors_origins": [ORIGIN]})
+    async with open_client(create_app(allowed, domains=service.domains)) as client:
+        answer = await client.options("/api/v1/widgets", headers=preflight(ORIGIN))
+        simple = await client.get(f"/api/v1/widgets/{uuid.uuid4()}", headers={"Origin": ORIGIN})
+
+    assert answer.status_code == 200
+    assert answer.headers["access-control-allow-origin"] == ORIGIN
+    assert "POST" in answer.headers["access-control-allow-methods"]
+    assert "authorization" in answer.headers["access-control-allow-headers"].lower()
+    # An error too carries the headers a browser needs to read it.
+    assert simple.status_code == 404
+    assert simple.headers["access-control-allow-origin"] == ORIGIN
+    assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
+
+
+async def test_cors_preflight_from_another_origin_is_refused(
+    service: ServiceUnderTest, settings: AppBaseSettings
+) -> None:
+    allowed = settings.model_copy(update={"cors_origins": [ORIGIN]})
+    async with open_client(create_app(allowed, domains=service.domains)) as client:
+        answer = await client.options("/api/v1/widgets", headers=preflight("https://evil.example"))
+        simple = await client.get("/api/v1/widgets", headers={"Origin": "https://evil.example"})
+
+    assert answer.status_code == 400
+    assert "access-control-allow-origin" not in answer.headers
+    assert "access-control-allow-origin" not in simple.headers
+
+
+async def test_no_cors_headers_without_allowed_origins(client: AsyncClient) -> None:
+    answer = await client.options("/api/v1/widgets", headers=preflight(ORIGIN))
+
+    assert "access-control-allow-origin" not in answer.headers

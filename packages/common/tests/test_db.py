@@ -1,5 +1,5 @@
-"""The engine against a database that stops answering mid-connection: requests fail fast at the
-command timeout, and the next ones get a new connection."""
+"""The engine against a database that stops answering mid-connection (requests fail fast at the
+command timeout, and the next ones get a new connection), and how models name their tables."""
 
 import asyncio
 import time
@@ -7,8 +7,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy.engine import URL
+from sqlalchemy.orm import Mapped, mapped_column
 
 from common.app import create_app
+from common.db import Base as CommonBase
+from common.db import new_metadata, table_name_for
 from common.testing import ServiceUnderTest
 from common.testing.plugin import open_client
 
@@ -93,3 +96,36 @@ async def test_a_hung_database_fails_requests_at_the_command_timeout_then_recove
     # Not a rollback that waits for another timeout, nor a polite close of the dead connection.
     assert failed_in < COMMAND_TIMEOUT + 0.5
     assert after.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("model", "table"),
+    [
+        ("Thing", "things"),
+        ("User", "users"),
+        ("OrderItem", "order_items"),
+        ("Category", "categories"),
+        ("Key", "keys"),
+        ("Box", "boxes"),
+        ("Address", "addresses"),
+        ("Batch", "batches"),
+        ("HTTPLog", "httplogs"),
+    ],
+)
+def test_a_models_table_is_named_after_its_class(model: str, table: str) -> None:
+    assert table_name_for(model) == table
+
+
+def test_a_model_maps_in_three_lines_or_names_its_own_table() -> None:
+    class Base(CommonBase):
+        __abstract__ = True
+        metadata = new_metadata()
+
+    class Thing(Base):
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+    class Person(Base):
+        __tablename__ = "people"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+    assert sorted(Base.metadata.tables) == ["people", "things"]

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 from pydantic_settings import SettingsConfigDict
@@ -105,3 +107,73 @@ def test_production_requires_the_token_issuer_audience_and_jwks_url(
     monkeypatch.setenv("SHOP_TOKEN_AUDIENCE", "https://api.example.com")
     monkeypatch.setenv("SHOP_JWKS_URL", "https://users.example.com/.well-known/jwks.json")
     assert GatedShopSettings().jwks_url.startswith("https://")
+
+
+def test_a_plain_database_url_is_refused_with_the_name_to_use(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://shop:x@db/shop")
+
+    with pytest.raises(ValidationError, match="reads its database from SHOP_DATABASE_URL"):
+        ShopSettings()
+
+    # Once the service's own variable is set, the other one is someone else's business.
+    monkeypatch.setenv("SHOP_DATABASE_URL", "postgresql+asyncpg://shop:y@db/shop")
+    assert ShopSettings().database_url.endswith("@db/shop")
+
+
+def test_a_plain_database_url_in_the_env_file_is_refused_too(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    env_file = tmp_path / ".env"
+    env_file.write_text("DATABASE_URL=postgresql+asyncpg://shop:x@db/shop\n")
+
+    class FromFile(ShopSettings):
+        model_config = SettingsConfigDict(env_file=env_file)
+
+    with pytest.raises(ValidationError, match="SHOP_DATABASE_URL"):
+        FromFile()
+
+
+def test_debug_is_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SHOP_DATABASE_URL", "postgresql+asyncpg://shop:s3cret-Pa55@db/shop")
+    monkeypatch.setenv("SHOP_DEBUG", "true")
+
+    with pytest.raises(ValidationError, match="SHOP_DEBUG must be off in production"):
+        ShopSettings()
+
+
+def test_production_refuses_a_password_equal_to_the_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SHOP_DATABASE_URL", "postgresql+asyncpg://shop:shop@db/shop")
+
+    with pytest.raises(ValidationError, match="placeholder password"):
+        ShopSettings()
+
+
+@pytest.mark.parametrize(
+    ("value", "origins"),
+    [
+        ("https://a.example, https://b.example", ["https://a.example", "https://b.example"]),
+        ('["https://a.example"]', ["https://a.example"]),
+        ("", []),
+    ],
+)
+def test_cors_origins_read_as_a_list_or_json(
+    monkeypatch: pytest.MonkeyPatch, value: str, origins: list[str]
+) -> None:
+    monkeypatch.setenv("SHOP_CORS_ORIGINS", value)
+
+    assert ShopSettings().cors_origins == origins
+
+
+def test_a_wildcard_origin_with_credentials_is_refused_at_startup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SHOP_CORS_ORIGINS", "*")
+    monkeypatch.setenv("SHOP_CORS_ALLOW_CREDENTIALS", "true")
+
+    with pytest.raises(ValidationError, match="may not be \\* while SHOP_CORS_ALLOW_CREDENTIALS"):
+        ShopSettings()

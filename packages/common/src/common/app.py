@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from typing import NotRequired, TypedDict
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from common import health
 from common.auth import KeySource, TokenVerifier, open_token_verifier
@@ -43,7 +44,7 @@ def create_app(
     them from `settings` and disposes of them on shutdown. `token_keys` replaces the public keys
     the settings name (tests trust a test key this way).
     """
-    configure_logging(settings.log_level)
+    configure_logging(settings.effective_log_level, sql=settings.debug)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
@@ -96,4 +97,16 @@ def create_app(
         max_header_bytes=settings.max_request_header_bytes,
     )
     app.add_middleware(RequestIdMiddleware)
+    if settings.cors_origins:
+        # Outermost: a preflight is answered before anything else runs, and every answer (an
+        # error too) carries the headers a browser needs to read it.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", "Location"],
+            max_age=600,
+        )
     return app

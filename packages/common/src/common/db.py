@@ -1,5 +1,6 @@
 """Declarative base, timestamps, and the engine and session factories a running app owns."""
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,14 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, mapped_column
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    Session,
+    declared_attr,
+    mapped_column,
+)
 from uuid_utils.compat import uuid7
 
 from common.settings import AppBaseSettings
@@ -38,8 +46,23 @@ def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def table_name_for(class_name: str) -> str:
+    """The table of a model class: its name in snake case, in the plural.
+
+    `Thing` -> `things`, `OrderItem` -> `order_items`, `Category` -> `categories`, `Box` ->
+    `boxes`. An irregular plural is set on the model itself: `__tablename__ = "people"`.
+    """
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", class_name).lower()
+    if re.search(r"[^aeiou]y$", words):
+        return f"{words[:-1]}ies"
+    if re.search(r"(s|x|z|ch|sh)$", words):
+        return f"{words}es"
+    return f"{words}s"
+
+
 class Base(DeclarativeBase):
-    """Root of every model.
+    """Root of every model. A model's table is named after its class (`table_name_for`) unless
+    it sets `__tablename__` itself.
 
     Each service subclasses it once, abstract and with its own `MetaData`, so that services
     installed in one environment never see each other's tables:
@@ -48,6 +71,11 @@ class Base(DeclarativeBase):
             __abstract__ = True
             metadata = new_metadata()
     """
+
+    @declared_attr.directive
+    @classmethod
+    def __tablename__(cls) -> str:
+        return table_name_for(cls.__name__)
 
     metadata = new_metadata()
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: DateTime(timezone=True)}

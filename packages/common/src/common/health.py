@@ -16,12 +16,11 @@ import logging
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from common.db import Database
 from common.errors import Problem, ProblemResponse, problem_response
-from common.revisions import VERSION_TABLE
+from common.revisions import applied_revisions
 from common.session import database_of
 
 logger = logging.getLogger(__name__)
@@ -82,13 +81,7 @@ async def ready(request: Request) -> Health | ProblemResponse:
 
 async def _current_revisions(database: Database) -> frozenset[str]:
     async with database.engine.connect() as connection:
-        exists = await connection.scalar(
-            text("SELECT to_regclass(:table) IS NOT NULL"), {"table": VERSION_TABLE}
-        )
-        if not exists:
-            return frozenset()
-        rows = await connection.scalars(text(f"SELECT version_num FROM {VERSION_TABLE}"))
-        return frozenset(rows.all())
+        return await applied_revisions(connection)
 
 
 def _not_ready(request: Request, detail: str) -> ProblemResponse:

@@ -14,8 +14,11 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str) -> None:
-    """Send every logger through one handler that stamps the request ID. Safe to call twice."""
+def configure_logging(level: str, *, sql: bool = False) -> None:
+    """Send every logger through one handler that stamps the request ID. Safe to call twice.
+
+    With `sql`, SQLAlchemy logs every statement and its parameters (what `echo=True` would print,
+    through this handler instead of one of its own)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if handler.get_name() == _HANDLER_NAME:
@@ -26,6 +29,7 @@ def configure_logging(level: str) -> None:
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root.addHandler(handler)
     root.setLevel(level.upper())
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO if sql else logging.WARNING)
     # uvicorn installs handlers of its own; route its lines through ours instead.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         uvicorn_logger = logging.getLogger(name)

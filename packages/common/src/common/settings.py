@@ -2,16 +2,20 @@
 
 Each service subclasses `AppBaseSettings` once, with its own fields and env prefix, and reads it
 through one cached `get_settings()`. `ENVIRONMENT` (development, test, production) picks the
-profile: a profile only changes defaults, so anything set explicitly always wins.
+profile: a profile only changes defaults, so anything set explicitly always wins. Every field
+says what it is for (`description`): that text is what each service's `.env.example` shows.
 """
 
+import json
+import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from dotenv import dotenv_values
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Where every service's domains are served: `/api/v1/things`.
 API_PREFIX = "/api/v1"
@@ -47,32 +51,70 @@ class AppBaseSettings(BaseSettings):
     required_in_production: ClassVar[tuple[str, ...]] = ("database_url",)
 
     environment: Environment = Field(
-        default=Environment.DEVELOPMENT, validation_alias="ENVIRONMENT"
+        default=Environment.DEVELOPMENT,
+        validation_alias="ENVIRONMENT",
+        description="development, test or production (no prefix): picks the defaults below",
     )
-    service_name: str
-    database_url: str
-    api_prefix: str = API_PREFIX
-    docs_enabled: bool = True
-    log_level: str = "INFO"
-    # Alembic's directory, relative to where the service runs (its own folder).
-    migrations_dir: Path = Path("alembic")
+    service_name: str = Field(description="The service's name, in logs and Postgres sessions")
+    database_url: str = Field(
+        description="SQLAlchemy URL of the service's own database (postgresql+asyncpg://...)"
+    )
+    api_prefix: str = Field(default=API_PREFIX, description="Where the domains' routes are served")
+    docs_enabled: bool = Field(
+        default=True, description="Serve /docs and /openapi.json (off in production by default)"
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    debug: bool = Field(
+        default=False,
+        description="Log every SQL statement and debug messages; refused in production",
+    )
+    migrations_dir: Path = Field(
+        default=Path("alembic"),
+        description="Alembic's directory, relative to where the service runs (its own folder)",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API (comma-separated, or a JSON list); "
+        "empty: no CORS headers at all",
+    )
+    cors_allow_credentials: bool = Field(
+        default=False,
+        description="Let browsers send cookies and Authorization to the allowed origins "
+        "(refused together with the origin *)",
+    )
 
     # Pool and driver limits: sized so the pool never churns under load, and short enough that a
     # database that is down or saturated answers 503 quickly instead of holding requests.
-    # Connections per process: `db_pool_size` for the requests' transactions and
-    # `db_read_pool_size` for the read-only sessions (docs/deployment.md: the connection budget).
-    db_pool_size: int = Field(default=5, ge=1)
-    db_read_pool_size: int = Field(default=5, ge=1)
-    db_max_overflow: int = Field(default=0, ge=0)
-    db_pool_timeout_seconds: float = Field(default=3.0, gt=0)
-    db_connect_timeout_seconds: float = Field(default=3.0, gt=0)
-    db_command_timeout_seconds: float = Field(default=15.0, gt=0)
-    db_statement_timeout_ms: int = Field(default=10_000, ge=0)
-    db_idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=0)
-    # Larger request bodies are refused with 413 before they are read (README: Reliability).
-    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1)
-    # Larger request headers (all of them together) are refused with 431.
-    max_request_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    db_pool_size: int = Field(
+        default=5, ge=1, description="Connections for the requests' transactions, per process"
+    )
+    db_read_pool_size: int = Field(
+        default=5, ge=1, description="Connections for the read-only sessions, per process"
+    )
+    db_max_overflow: int = Field(
+        default=0, ge=0, description="Connections a pool may open past its size under load"
+    )
+    db_pool_timeout_seconds: float = Field(
+        default=3.0, gt=0, description="Longest wait for a free connection before a 503"
+    )
+    db_connect_timeout_seconds: float = Field(
+        default=3.0, gt=0, description="Longest wait to open a connection"
+    )
+    db_command_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="Client-side bound on one query (a silent network)"
+    )
+    db_statement_timeout_ms: int = Field(
+        default=10_000, ge=0, description="Postgres cancels a statement running longer (0: never)"
+    )
+    db_idle_in_transaction_timeout_ms: int = Field(
+        default=30_000, ge=0, description="Postgres ends a session idle inside a transaction"
+    )
+    max_request_body_bytes: int = Field(
+        default=1024 * 1024, ge=1, description="Larger request bodies are refused with 413"
+    )
+    max_request_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Larger request headers are refused with 431"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -86,24 +128,65 @@ class AppBaseSettings(BaseSettings):
             return data  # field validation reports the bad value
         return {**PROFILES[environment], **data}
 
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [origin.strip() for origin in text.split(",") if origin.strip()]
+        return value
+
     @model_validator(mode="after")
-    def _refuse_unsafe_production(self) -> Self:
-        if self.environment is not Environment.PRODUCTION:
-            return self
+    def _refuse_unsafe_settings(self) -> Self:
+        problems = self._problems()
+        if self.is_production:
+            problems += self._production_problems()
+        if problems:
+            raise SettingsError("unsafe settings: " + "; ".join(problems))
+        return self
+
+    def _problems(self) -> list[str]:
+        problems = []
+        if "*" in self.cors_origins and self.cors_allow_credentials:
+            problems.append(
+                f"{self._env_name('cors_origins')} may not be * while "
+                f"{self._env_name('cors_allow_credentials')} is true: browsers refuse credentials "
+                "with a wildcard origin; list the origins"
+            )
+        if "database_url" not in self.model_fields_set and self._plain_database_url_set():
+            problems.append(
+                f"DATABASE_URL is set, but {self.service_name} reads its database from "
+                f"{self._env_name('database_url')}: rename the variable"
+            )
+        return problems
+
+    def _production_problems(self) -> list[str]:
         problems = [
             f"{self._env_name(name)} must be set explicitly in production"
             for name in self.required_in_production
             if name not in self.model_fields_set
         ]
-        password = urlsplit(self.database_url).password or ""
-        if password.lower() in PLACEHOLDER_SECRETS:
+        url = urlsplit(self.database_url)
+        password = url.password or ""
+        if password.lower() in PLACEHOLDER_SECRETS or password == url.username:
             problems.append(
                 f"{self._env_name('database_url')} uses an empty or placeholder password"
             )
+        if self.debug:
+            problems.append(f"{self._env_name('debug')} must be off in production")
         problems.extend(self.production_problems())
-        if problems:
-            raise SettingsError("unsafe production settings: " + "; ".join(problems))
-        return self
+        return problems
+
+    def _plain_database_url_set(self) -> bool:
+        """Whether a `DATABASE_URL` without this service's prefix is in the environment or in
+        the service's `.env`: a name the service would otherwise ignore without a word."""
+        if "DATABASE_URL" in os.environ:
+            return True
+        env_files = self.model_config.get("env_file")
+        files = [env_files] if isinstance(env_files, str | Path) else list(env_files or [])
+        return any("DATABASE_URL" in dotenv_values(path) for path in files if Path(path).is_file())
 
     def production_problems(self) -> list[str]:
         """Extra production checks of a subclass: one sentence per problem found."""
@@ -116,3 +199,7 @@ class AppBaseSettings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def effective_log_level(self) -> str:
+        return "DEBUG" if self.debug else self.log_level

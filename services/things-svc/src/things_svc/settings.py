@@ -11,7 +11,8 @@ class Settings(JwksSettings):
     model_config = SettingsConfigDict(env_prefix="THINGS_")
 
     service_name: str = "things-svc"
-    database_url: str = "postgresql+asyncpg://things:things@127.0.0.1:5432/things"
+    # Development: the `make up` stack's database, as its own role (production sets its own).
+    database_url: str = "postgresql+asyncpg://things:things@127.0.0.1:5433/things"
 
 
 @lru_cache

@@ -18,7 +18,8 @@ class Settings(TokenSettings):
     model_config = SettingsConfigDict(env_prefix="USERS_")
 
     service_name: str = "users-svc"
-    database_url: str = "postgresql+asyncpg://users:users@127.0.0.1:5432/users"
+    # Development: the `make up` stack's database, as its own role (production sets its own).
+    database_url: str = "postgresql+asyncpg://users:users@127.0.0.1:5433/users"
 
     # argon2id cost. Raising either makes existing hashes be upgraded at the next login.
     password_time_cost: int = Field(default=3, ge=1)

@@ -8,7 +8,6 @@ from users_svc.database import Base
 
 
 class User(TimestampMixin, Base):
-    __tablename__ = "users"
     # Emails are stored lowercased, so the unique constraint is case-insensitive; the check
     # keeps that true even for rows written outside this code.
     __table_args__ = (CheckConstraint("email = lower(email)", name="email_lowercase"),)

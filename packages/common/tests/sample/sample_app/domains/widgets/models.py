@@ -8,7 +8,6 @@ from sample_app.database import Base
 
 
 class Widget(TimestampMixin, Base):
-    __tablename__ = "widgets"
     # Checked at COMMIT, not at INSERT: lets tests make a commit fail after the endpoint returned.
     __table_args__ = (UniqueConstraint("code", deferrable=True, initially="DEFERRED"),)
 
