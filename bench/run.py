@@ -47,13 +47,15 @@ from alembic.config import Config
 from openloop import OpenLoopResult, http_request, open_loop
 from uuid_utils.compat import uuid7
 
-from common.auth import SigningKey
+from common.auth import SigningKey, access_claims
 from common.testing.postgres import EmbeddedPostgres, asyncpg_dsn, free_port, scratch_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 ISSUER = "http://bench.users-svc"
 AUDIENCE = "api"
+# What users-svc issues at most: a token lives as long as a real one.
+ACCESS_SECONDS = 900
 # Never checked (the embedded server trusts loopback), but production refuses an empty password.
 DB_PASSWORD = "bench-unchecked"
 # An idle Postgres backend publishes its pending counters (pg_stat_database) within 10 s.
@@ -311,9 +313,9 @@ def cpu_seconds(process: psutil.Popen) -> float:
 
 def mint_token(key: SigningKey, subject: uuid.UUID) -> str:
     """A token users-svc would issue; one per run, since a long benchmark outlives one."""
-    now = int(time.time())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(subject), "iat": now}
-    return key.sign({**claims, "exp": now + 900, "jti": uuid.uuid4().hex})
+    return key.sign(
+        access_claims(subject, issuer=ISSUER, audience=AUDIENCE, lifetime_seconds=ACCESS_SECONDS)
+    )
 
 
 async def start_targets(

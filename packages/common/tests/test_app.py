@@ -1,8 +1,11 @@
 """The app factory's behaviour as a client sees it: problem+json errors, request IDs, commits."""
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
+from fastapi import FastAPI, Request
 from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -158,3 +161,42 @@ async def test_a_value_postgres_cannot_store_is_a_422_not_a_500(
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM
     assert await db_session.scalar(text("SELECT count(*) FROM widgets")) == 0
+
+
+async def test_a_service_lifespan_adds_its_state_and_ends_after_the_requests(
+    service: ServiceUnderTest, settings: AppBaseSettings
+) -> None:
+    events: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, str]]:
+        events.append("started")
+        yield {"greeting": "hello"}
+        events.append("ended")
+
+    app = create_app(settings, domains=service.domains, lifespan=lifespan)
+
+    @app.get("/greeting")
+    async def greeting(request: Request) -> dict[str, str]:
+        return {"greeting": request.state.greeting}
+
+    async with open_client(app) as client:
+        response = await client.get("/greeting")
+        assert events == ["started"]
+
+    assert response.json() == {"greeting": "hello"}
+    assert events == ["started", "ended"]
+
+
+async def test_a_service_lifespan_may_not_replace_the_apps_state(
+    service: ServiceUnderTest, settings: AppBaseSettings
+) -> None:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, str]]:
+        yield {"database": "mine"}
+
+    app = create_app(settings, domains=service.domains, lifespan=lifespan)
+
+    with pytest.raises(ValueError, match="may not replace"):
+        async with open_client(app):
+            pass

@@ -1,13 +1,13 @@
 """`create_app`: one FastAPI app wired the same way for every service."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import NotRequired, TypedDict
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any, NotRequired, TypedDict
 
 from fastapi import FastAPI
 
 from common import health
-from common.auth import KeySource, TokenVerifier, open_token_verifier
+from common.auth import TokenVerifier
 from common.body_limit import BodyLimitMiddleware
 from common.db import Database
 from common.discovery import discover_root_routers, discover_routers
@@ -24,8 +24,12 @@ class AppState(TypedDict):
     database: Database
     migration_heads: frozenset[str]
     readiness: health.ReadinessCheck
-    # Present when the settings are `TokenSettings`: what `CurrentUser` verifies tokens with.
+    # Present when the service gave `create_app` one: what `CurrentUser` verifies tokens with.
     token_verifier: NotRequired[TokenVerifier]
+
+
+# A service's own lifespan: what it yields joins the request state (`request.state.<name>`).
+ServiceLifespan = Callable[[FastAPI], AbstractAsyncContextManager[Mapping[str, Any]]]
 
 
 def create_app(
@@ -33,35 +37,43 @@ def create_app(
     *,
     domains: str,
     database: Database | None = None,
-    token_keys: KeySource | None = None,
+    token_verifier: TokenVerifier | None = None,
+    lifespan: ServiceLifespan | None = None,
     version: str = "0.1.0",
 ) -> FastAPI:
     """Build a service's app.
 
     `domains` names the package whose sub-packages are the service's domains. `database` lets
     the caller (tests) provide the engines and session factories; otherwise the lifespan makes
-    them from `settings` and disposes of them on shutdown. `token_keys` replaces the public keys
-    the settings name (tests trust a test key this way).
+    them from `settings` and disposes of them on shutdown. `token_verifier` verifies the access
+    tokens of `CurrentUser` and `CurrentClaims`; its key source is opened in the lifespan, after
+    the service's own `lifespan` has started (users-svc loads its keys there) and closed before it
+    ends. An app without one verifies no tokens.
     """
     configure_logging(settings.log_level)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
+    async def app_lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         heads = expected_heads(settings.migrations_dir)
         owned = database is None
         active = Database.from_settings(settings) if database is None else database
         readiness = health.ReadinessCheck()
+        state: AppState = {
+            "settings": settings,
+            "database": active,
+            "migration_heads": heads,
+            "readiness": readiness,
+        }
         try:
-            async with open_token_verifier(settings, keys=token_keys) as verifier:
-                state: AppState = {
-                    "settings": settings,
-                    "database": active,
-                    "migration_heads": heads,
-                    "readiness": readiness,
-                }
-                if verifier is not None:
-                    state["token_verifier"] = verifier
-                yield state
+            async with AsyncExitStack() as stack:
+                own = await stack.enter_async_context(lifespan(app)) if lifespan else {}
+                if clash := set(own) & set(AppState.__annotations__):
+                    raise ValueError(f"a service's lifespan may not replace {sorted(clash)}")
+                if token_verifier is not None:
+                    await token_verifier.open()
+                    stack.push_async_callback(token_verifier.aclose)
+                    state["token_verifier"] = token_verifier
+                yield {**state, **own}
         finally:
             readiness.cancel()
             if owned:
@@ -71,7 +83,7 @@ def create_app(
     app = FastAPI(
         title=settings.service_name,
         version=version,
-        lifespan=lifespan,
+        lifespan=app_lifespan,
         docs_url=None,  # install_offline_docs serves it, without a CDN
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,

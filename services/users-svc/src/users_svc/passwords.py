@@ -1,20 +1,23 @@
 """Password hashing: argon2id through pwdlib, run in a worker thread to keep the loop free."""
 
-from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Self
 
 from anyio import to_thread
-from fastapi import Depends
+from fastapi import Depends, Request
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-from users_svc.settings import SettingsDep
+from users_svc.settings import Settings
 
 
 class PasswordHasher:
     def __init__(self, *, time_cost: int, memory_kib: int) -> None:
         self._hash = PasswordHash((Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib),))
         self._dummy: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib)
 
     async def hash(self, password: str) -> str:
         return await to_thread.run_sync(self._hash.hash, password)
@@ -31,13 +34,10 @@ class PasswordHasher:
         await self.verify_and_update(password, self._dummy)
 
 
-@lru_cache(maxsize=4)
-def _hasher(time_cost: int, memory_kib: int) -> PasswordHasher:
-    return PasswordHasher(time_cost=time_cost, memory_kib=memory_kib)
+async def password_hasher(request: Request) -> PasswordHasher:
+    """The app's hasher, made by its lifespan (`users_svc.main`)."""
+    hasher: PasswordHasher = request.state.password_hasher
+    return hasher
 
 
-async def get_password_hasher(settings: SettingsDep) -> PasswordHasher:
-    return _hasher(settings.password_time_cost, settings.password_memory_kib)
-
-
-PasswordHasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
+PasswordHasherDep = Annotated[PasswordHasher, Depends(password_hasher)]

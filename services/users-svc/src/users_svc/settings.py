@@ -8,7 +8,6 @@ from pydantic_settings import SettingsConfigDict
 
 from common.auth import TokenSettings
 from common.session import settings_of
-from users_svc.signing import KeyRing
 
 # Where development keeps the key it generates, relative to where the service runs: git-ignored.
 DEVELOPMENT_KEY_FILE = Path(".local/signing-key.pem")
@@ -37,14 +36,6 @@ class Settings(TokenSettings):
         if self.signing_key is None and self.signing_key_file is None:
             return ["USERS_SIGNING_KEY or USERS_SIGNING_KEY_FILE must be set in production"]
         return []
-
-    def token_keys(self) -> KeyRing:
-        return KeyRing(
-            pem=self.signing_key.get_secret_value() if self.signing_key else None,
-            pem_file=self.signing_key_file,
-            previous_files=self.previous_key_files,
-            generate_at=None if self.is_production else DEVELOPMENT_KEY_FILE,
-        )
 
 
 @lru_cache

@@ -1,11 +1,13 @@
-"""Settings of a service that accepts access tokens."""
+"""Settings of a service that accepts access tokens: data only.
 
-from abc import abstractmethod
+What a service makes of them (a `RemoteJwks`, users-svc's own key ring) is the service's choice,
+made where it builds its app: settings hold no behaviour.
+"""
+
 from typing import ClassVar
 
 from pydantic import Field
 
-from common.auth.keys import KeySource, RemoteJwks
 from common.settings import AppBaseSettings
 
 # Development defaults: users-svc on its usual port. Production must name its own.
@@ -30,10 +32,6 @@ class TokenSettings(AppBaseSettings):
     # Verified tokens remembered until they expire, so each signature is checked once (0: none).
     token_cache_size: int = Field(default=4096, ge=0, le=1_000_000)
 
-    @abstractmethod
-    def token_keys(self) -> KeySource:
-        """Where the public keys come from. Made at startup, opened in the lifespan."""
-
 
 class JwksSettings(TokenSettings):
     """A service that fetches users-svc's public keys (JWKS) over HTTP."""
@@ -50,11 +48,3 @@ class JwksSettings(TokenSettings):
     # The shortest time between two fetches, whatever tokens arrive.
     jwks_refetch_interval_seconds: float = Field(default=10, gt=0)
     jwks_timeout_seconds: float = Field(default=3, gt=0)
-
-    def token_keys(self) -> KeySource:
-        return RemoteJwks(
-            self.jwks_url,
-            cache_seconds=self.jwks_cache_seconds,
-            refetch_interval_seconds=self.jwks_refetch_interval_seconds,
-            timeout_seconds=self.jwks_timeout_seconds,
-        )

@@ -8,8 +8,8 @@ from common.session import SessionDep
 from users_svc.domains.auth import service
 from users_svc.domains.auth.schemas import AccessToken, JsonWebKeySet, Login
 from users_svc.passwords import PasswordHasherDep
-from users_svc.security import KeyRingDep
 from users_svc.settings import SettingsDep
+from users_svc.signing import KeyRingDep
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 # Outside the API prefix: RFC 8615 puts well-known URIs at the root of the origin.

@@ -1,8 +1,8 @@
-import time
 import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.auth import access_claims
 from common.errors import DomainError, ForbiddenError
 from users_svc.domains.auth.schemas import AccessToken
 from users_svc.domains.users import repository
@@ -56,15 +56,12 @@ async def log_in(
 
 
 def issue_access_token(user_id: uuid.UUID, *, keys: KeyRing, settings: Settings) -> AccessToken:
-    now = int(time.time())
-    claims = {
-        "iss": settings.token_issuer,
-        "aud": settings.token_audience,
-        "sub": str(user_id),
-        "iat": now,
-        "exp": now + settings.access_token_seconds,
-        "jti": uuid.uuid4().hex,
-    }
+    claims = access_claims(
+        user_id,
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        lifetime_seconds=settings.access_token_seconds,
+    )
     return AccessToken(
         access_token=keys.signer.sign(claims), expires_in=settings.access_token_seconds
     )

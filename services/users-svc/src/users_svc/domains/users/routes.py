@@ -8,9 +8,9 @@ from common.errors import Problem
 from common.pagination import Page, PageDep
 from common.session import ReadSessionDep, SessionDep
 from users_svc.domains.users import service
+from users_svc.domains.users.dependencies import AdminAccount, CurrentAccount, TokenClaims
 from users_svc.domains.users.schemas import PasswordChange, UserCreate, UserRead, UserUpdate
 from users_svc.passwords import PasswordHasherDep
-from users_svc.security import AdminAccount, CurrentAccount, TokenClaims
 
 router = APIRouter(prefix="/users", tags=["users"])
 
