@@ -12,7 +12,7 @@ from common.body_limit import BodyLimitMiddleware
 from common.db import Database
 from common.discovery import discover_root_routers, discover_routers
 from common.docs import install_offline_docs
-from common.errors import Problem, UnhandledErrorMiddleware, install_error_handlers
+from common.errors import UnhandledErrorMiddleware, document_problems, install_error_handlers
 from common.logs import configure_logging
 from common.request_id import RequestIdMiddleware
 from common.revisions import expected_heads
@@ -87,11 +87,8 @@ def create_app(
         docs_url=None,  # install_offline_docs serves it, without a CDN
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
-        responses={
-            422: {"model": Problem, "description": "Invalid request"},
-            500: {"model": Problem, "description": "Unexpected error"},
-        },
     )
+    app.openapi = lambda: _documented_openapi(app)  # type: ignore[method-assign]
     if docs:
         install_offline_docs(app)
     install_error_handlers(app)
@@ -109,3 +106,11 @@ def create_app(
     )
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+def _documented_openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document of the app, made once, with every error response as the app answers
+    it (`common.errors.document_problems`)."""
+    if app.openapi_schema is None:
+        app.openapi_schema = document_problems(FastAPI.openapi(app))
+    return app.openapi_schema

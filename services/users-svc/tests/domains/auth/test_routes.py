@@ -186,3 +186,22 @@ async def test_token_of_an_account_that_does_not_exist_is_refused(
     response = await client.get(ME, headers=token_factory.auth(uuid.uuid4()))
 
     assert response.status_code == 401
+
+
+async def test_form_login_takes_only_the_password_grant_and_its_fields(
+    client: AsyncClient, accounts: Accounts
+) -> None:
+    ada = await accounts.create()
+    form = {"username": ada.email, "password": PASSWORD}
+
+    oauth2 = await client.post(TOKEN, data={**form, "grant_type": "password", "scope": ""})
+    refused = [
+        await client.post(TOKEN, data={**form, "grant_type": "client_credentials"}),
+        await client.post(TOKEN, data={**form, "is_superuser": "true"}),
+        await client.post(TOKEN, data={"username": "", "password": PASSWORD}),
+        await client.post(TOKEN, data={"username": "a\x00b", "password": PASSWORD}),
+    ]
+
+    assert oauth2.status_code == 200
+    assert [response.status_code for response in refused] == [422] * 4
+    assert {response.headers["content-type"] for response in refused} == {PROBLEM}

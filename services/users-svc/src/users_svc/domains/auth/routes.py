@@ -1,12 +1,11 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form, Response
 
 from common.errors import Problem
 from common.session import SessionDep
 from users_svc.domains.auth import service
-from users_svc.domains.auth.schemas import AccessToken, JsonWebKeySet, Login
+from users_svc.domains.auth.schemas import AccessToken, JsonWebKeySet, Login, PasswordForm
 from users_svc.passwords import PasswordHasherDep
 from users_svc.settings import SettingsDep
 from users_svc.signing import KeyRingDep
@@ -26,7 +25,7 @@ LOGIN_FAILED: dict[int | str, dict[str, Any]] = {
 
 @router.post("/token", responses=LOGIN_FAILED)
 async def log_in_with_form(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[PasswordForm, Form()],
     session: SessionDep,
     hasher: PasswordHasherDep,
     keys: KeyRingDep,

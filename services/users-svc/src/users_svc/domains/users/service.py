@@ -1,6 +1,7 @@
 import uuid
 from collections.abc import Sequence
 
+from pydantic import MISSING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.auth import InvalidTokenError
@@ -65,10 +66,10 @@ async def list_users(session: AsyncSession, page: PageParams) -> Sequence[User]:
 
 
 async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> User:
-    if data.email is not None and data.email != user.email:
+    if data.email is not MISSING and data.email != user.email:
         await _ensure_email_free(session, data.email)
         user.email = data.email
-    if data.full_name is not None:
+    if data.full_name is not MISSING:
         user.full_name = data.full_name
     await session.flush()
     return user
