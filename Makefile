@@ -93,6 +93,10 @@ typecheck: sync ## mypy --strict on every member: sources, tests and migrations
 hooks: sync ## Run every pre-commit hook on every file (what the git hook runs on a commit)
 	$(UV) run --no-sync pre-commit run --all-files --show-diff-on-failure
 
+.PHONY: openapi
+openapi: sync ## Write each service's OpenAPI document, services/<svc>/openapi.json (reviewed, tested)
+	$(UV) run --no-sync python tools/openapi.py
+
 .PHONY: workflows
 workflows: sync ## Regenerate .github/workflows/ from the workspace
 	$(UV) run --no-sync python tools/workflows.py
@@ -145,6 +149,7 @@ new-service: sync ## New service with a first domain: make new-service NAME=orde
 	@UV="$(UV)" $(UV) run --no-sync python tools/scaffold.py new-service "$(NAME)" \
 		$(if $(DOMAIN),--domain "$(DOMAIN)") $(if $(SINGULAR),--singular "$(SINGULAR)")
 	$(UV) sync --locked --all-packages --compile-bytecode
+	$(UV) run --no-sync python tools/openapi.py --service "$(NAME)"
 	@echo "Next: make test PYTEST_ARGS=services/$(NAME)   (then make up: it joins the stack)"
 
 .PHONY: new-domain
@@ -152,4 +157,5 @@ new-domain: sync ## New domain in a service: make new-domain SERVICE=things-svc 
 	@test -n "$(SERVICE)" -a -n "$(NAME)" || { echo "usage: make new-domain SERVICE=<service> NAME=<plural> [SINGULAR=<singular>]"; exit 2; }
 	@$(UV) run --no-sync python tools/scaffold.py new-domain "$(SERVICE)" "$(NAME)" \
 		$(if $(SINGULAR),--singular "$(SINGULAR)")
+	$(UV) run --no-sync python tools/openapi.py --service "$(SERVICE)"
 	@echo "Next: make test PYTEST_ARGS=services/$(SERVICE)"
