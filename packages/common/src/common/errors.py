@@ -59,6 +59,33 @@ class DomainError(Exception):
         super().__init__(detail)
         self.detail = detail
 
+    def response_headers(self) -> dict[str, str] | None:
+        """The headers of the answer: the class's, and whatever this instance adds."""
+        return dict(self.headers) if self.headers else None
+
+
+class RetryLaterError(DomainError):
+    """A refusal for now, not for good: `Retry-After` tells the client when to try again."""
+
+    def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = max(0, retry_after_seconds)
+
+    def response_headers(self) -> dict[str, str] | None:
+        return {**(super().response_headers() or {}), "Retry-After": str(self.retry_after_seconds)}
+
+
+class TooManyRequestsError(RetryLaterError):
+    status_code = 429
+    title = "Too Many Requests"
+
+
+class BusyError(RetryLaterError):
+    """The service has no capacity to spare for this request right now."""
+
+    status_code = 503
+    title = "Service Unavailable"
+
 
 class NotFoundError(DomainError):
     status_code = 404
@@ -130,7 +157,7 @@ async def _domain_error(request: Request, exc: Exception) -> ProblemResponse:
         status=exc.status_code,
         title=exc.title,
         detail=exc.detail,
-        headers=dict(exc.headers) if exc.headers else None,
+        headers=exc.response_headers(),
     )
 
 
