@@ -33,10 +33,22 @@ class PasswordForm(BaseModel):
     client_secret: Annotated[str, Field(max_length=200)] | MISSING = MISSING
 
 
-class AccessToken(BaseModel):
+class Tokens(BaseModel):
+    """A new access token, and the refresh token that renews it (once: each use rotates it)."""
+
     access_token: str
     token_type: Literal["bearer"] = "bearer"
+    # Seconds the access token is valid for.
     expires_in: int
+    refresh_token: str
+    # Seconds until the session ends, however often it is refreshed.
+    refresh_expires_in: int
+
+
+class RefreshTokenBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class JsonWebKeySet(BaseModel):

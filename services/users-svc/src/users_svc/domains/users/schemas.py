@@ -69,3 +69,23 @@ class UserRead(BaseModel):
     is_superuser: bool
     created_at: datetime
     updated_at: datetime
+
+
+class AccountErasure(BaseModel):
+    """The current password, so that a borrowed access token cannot erase an account."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password: Annotated[str, Field(max_length=128)]
+
+
+class SessionRead(BaseModel):
+    """A session one login started, renewed by its refresh token until `expires_at`."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    created_at: datetime
+    refreshed_at: datetime
+    expires_at: datetime
+    user_agent: str | None
