@@ -51,6 +51,46 @@ def create_app(
     ends. An app without one verifies no tokens.
     """
     configure_logging(settings.log_level)
+    docs = settings.docs_enabled
+    app = FastAPI(
+        title=settings.service_name,
+        version=version,
+        lifespan=_app_lifespan(
+            settings, database=database, token_verifier=token_verifier, lifespan=lifespan
+        ),
+        docs_url=None,  # install_offline_docs serves it, without a CDN
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app.openapi = lambda: _documented_openapi(app)  # type: ignore[method-assign]
+    if docs:
+        install_offline_docs(app)
+    install_error_handlers(app)
+    for router in discover_routers(domains):
+        app.include_router(router, prefix=settings.api_prefix)
+    for router in discover_root_routers(domains):
+        app.include_router(router)
+    # Last: FastAPI tries the routers in order, and every API request would first try these.
+    app.include_router(health.router)
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=settings.max_request_body_bytes,
+        max_header_bytes=settings.max_request_header_bytes,
+    )
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def _app_lifespan(
+    settings: AppBaseSettings,
+    *,
+    database: Database | None,
+    token_verifier: TokenVerifier | None,
+    lifespan: ServiceLifespan | None,
+) -> ServiceLifespan:
+    """The app's lifespan: its database (unless given), then the service's own lifespan, then
+    the token verifier's keys; ended in the reverse order."""
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -79,33 +119,7 @@ def create_app(
             if owned:
                 await active.dispose()
 
-    docs = settings.docs_enabled
-    app = FastAPI(
-        title=settings.service_name,
-        version=version,
-        lifespan=app_lifespan,
-        docs_url=None,  # install_offline_docs serves it, without a CDN
-        redoc_url=None,
-        openapi_url="/openapi.json" if docs else None,
-    )
-    app.openapi = lambda: _documented_openapi(app)  # type: ignore[method-assign]
-    if docs:
-        install_offline_docs(app)
-    install_error_handlers(app)
-    for router in discover_routers(domains):
-        app.include_router(router, prefix=settings.api_prefix)
-    for router in discover_root_routers(domains):
-        app.include_router(router)
-    # Last: FastAPI tries the routers in order, and every API request would first try these.
-    app.include_router(health.router)
-    app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(
-        BodyLimitMiddleware,
-        max_body_bytes=settings.max_request_body_bytes,
-        max_header_bytes=settings.max_request_header_bytes,
-    )
-    app.add_middleware(RequestIdMiddleware)
-    return app
+    return app_lifespan
 
 
 def _documented_openapi(app: FastAPI) -> dict[str, Any]:
