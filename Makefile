@@ -93,6 +93,14 @@ typecheck: sync ## mypy --strict on every member: sources, tests and migrations
 hooks: sync ## Run every pre-commit hook on every file (what the git hook runs on a commit)
 	$(UV) run --no-sync pre-commit run --all-files --show-diff-on-failure
 
+.PHONY: openapi
+openapi: sync ## Write each service's OpenAPI document, services/<svc>/openapi.json (reviewed, tested)
+	$(UV) run --no-sync python tools/openapi.py
+
+.PHONY: env-examples
+env-examples: sync ## Regenerate each service's .env.example from its settings classes
+	$(UV) run --no-sync python tools/env_examples.py
+
 .PHONY: workflows
 workflows: sync ## Regenerate .github/workflows/ from the workspace
 	$(UV) run --no-sync python tools/workflows.py
@@ -139,6 +147,11 @@ env: sync ## The variables that point one service at the stack: eval "$$(make -s
 	@test -n "$(SERVICE)" || { echo "usage: make env SERVICE=<service>"; exit 2; }
 	@$(STACK) env --service "$(SERVICE)"
 
+.PHONY: admin
+admin: sync ## Create or promote an administrator in users-svc: make admin EMAIL=ada@example.com
+	@test -n "$(EMAIL)" || { echo "usage: make admin EMAIL=<email>  (asks the password, or reads it from stdin)"; exit 2; }
+	@$(STACK) python --service users-svc -m users_svc.admin --email "$(EMAIL)"
+
 .PHONY: seed
 seed: sync ## A few users and things in the stack, through the public APIs (idempotent)
 	@$(UV) run --no-sync python tools/seed_stack.py
@@ -165,6 +178,8 @@ new-service: sync ## New service with a first domain: make new-service NAME=orde
 	@UV="$(UV)" $(UV) run --no-sync python tools/scaffold.py new-service "$(NAME)" \
 		$(if $(DOMAIN),--domain "$(DOMAIN)") $(if $(SINGULAR),--singular "$(SINGULAR)")
 	$(UV) sync --locked --all-packages --compile-bytecode
+	$(UV) run --no-sync python tools/openapi.py --service "$(NAME)"
+	$(UV) run --no-sync python tools/env_examples.py
 	@echo "Next: make test PYTEST_ARGS=services/$(NAME)   (then make up: it joins the stack)"
 
 .PHONY: new-domain
@@ -172,4 +187,5 @@ new-domain: sync ## New domain in a service: make new-domain SERVICE=things-svc 
 	@test -n "$(SERVICE)" -a -n "$(NAME)" || { echo "usage: make new-domain SERVICE=<service> NAME=<plural> [SINGULAR=<singular>]"; exit 2; }
 	@$(UV) run --no-sync python tools/scaffold.py new-domain "$(SERVICE)" "$(NAME)" \
 		$(if $(SINGULAR),--singular "$(SINGULAR)")
+	$(UV) run --no-sync python tools/openapi.py --service "$(SERVICE)"
 	@echo "Next: make test PYTEST_ARGS=services/$(SERVICE)"

@@ -56,7 +56,7 @@ from targets import (
     start_server,
 )
 
-from common.auth import JWKS_PATH, SigningKey
+from common.auth import JWKS_PATH, SigningKey, access_claims
 from devstack.postgres import EmbeddedPostgres, asyncpg_dsn, scratch_dir
 
 ENDPOINTS = [
@@ -69,9 +69,7 @@ ENDPOINTS = [
 
 def mint_token(key: SigningKey, subject: uuid.UUID) -> str:
     """A token users-svc would issue; one per run, since a long benchmark outlives one."""
-    now = int(time.time())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": str(subject), "iat": now}
-    return key.sign({**claims, "exp": now + 900, "jti": uuid.uuid4().hex})
+    return key.sign(access_claims(subject, issuer=ISSUER, audience=AUDIENCE, lifetime_seconds=900))
 
 
 async def prepare_databases(postgres: EmbeddedPostgres, targets: list[Target], seed: Seed) -> None:

@@ -4,6 +4,7 @@
     uv run python tools/stack.py down | ps | logs
     uv run python tools/stack.py migrate [--service S] | revision --service S -m MESSAGE
     uv run python tools/stack.py psql --service S | dev --service S | env --service S
+    uv run python tools/stack.py python --service S -m module ...
 
 With a working Docker engine (`--mode auto` finds one) `up` runs infra/docker-compose.yml. Without
 one it runs the same stack natively (tools/native_stack.py): an embedded PostgreSQL whose data
@@ -156,6 +157,12 @@ def dev(stack: Stack, service: Service, *, port: int | None) -> int:
     os.execve(sys.executable, command, {**os.environ, **service_env(stack, service)})
 
 
+def python(stack: Stack, service: Service, arguments: Sequence[str]) -> int:
+    """Python with `arguments`, in the service's folder, on the stack (`make admin`)."""
+    env = {**os.environ, **service_env(stack, service)}
+    return _call([sys.executable, *arguments], cwd=service.directory, env=env)
+
+
 def print_env(stack: Stack, service: Service) -> int:
     for key, value in service_env(stack, service).items():
         print(f"export {key}={value}")
@@ -187,6 +194,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         ("env", "the variables that point a service at the stack, as export lines"),
     ):
         commands.add_parser(name, help=text).add_argument("--service", required=True)
+    python_command = commands.add_parser(
+        "python", help="python in a service's folder, on the stack"
+    )
+    python_command.add_argument("--service", required=True)
+    python_command.add_argument("arguments", nargs=argparse.REMAINDER)
     dev_command = commands.add_parser("dev", help="one service with auto-reload, on the stack")
     dev_command.add_argument("--service", required=True)
     dev_command.add_argument("--port", type=int, help="default: the service's port + 100")
@@ -226,6 +238,8 @@ def dispatch(stack: Stack, args: argparse.Namespace) -> int:
         return revision(stack, stack.service(args.service), args.message)
     elif args.command == "psql":
         return psql(stack, stack.service(args.service))
+    elif args.command == "python":
+        return python(stack, stack.service(args.service), args.arguments)
     elif args.command == "dev":
         return dev(stack, stack.service(args.service), port=args.port)
     else:

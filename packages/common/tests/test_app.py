@@ -1,8 +1,11 @@
 """The app factory's behaviour as a client sees it: problem+json errors, request IDs, commits."""
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
+from fastapi import FastAPI, Request
 from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -229,3 +232,80 @@ async def test_no_cors_headers_without_allowed_origins(client: AsyncClient) -> N
     answer = await client.options("/api/v1/widgets", headers=preflight(ORIGIN))
 
     assert "access-control-allow-origin" not in answer.headers
+
+
+async def test_a_service_lifespan_adds_its_state_and_ends_after_the_requests(
+    service: ServiceUnderTest, settings: AppBaseSettings
+) -> None:
+    events: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, str]]:
+        events.append("started")
+        yield {"greeting": "hello"}
+        events.append("ended")
+
+    app = create_app(settings, domains=service.domains, lifespan=lifespan)
+
+    @app.get("/greeting")
+    async def greeting(request: Request) -> dict[str, str]:
+        return {"greeting": request.state.greeting}
+
+    async with open_client(app) as client:
+        response = await client.get("/greeting")
+        assert events == ["started"]
+
+    assert response.json() == {"greeting": "hello"}
+    assert events == ["started", "ended"]
+
+
+async def test_a_service_lifespan_may_not_replace_the_apps_state(
+    service: ServiceUnderTest, settings: AppBaseSettings
+) -> None:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, str]]:
+        yield {"database": "mine"}
+
+    app = create_app(settings, domains=service.domains, lifespan=lifespan)
+
+    with pytest.raises(ValueError, match="may not replace"):
+        async with open_client(app):
+            pass
+
+
+async def test_a_body_fastapi_cannot_parse_is_a_422_like_any_malformed_body(
+    client: AsyncClient,
+) -> None:
+    # Invalid UTF-8 and nesting past the recursion limit: FastAPI itself would answer 400.
+    for body in (b'{"code": "\xff\xfe"}', b"[" * 100_000 + b"]" * 100_000):
+        response = await client.post(
+            "/api/v1/widgets", content=body, headers={"content-type": "application/json"}
+        )
+
+        assert response.status_code == 422
+        assert response.headers["content-type"] == PROBLEM
+        assert response.json()["errors"][0]["loc"][0] == "body"
+
+
+async def test_openapi_documents_every_error_as_a_problem(client: AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            takes_body = "requestBody" in operation
+            takes_input = takes_body or bool(operation.get("parameters"))
+            expected = {"431", "500", "503"} | ({"422"} if takes_input else set())
+            assert expected | ({"413"} if takes_body else set()) <= set(responses), path
+            if not takes_input:
+                assert "422" not in responses, (method, path)
+            for status, response in responses.items():
+                if int(status) >= 400:
+                    assert set(response["content"]) == {PROBLEM}, (method, path, status)
+                    assert response["content"][PROBLEM]["schema"] == {
+                        "$ref": "#/components/schemas/Problem"
+                    }
+            retry_after = responses["503"]["headers"]["Retry-After"]
+            assert retry_after["required"] is True
+    assert "Problem" in schema["components"]["schemas"]
+    assert "HTTPValidationError" not in schema["components"]["schemas"]

@@ -1,3 +1,4 @@
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -6,7 +7,8 @@ from sqlalchemy import pool
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from common.testing import ServiceUnderTest
+from common.testing import ServiceUnderTest, token_keys_for_tests
+from things_svc.main import build_app
 from things_svc.settings import Settings
 
 
@@ -17,6 +19,8 @@ def service() -> ServiceUnderTest:
         settings_class=Settings,
         domains="things_svc.domains",
         project_dir=Path(__file__).parents[1],
+        # The app trusts the tests' token key instead of fetching users-svc's.
+        build_app=partial(build_app, token_keys=token_keys_for_tests()),
     )
 
 

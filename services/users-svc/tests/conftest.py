@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from users_factories import Accounts
 
 from common.testing import ServiceUnderTest, signing_key_for_tests
+from users_svc.main import build_app
 from users_svc.settings import Settings
 
 
@@ -26,6 +27,7 @@ def service() -> ServiceUnderTest:
             # users-svc signs with the test key, so `token_factory` tokens verify here too.
             "signing_key": signing_key_for_tests().private_pem(),
         },
+        build_app=build_app,
     )
 
 

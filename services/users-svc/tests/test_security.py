@@ -29,8 +29,12 @@ PUBLIC = {
     "POST /api/v1/users",
     "POST /api/v1/auth/login",
     "POST /api/v1/auth/token",
+    "POST /api/v1/auth/refresh",
+    "POST /api/v1/auth/logout",
     "GET /.well-known/jwks.json",
 }
+# A refresh token of a session nobody has: refused (401) or ignored (logout), never a 5xx.
+UNKNOWN_REFRESH_TOKEN = f"{uuid.UUID(int=0).hex}.not-a-secret"
 # A valid body for each operation that takes a JSON one, by operationId.
 BODIES: dict[str, dict[str, Any]] = {
     "sign_up_api_v1_users_post": {
@@ -43,13 +47,21 @@ BODIES: dict[str, dict[str, Any]] = {
         "current_password": PASSWORD,
         "new_password": "another password",
     },
+    "erase_me_api_v1_users_me_delete": {"password": PASSWORD},
     "log_in_api_v1_auth_login_post": {"email": "ada@example.com", "password": PASSWORD},
+    "refresh_api_v1_auth_refresh_post": {"refresh_token": UNKNOWN_REFRESH_TOKEN},
+    "log_out_api_v1_auth_logout_post": {"refresh_token": UNKNOWN_REFRESH_TOKEN},
 }
 
 
 def on_an_account(op: Operation) -> bool:
     """An administrator's operation on someone's account: `/api/v1/users/{user_id}...`."""
     return op.path.startswith("/api/v1/users/{")
+
+
+def on_one_of_mine(op: Operation) -> bool:
+    """An operation on one item of the caller's own: `/api/v1/users/me/sessions/{session_id}`."""
+    return bool(op.path_params) and not on_an_account(op)
 
 
 async def test_every_operation_but_the_public_ones_requires_a_token(client: AsyncClient) -> None:
@@ -111,6 +123,26 @@ async def test_operations_on_another_account_are_for_admins_only(
         missing = await call(client, op, path_value=uuid.uuid4(), headers=bob.auth, body=body)
 
         assert (theirs.status_code, missing.status_code) == (403, 403), op
+        assert theirs.json()["detail"] == missing.json()["detail"], op
+        assert await every_row(db_session) == before, op
+
+
+async def test_ownership_matrix_another_users_item_is_404_and_unchanged(
+    client: AsyncClient, db_session: AsyncSession, accounts: Accounts
+) -> None:
+    alice = await accounts.create("alice@example.com")
+    bob = await accounts.create("bob@example.com")
+    mine = [op for op in await app_operations(client) if on_one_of_mine(op)]
+    assert mine
+
+    for op in mine:
+        alices = await make_item_for(client, op, headers=alice.auth, bodies=BODIES)
+        before = await every_row(db_session)
+        body = BODIES.get(op.operation_id)
+        theirs = await call(client, op, path_value=alices, headers=bob.auth, body=body)
+        missing = await call(client, op, path_value=uuid.uuid4(), headers=bob.auth, body=body)
+
+        assert (theirs.status_code, missing.status_code) == (404, 404), op
         assert theirs.json()["detail"] == missing.json()["detail"], op
         assert await every_row(db_session) == before, op
 

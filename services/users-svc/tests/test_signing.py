@@ -15,9 +15,9 @@ PRODUCTION_DATABASE = "postgresql+asyncpg://users:s3cret-Pa55@db/users"
 async def test_development_generates_a_key_once_and_keeps_it(tmp_path: Path) -> None:
     path = tmp_path / ".local" / "signing-key.pem"
     first = KeyRing(pem=None, pem_file=None, generate_at=path)
-    await first.open()
+    await first.load()
     again = KeyRing(pem=None, pem_file=None, generate_at=path)
-    await again.open()
+    await again.load()
 
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert first.signer.kid == again.signer.kid
@@ -33,7 +33,7 @@ async def test_a_previous_public_key_is_published_beside_the_signing_key(tmp_pat
     ring = KeyRing(
         pem=signing.private_pem(), pem_file=None, previous_files=[tmp_path / "previous.pem"]
     )
-    await ring.open()
+    await ring.load()
 
     assert [key["kid"] for key in ring.jwks["keys"]] == [signing.kid, previous.kid]
     assert await ring.key_for(previous.kid) is not None
@@ -51,7 +51,7 @@ def test_production_refuses_to_start_without_a_signing_key(
         Settings(_env_file=None)
 
     monkeypatch.setenv("USERS_SIGNING_KEY_FILE", "/run/secrets/signing-key.pem")
-    assert Settings(_env_file=None).token_keys() is not None
+    assert KeyRing.from_settings(Settings(_env_file=None)) is not None
 
 
 def test_production_requires_the_issuer_and_audience(monkeypatch: pytest.MonkeyPatch) -> None:

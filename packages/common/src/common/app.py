@@ -1,19 +1,19 @@
 """`create_app`: one FastAPI app wired the same way for every service."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import NotRequired, TypedDict
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any, NotRequired, TypedDict
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from common import health
-from common.auth import KeySource, TokenVerifier, open_token_verifier
+from common.auth import TokenVerifier
 from common.body_limit import BodyLimitMiddleware
 from common.db import Database
 from common.discovery import discover_root_routers, discover_routers
 from common.docs import install_offline_docs
-from common.errors import Problem, UnhandledErrorMiddleware, install_error_handlers
+from common.errors import UnhandledErrorMiddleware, document_problems, install_error_handlers
 from common.logs import configure_logging
 from common.request_id import RequestIdMiddleware
 from common.revisions import expected_heads
@@ -25,8 +25,12 @@ class AppState(TypedDict):
     database: Database
     migration_heads: frozenset[str]
     readiness: health.ReadinessCheck
-    # Present when the settings are `TokenSettings`: what `CurrentUser` verifies tokens with.
+    # Present when the service gave `create_app` one: what `CurrentUser` verifies tokens with.
     token_verifier: NotRequired[TokenVerifier]
+
+
+# A service's own lifespan: what it yields joins the request state (`request.state.<name>`).
+ServiceLifespan = Callable[[FastAPI], AbstractAsyncContextManager[Mapping[str, Any]]]
 
 
 def create_app(
@@ -34,53 +38,32 @@ def create_app(
     *,
     domains: str,
     database: Database | None = None,
-    token_keys: KeySource | None = None,
+    token_verifier: TokenVerifier | None = None,
+    lifespan: ServiceLifespan | None = None,
     version: str = "0.1.0",
 ) -> FastAPI:
     """Build a service's app.
 
     `domains` names the package whose sub-packages are the service's domains. `database` lets
     the caller (tests) provide the engines and session factories; otherwise the lifespan makes
-    them from `settings` and disposes of them on shutdown. `token_keys` replaces the public keys
-    the settings name (tests trust a test key this way).
+    them from `settings` and disposes of them on shutdown. `token_verifier` verifies the access
+    tokens of `CurrentUser` and `CurrentClaims`; its key source is opened in the lifespan, after
+    the service's own `lifespan` has started (users-svc loads its keys there) and closed before it
+    ends. An app without one verifies no tokens.
     """
     configure_logging(settings.effective_log_level, sql=settings.debug)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
-        heads = expected_heads(settings.migrations_dir)
-        owned = database is None
-        active = Database.from_settings(settings) if database is None else database
-        readiness = health.ReadinessCheck()
-        try:
-            async with open_token_verifier(settings, keys=token_keys) as verifier:
-                state: AppState = {
-                    "settings": settings,
-                    "database": active,
-                    "migration_heads": heads,
-                    "readiness": readiness,
-                }
-                if verifier is not None:
-                    state["token_verifier"] = verifier
-                yield state
-        finally:
-            readiness.cancel()
-            if owned:
-                await active.dispose()
-
     docs = settings.docs_enabled
     app = FastAPI(
         title=settings.service_name,
         version=version,
-        lifespan=lifespan,
+        lifespan=_app_lifespan(
+            settings, database=database, token_verifier=token_verifier, lifespan=lifespan
+        ),
         docs_url=None,  # install_offline_docs serves it, without a CDN
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
-        responses={
-            422: {"model": Problem, "description": "Invalid request"},
-            500: {"model": Problem, "description": "Unexpected error"},
-        },
     )
+    app.openapi = lambda: _documented_openapi(app)  # type: ignore[method-assign]
     if docs:
         install_offline_docs(app)
     install_error_handlers(app)
@@ -110,3 +93,51 @@ def create_app(
             max_age=600,
         )
     return app
+
+
+def _app_lifespan(
+    settings: AppBaseSettings,
+    *,
+    database: Database | None,
+    token_verifier: TokenVerifier | None,
+    lifespan: ServiceLifespan | None,
+) -> ServiceLifespan:
+    """The app's lifespan: its database (unless given), then the service's own lifespan, then
+    the token verifier's keys; ended in the reverse order."""
+
+    @asynccontextmanager
+    async def app_lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        heads = expected_heads(settings.migrations_dir)
+        owned = database is None
+        active = Database.from_settings(settings) if database is None else database
+        readiness = health.ReadinessCheck()
+        state: AppState = {
+            "settings": settings,
+            "database": active,
+            "migration_heads": heads,
+            "readiness": readiness,
+        }
+        try:
+            async with AsyncExitStack() as stack:
+                own = await stack.enter_async_context(lifespan(app)) if lifespan else {}
+                if clash := set(own) & set(AppState.__annotations__):
+                    raise ValueError(f"a service's lifespan may not replace {sorted(clash)}")
+                if token_verifier is not None:
+                    await token_verifier.open()
+                    stack.push_async_callback(token_verifier.aclose)
+                    state["token_verifier"] = token_verifier
+                yield {**state, **own}
+        finally:
+            readiness.cancel()
+            if owned:
+                await active.dispose()
+
+    return app_lifespan
+
+
+def _documented_openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document of the app, made once, with every error response as the app answers
+    it (`common.errors.document_problems`)."""
+    if app.openapi_schema is None:
+        app.openapi_schema = document_problems(FastAPI.openapi(app))
+    return app.openapi_schema

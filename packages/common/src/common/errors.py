@@ -1,5 +1,6 @@
 """Every error answered as RFC 9457 problem+json, with no internals reaching the client."""
 
+import json
 import logging
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -57,6 +58,33 @@ class DomainError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+    def response_headers(self) -> dict[str, str] | None:
+        """The headers of the answer: the class's, and whatever this instance adds."""
+        return dict(self.headers) if self.headers else None
+
+
+class RetryLaterError(DomainError):
+    """A refusal for now, not for good: `Retry-After` tells the client when to try again."""
+
+    def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = max(0, retry_after_seconds)
+
+    def response_headers(self) -> dict[str, str] | None:
+        return {**(super().response_headers() or {}), "Retry-After": str(self.retry_after_seconds)}
+
+
+class TooManyRequestsError(RetryLaterError):
+    status_code = 429
+    title = "Too Many Requests"
+
+
+class BusyError(RetryLaterError):
+    """The service has no capacity to spare for this request right now."""
+
+    status_code = 503
+    title = "Service Unavailable"
 
 
 class NotFoundError(DomainError):
@@ -129,12 +157,22 @@ async def _domain_error(request: Request, exc: Exception) -> ProblemResponse:
         status=exc.status_code,
         title=exc.title,
         detail=exc.detail,
-        headers=dict(exc.headers) if exc.headers else None,
+        headers=exc.response_headers(),
     )
 
 
 async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's answer to a body it could not parse at all (invalid UTF-8, JSON nested past
+        # the recursion limit, a broken form): the same 422 as a body that is not valid JSON.
+        return problem_response(
+            request,
+            status=422,
+            title="Unprocessable Content",
+            detail="The request is not valid.",
+            errors=[{"loc": ["body"], "msg": "The body could not be parsed", "type": "body"}],
+        )
     title = HTTPStatus(exc.status_code).phrase
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
     return problem_response(
@@ -255,3 +293,67 @@ class UnhandledErrorMiddleware:
                 logger.exception("unhandled error")
                 response = internal_error(None)
             await response(scope, receive, send)
+
+
+# -- what the OpenAPI document says about errors ------------------------------------------
+
+PROBLEM_REF = "#/components/schemas/Problem"
+OPENAPI_METHODS = ("get", "put", "post", "patch", "delete", "head", "options", "trace")
+RETRY_AFTER_HEADER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
+# Statuses every operation can answer, whatever its route declares: the middleware's limits,
+# the unexpected error, and the database (or another limit) being unavailable for a moment.
+EVERY_OPERATION = {
+    "431": "The request's headers are too large",
+    "500": "Unexpected error",
+    "503": "Unavailable for a moment (the database, or the service, is too busy or unreachable)",
+}
+WITH_INPUT = {"422": "Invalid request: a parameter or the body is missing, malformed or invalid"}
+WITH_BODY = {"413": "The request body is too large"}
+# Headers an error response always carries, by status.
+ERROR_HEADERS = {"429": RETRY_AFTER_HEADER, "503": RETRY_AFTER_HEADER}
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """The app's OpenAPI document made to say what the app answers on errors, in place.
+
+    Every error response is `application/problem+json` with the `Problem` schema (FastAPI would
+    document `application/json`), every operation lists the errors any request can get (and 422
+    when it takes input, 413 when it takes a body), and `Retry-After` is documented where it is
+    always sent. FastAPI's own validation-error schemas, which no answer uses, are left out.
+    """
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    for path_item in schema.get("paths", {}).values():
+        for method in OPENAPI_METHODS:
+            if method in path_item:
+                _document_operation(path_item[method])
+    # In this order: HTTPValidationError refers to ValidationError.
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if f'"#/components/schemas/{unused}"' not in json.dumps(schema):
+            components.pop(unused, None)
+    return schema
+
+
+def _document_operation(operation: dict[str, Any]) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    added = dict(EVERY_OPERATION)
+    if operation.get("parameters") or "requestBody" in operation:
+        added |= WITH_INPUT
+    if "requestBody" in operation:
+        added |= WITH_BODY
+    for status, description in added.items():
+        responses.setdefault(status, {"description": description})
+    if responses.get("422", {}).get("description") == "Validation Error":  # FastAPI's own
+        responses["422"]["description"] = WITH_INPUT["422"]
+    for status, response in responses.items():
+        if status.isdigit() and int(status) >= 400:
+            response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}}
+            if status in ERROR_HEADERS:
+                response["headers"] = {**ERROR_HEADERS[status], **response.get("headers", {})}
+    operation["responses"] = dict(sorted(responses.items()))

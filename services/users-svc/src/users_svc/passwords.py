@@ -1,27 +1,58 @@
-"""Password hashing: argon2id through pwdlib, run in a worker thread to keep the loop free."""
+"""Password hashing: argon2id through pwdlib, in a worker thread, a bounded number at a time.
 
-from functools import lru_cache
-from typing import Annotated
+argon2 is slow and memory-hungry on purpose, so hashing is what a flood of logins or sign-ups
+would exhaust: each process runs at most `password_hash_concurrency` hashes at once, and a
+request that finds no turn within `password_hash_wait_seconds` is refused (503, Retry-After)
+rather than queued without bound.
+"""
 
+from collections.abc import Callable
+from typing import Annotated, Self, TypeVar
+
+import anyio
 from anyio import to_thread
-from fastapi import Depends
+from fastapi import Depends, Request
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-from users_svc.settings import SettingsDep
+from common.errors import BusyError
+from users_svc.settings import Settings
+
+Result = TypeVar("Result")
+
+
+class PasswordHashingBusyError(BusyError):
+    def __init__(self) -> None:
+        super().__init__(
+            "Too many passwords are being checked right now. Retry shortly.",
+            retry_after_seconds=1,
+        )
 
 
 class PasswordHasher:
-    def __init__(self, *, time_cost: int, memory_kib: int) -> None:
+    def __init__(
+        self, *, time_cost: int, memory_kib: int, concurrency: int, wait_seconds: float
+    ) -> None:
         self._hash = PasswordHash((Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib),))
+        self._turns = anyio.CapacityLimiter(concurrency)
+        self._wait_seconds = wait_seconds
         self._dummy: str | None = None
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(
+            time_cost=settings.password_time_cost,
+            memory_kib=settings.password_memory_kib,
+            concurrency=settings.password_hash_concurrency,
+            wait_seconds=settings.password_hash_wait_seconds,
+        )
+
     async def hash(self, password: str) -> str:
-        return await to_thread.run_sync(self._hash.hash, password)
+        return await self._in_turn(self._hash.hash, password)
 
     async def verify_and_update(self, password: str, hashed: str) -> tuple[bool, str | None]:
         """Whether `password` matches, and a new hash when the stored one uses older costs."""
-        return await to_thread.run_sync(self._hash.verify_and_update, password, hashed)
+        return await self._in_turn(self._hash.verify_and_update, password, hashed)
 
     async def verify_nothing(self, password: str) -> None:
         """Take as long as a verification, for a login whose email has no account: an unknown
@@ -30,14 +61,25 @@ class PasswordHasher:
             self._dummy = await self.hash("not anybody's password")
         await self.verify_and_update(password, self._dummy)
 
+    async def _in_turn(self, work: Callable[..., Result], *args: str) -> Result:
+        try:
+            self._turns.acquire_nowait()
+        except anyio.WouldBlock:
+            try:
+                with anyio.fail_after(self._wait_seconds):
+                    await self._turns.acquire()
+            except TimeoutError:
+                raise PasswordHashingBusyError from None
+        try:
+            return await to_thread.run_sync(work, *args)
+        finally:
+            self._turns.release()
 
-@lru_cache(maxsize=4)
-def _hasher(time_cost: int, memory_kib: int) -> PasswordHasher:
-    return PasswordHasher(time_cost=time_cost, memory_kib=memory_kib)
+
+async def password_hasher(request: Request) -> PasswordHasher:
+    """The app's hasher, made by its lifespan (`users_svc.main`)."""
+    hasher: PasswordHasher = request.state.password_hasher
+    return hasher
 
 
-async def get_password_hasher(settings: SettingsDep) -> PasswordHasher:
-    return _hasher(settings.password_time_cost, settings.password_memory_kib)
-
-
-PasswordHasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
+PasswordHasherDep = Annotated[PasswordHasher, Depends(password_hasher)]

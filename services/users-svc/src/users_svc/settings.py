@@ -8,7 +8,6 @@ from pydantic_settings import SettingsConfigDict
 
 from common.auth import TokenSettings
 from common.session import settings_of
-from users_svc.signing import KeyRing
 
 # Where development keeps the key it generates, relative to where the service runs: git-ignored.
 DEVELOPMENT_KEY_FILE = Path(".local/signing-key.pem")
@@ -21,31 +20,68 @@ class Settings(TokenSettings):
     # Development: the `make up` stack's database, as its own role (production sets its own).
     database_url: str = "postgresql+asyncpg://users:users@127.0.0.1:5433/users"
 
-    # argon2id cost. Raising either makes existing hashes be upgraded at the next login.
-    password_time_cost: int = Field(default=3, ge=1)
-    password_memory_kib: int = Field(default=65_536, ge=1_024)
-
-    # Access tokens live 15 minutes at most: nothing revokes them before they expire.
-    access_token_seconds: int = Field(default=900, ge=30, le=900)
-    # The Ed25519 private key that signs tokens, as PEM text or a PEM file. Production requires
-    # one of them; development generates DEVELOPMENT_KEY_FILE when neither is set.
-    signing_key: SecretStr | None = None
-    signing_key_file: Path | None = None
-    # Keys that no longer sign but stay published, so the tokens they signed keep verifying.
-    previous_key_files: tuple[Path, ...] = ()
+    password_time_cost: int = Field(
+        default=3,
+        ge=1,
+        description="argon2id passes; raising it upgrades each hash at its account's next login",
+    )
+    password_memory_kib: int = Field(
+        default=65_536, ge=1_024, description="argon2id memory per hash, in KiB"
+    )
+    password_hash_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Hashes at once per process (each takes a core and its memory for a while)",
+    )
+    password_hash_wait_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=30,
+        description="Longest wait for a turn to hash, then 503 with Retry-After",
+    )
+    login_window_seconds: int = Field(
+        default=900,
+        ge=1,
+        le=86_400,
+        description="Failed logins are counted in a window that starts at the first failure",
+    )
+    login_failures_per_account: int = Field(
+        default=20, ge=1, description="Failures per email in a window before 429 (known or not)"
+    )
+    login_failures_per_client: int = Field(
+        default=100, ge=1, description="Failures per client address in a window before 429"
+    )
+    access_token_seconds: int = Field(
+        default=900,
+        ge=30,
+        le=900,
+        description="Access tokens' lifetime: nothing revokes them before they expire",
+    )
+    refresh_token_seconds: int = Field(
+        default=30 * 86_400,
+        ge=60,
+        le=365 * 86_400,
+        description="A session ends this long after its login, however often it is refreshed",
+    )
+    sessions_per_account: int = Field(
+        default=20, ge=1, le=1_000, description="A new login ends the oldest session beyond it"
+    )
+    signing_key: SecretStr | None = Field(
+        default=None,
+        description="The Ed25519 private key that signs tokens, as PEM text (or the file below); "
+        "production requires one, development generates .local/signing-key.pem",
+    )
+    signing_key_file: Path | None = Field(default=None, description="The signing key as a PEM file")
+    previous_key_files: tuple[Path, ...] = Field(
+        default=(),
+        description="Keys that no longer sign but stay published, as a JSON list of PEM files",
+    )
 
     def production_problems(self) -> list[str]:
         if self.signing_key is None and self.signing_key_file is None:
             return ["USERS_SIGNING_KEY or USERS_SIGNING_KEY_FILE must be set in production"]
         return []
-
-    def token_keys(self) -> KeyRing:
-        return KeyRing(
-            pem=self.signing_key.get_secret_value() if self.signing_key else None,
-            pem_file=self.signing_key_file,
-            previous_files=self.previous_key_files,
-            generate_at=None if self.is_production else DEVELOPMENT_KEY_FILE,
-        )
 
 
 @lru_cache

@@ -9,19 +9,22 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Self
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from fastapi import Depends, Request
 from jwt import PyJWK
 
 from common.auth import KeySource, SigningKey, StaticKeys, public_jwk
+from users_svc.settings import DEVELOPMENT_KEY_FILE, Settings
 
 logger = logging.getLogger(__name__)
 
 
 class KeyRing(KeySource):
-    """Loaded in the lifespan (`open`): nothing is read or written at import time."""
+    """The signing key and the published keys, loaded in users-svc's lifespan (`load`): nothing
+    is read or written before. As a key source, it gives the verifier its public keys."""
 
     def __init__(
         self,
@@ -39,7 +42,16 @@ class KeyRing(KeySource):
         self._public = StaticKeys({"keys": []})
         self._jwks: dict[str, Any] = {"keys": []}
 
-    async def open(self) -> None:
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(
+            pem=settings.signing_key.get_secret_value() if settings.signing_key else None,
+            pem_file=settings.signing_key_file,
+            previous_files=settings.previous_key_files,
+            generate_at=None if settings.is_production else DEVELOPMENT_KEY_FILE,
+        )
+
+    async def load(self) -> None:
         signer = self._load_signer()
         jwks = [signer.public_jwk]
         for path in self._previous_files:
@@ -54,7 +66,7 @@ class KeyRing(KeySource):
     @property
     def signer(self) -> SigningKey:
         if self._signer is None:
-            raise RuntimeError("KeyRing.open() was not called: open it in the app's lifespan")
+            raise RuntimeError("KeyRing.load() was not called: load it in the app's lifespan")
         return self._signer
 
     @property
@@ -74,6 +86,15 @@ class KeyRing(KeySource):
         if self._generate_at.exists():
             return SigningKey.from_pem(self._generate_at.read_bytes())
         return _generate(self._generate_at)
+
+
+async def key_ring(request: Request) -> KeyRing:
+    """The app's key ring, loaded by its lifespan (`users_svc.main`)."""
+    ring: KeyRing = request.state.key_ring
+    return ring
+
+
+KeyRingDep = Annotated[KeyRing, Depends(key_ring)]
 
 
 def _generate(path: Path) -> SigningKey:

@@ -1,9 +1,11 @@
 """Access tokens issued by users-svc, verified by every service.
 
-A service whose settings subclass `JwksSettings` gets a `TokenVerifier` in its lifespan and can
+A service gives `create_app` a `TokenVerifier` (for most services, of the keys of users-svc's
+JWKS: `TokenVerifier.from_settings(RemoteJwks.from_settings(settings), settings)`) and can then
 declare `user_id: CurrentUser` on any endpoint.
 """
 
+from common.auth.claims import REQUIRED_CLAIMS, access_claims
 from common.auth.dependencies import (
     UNAUTHORIZED,
     CurrentClaims,
@@ -27,12 +29,12 @@ from common.auth.verifier import (
     InvalidTokenError,
     NotAuthenticatedError,
     TokenVerifier,
-    open_token_verifier,
 )
 
 __all__ = [
     "ALGORITHMS",
     "JWKS_PATH",
+    "REQUIRED_CLAIMS",
     "UNAUTHORIZED",
     "AccessClaims",
     "CurrentClaims",
@@ -46,10 +48,10 @@ __all__ = [
     "StaticKeys",
     "TokenSettings",
     "TokenVerifier",
+    "access_claims",
     "authenticate",
     "current_claims",
     "current_user_id",
-    "open_token_verifier",
     "public_jwk",
     "token_verifier_of",
 ]

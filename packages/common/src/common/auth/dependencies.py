@@ -24,7 +24,7 @@ UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
 def token_verifier_of(request: Request) -> TokenVerifier:
     verifier: TokenVerifier | None = getattr(request.state, "token_verifier", None)
     if verifier is None:
-        raise RuntimeError("this app verifies no tokens: its settings must be TokenSettings")
+        raise RuntimeError("this app verifies no tokens: give create_app a token_verifier")
     return verifier
 
 

@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from jwt import PyJWK, PyJWTError
 from jwt.algorithms import OKPAlgorithm
 
+from common.auth.settings import JwksSettings
+
 logger = logging.getLogger(__name__)
 
 # The only signature algorithm tokens may use. Never taken from a token or a key set.
@@ -168,6 +170,16 @@ class RemoteJwks(KeySource):
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
         self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: JwksSettings) -> Self:
+        """users-svc's key set where `settings` name it; nothing is fetched before a token."""
+        return cls(
+            settings.jwks_url,
+            cache_seconds=settings.jwks_cache_seconds,
+            refetch_interval_seconds=settings.jwks_refetch_interval_seconds,
+            timeout_seconds=settings.jwks_timeout_seconds,
+        )
 
     async def key_for(self, kid: str) -> PyJWK | None:
         known = self._keys.get(kid)

@@ -1,11 +1,13 @@
-"""Settings of a service that accepts access tokens."""
+"""Settings of a service that accepts access tokens: data only.
 
-from abc import abstractmethod
+What a service makes of them (a `RemoteJwks`, users-svc's own key ring) is the service's choice,
+made where it builds its app: settings hold no behaviour.
+"""
+
 from typing import ClassVar
 
 from pydantic import Field
 
-from common.auth.keys import KeySource, RemoteJwks
 from common.settings import AppBaseSettings
 
 # Development defaults: users-svc on its usual port. Production must name its own.
@@ -25,16 +27,26 @@ class TokenSettings(AppBaseSettings):
         "token_audience",
     )
 
-    token_issuer: str = DEVELOPMENT_ISSUER
-    token_audience: str = DEFAULT_AUDIENCE
-    # Clock skew tolerated on `exp`, `nbf` and `iat` between users-svc and this service.
-    token_leeway_seconds: float = Field(default=30, ge=0, le=300)
-    # Verified tokens remembered until they expire, so each signature is checked once (0: none).
-    token_cache_size: int = Field(default=4096, ge=0, le=1_000_000)
-
-    @abstractmethod
-    def token_keys(self) -> KeySource:
-        """Where the public keys come from. Made at startup, opened in the lifespan."""
+    token_issuer: str = Field(
+        default=DEVELOPMENT_ISSUER,
+        description="The `iss` access tokens must carry (users-svc's URL)",
+    )
+    token_audience: str = Field(
+        default=DEFAULT_AUDIENCE, description="The `aud` access tokens must carry"
+    )
+    token_leeway_seconds: float = Field(
+        default=30,
+        ge=0,
+        le=300,
+        description="Clock skew tolerated on exp, nbf and iat between users-svc and this service",
+    )
+    token_cache_size: int = Field(
+        default=4096,
+        ge=0,
+        le=1_000_000,
+        description="Verified tokens remembered until they expire, each signature checked once "
+        "(0: none)",
+    )
 
 
 class JwksSettings(TokenSettings):
@@ -45,18 +57,16 @@ class JwksSettings(TokenSettings):
         "jwks_url",
     )
 
-    jwks_url: str = DEVELOPMENT_JWKS_URL
-    # How long fetched keys are trusted before they are fetched again: a key users-svc stops
-    # publishing stops verifying after at most this long.
-    jwks_cache_seconds: float = Field(default=300, gt=0)
-    # The shortest time between two fetches, whatever tokens arrive.
-    jwks_refetch_interval_seconds: float = Field(default=10, gt=0)
-    jwks_timeout_seconds: float = Field(default=3, gt=0)
-
-    def token_keys(self) -> KeySource:
-        return RemoteJwks(
-            self.jwks_url,
-            cache_seconds=self.jwks_cache_seconds,
-            refetch_interval_seconds=self.jwks_refetch_interval_seconds,
-            timeout_seconds=self.jwks_timeout_seconds,
-        )
+    jwks_url: str = Field(
+        default=DEVELOPMENT_JWKS_URL, description="users-svc's public keys (http:// or https://)"
+    )
+    jwks_cache_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="How long fetched keys are trusted: a key users-svc stops publishing stops "
+        "verifying after at most this long",
+    )
+    jwks_refetch_interval_seconds: float = Field(
+        default=10, gt=0, description="The shortest time between two fetches, whatever arrives"
+    )
+    jwks_timeout_seconds: float = Field(default=3, gt=0, description="Longest wait for the keys")

@@ -3,26 +3,23 @@
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 import jwt
 from cachetools import TLRUCache
 from jwt import PyJWK
 
+from common.auth.claims import REQUIRED_CLAIMS
 from common.auth.keys import ACCESS_TOKEN_TYPE, ALGORITHMS, KeySource
 from common.auth.settings import TokenSettings
 from common.errors import DomainError
-from common.settings import AppBaseSettings
 
 logger = logging.getLogger(__name__)
 
 # RFC 9068: the media type of a JWT access token. Other JWTs (ID tokens...) are refused.
 ACCESS_TOKEN_TYPES = frozenset({ACCESS_TOKEN_TYPE, f"application/{ACCESS_TOKEN_TYPE}"})
-REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat", "jti"]
 # A token longer than this is refused before any parsing.
 MAX_TOKEN_LENGTH = 4096
 # Tokens whose signature was checked, remembered until they expire (a few MiB at most).
@@ -84,7 +81,7 @@ class TokenVerifier:
         leeway_seconds: float,
         cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
-        self.keys = keys
+        self._keys = keys
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway_seconds
@@ -94,6 +91,24 @@ class TokenVerifier:
             else None
         )
 
+    @classmethod
+    def from_settings(cls, keys: KeySource, settings: TokenSettings) -> Self:
+        """A verifier of the tokens `settings` accept, with the public keys of `keys`."""
+        return cls(
+            keys,
+            issuer=settings.token_issuer,
+            audience=settings.token_audience,
+            leeway_seconds=settings.token_leeway_seconds,
+            cache_size=settings.token_cache_size,
+        )
+
+    async def open(self) -> None:
+        """Open the key source: the app's lifespan calls it, and `aclose` on shutdown."""
+        await self._keys.open()
+
+    async def aclose(self) -> None:
+        await self._keys.aclose()
+
     def _usable_until(self, _token: str, verified: _Verified, _now: float) -> float:
         # The instant jwt.decode starts refusing it: `exp` plus the leeway.
         return verified.claims.expires_at.timestamp() + self._leeway
@@ -102,7 +117,7 @@ class TokenVerifier:
         """The claims of a valid access token; `InvalidTokenError` for anything else."""
         if self._verified is not None:
             known = self._verified.get(token)
-            if known is not None and await self.keys.key_for(known.kid) is known.key:
+            if known is not None and await self._keys.key_for(known.kid) is known.key:
                 return known.claims
         try:
             return await self._verify(token)
@@ -128,7 +143,7 @@ class TokenVerifier:
             raise ValueError(f"algorithm {header.get('alg')!r} is not allowed")
         if not isinstance(kid, str) or not kid:
             raise ValueError("no key id")
-        key = await self.keys.key_for(kid)
+        key = await self._keys.key_for(kid)
         if key is None:
             raise ValueError(f"unknown key id {kid!r}")
         claims: dict[str, Any] = jwt.decode(
@@ -138,7 +153,7 @@ class TokenVerifier:
             audience=self._audience,
             issuer=self._issuer,
             leeway=self._leeway,
-            options={"require": REQUIRED_CLAIMS},
+            options={"require": list(REQUIRED_CLAIMS)},
         )
         verified = AccessClaims(
             subject=uuid.UUID(claims["sub"]),
@@ -149,28 +164,3 @@ class TokenVerifier:
         if self._verified is not None:
             self._verified[token] = _Verified(verified, kid, key)
         return verified
-
-
-@asynccontextmanager
-async def open_token_verifier(
-    settings: AppBaseSettings, *, keys: KeySource | None = None
-) -> AsyncIterator[TokenVerifier | None]:
-    """The app's verifier, for the lifespan: none unless the settings are `TokenSettings`.
-
-    `keys` replaces the keys the settings name (tests trust a test key this way).
-    """
-    if not isinstance(settings, TokenSettings):
-        yield None
-        return
-    source = keys if keys is not None else settings.token_keys()
-    await source.open()
-    try:
-        yield TokenVerifier(
-            source,
-            issuer=settings.token_issuer,
-            audience=settings.token_audience,
-            leeway_seconds=settings.token_leeway_seconds,
-            cache_size=settings.token_cache_size,
-        )
-    finally:
-        await source.aclose()

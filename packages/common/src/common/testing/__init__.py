@@ -13,7 +13,14 @@ from common.testing.matrices import (
     make_item_for,
     mass_assignment_failures,
 )
-from common.testing.openapi import Operation, app_operations, call, operations
+from common.testing.openapi import (
+    OPENAPI_FILE,
+    Operation,
+    app_operations,
+    call,
+    openapi_document,
+    operations,
+)
 from common.testing.service import ServiceUnderTest
 from common.testing.tokens import (
     TokenFactory,
@@ -24,6 +31,7 @@ from common.testing.tokens import (
 
 __all__ = [
     "MASS_ASSIGNED",
+    "OPENAPI_FILE",
     "Operation",
     "ServiceUnderTest",
     "TokenFactory",
@@ -34,6 +42,7 @@ __all__ = [
     "forged_authorizations",
     "make_item_for",
     "mass_assignment_failures",
+    "openapi_document",
     "operations",
     "signing_key_for_tests",
     "threaded_dependencies",

@@ -74,14 +74,21 @@ async def mass_assignment_failures(
 async def make_item_for(
     client: AsyncClient, op: Operation, *, headers: Mapping[str, str], bodies: Mapping[str, Any]
 ) -> str:
-    """A new item of the collection `op` works on (`/widgets` for `/widgets/{widget_id}`),
-    made by that collection's POST with its body from `bodies`; its id."""
+    """An item of the collection `op` works on (`/widgets` for `/widgets/{widget_id}`), of the
+    caller `headers` names: a new one made by the collection's POST with its body from `bodies`,
+    or, for a collection the API fills itself (the sessions logins start), the first item its
+    GET lists. Its id."""
     collection = op.path.split("/{")[0]
-    create = next(
-        (o for o in await app_operations(client) if o.method == "post" and o.path == collection),
-        None,
-    )
-    assert create is not None, f"{op}: no POST {collection} to make an item with"
+    listed = await app_operations(client)
+    create = next((o for o in listed if o.method == "post" and o.path == collection), None)
+    if create is None:
+        found = next((o for o in listed if o.method == "get" and o.path == collection), None)
+        assert found is not None, f"{op}: no POST or GET {collection} to find an item with"
+        page = await client.get(collection, headers=dict(headers))
+        assert page.status_code == 200, f"{found}: {page.status_code} {page.text}"
+        items = page.json()["items"]
+        assert items, f"{found}: the caller has no item to work on"
+        return str(items[0]["id"])
     response = await client.post(
         collection, json=bodies[create.operation_id], headers=dict(headers)
     )

@@ -1,13 +1,23 @@
-"""Operations read from a running app's OpenAPI schema, so matrices cover new routes unasked."""
+"""Operations read from a running app's OpenAPI schema, so matrices cover new routes unasked;
+and the text of the document each service commits beside its code."""
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi import FastAPI
 from httpx import AsyncClient, Response
 
 HTTP_METHODS = ("get", "put", "post", "patch", "delete")
+# Each service's committed OpenAPI document, in its folder (`make openapi` writes it).
+OPENAPI_FILE = "openapi.json"
+
+
+def openapi_document(app: FastAPI) -> str:
+    """The app's OpenAPI document as committed: indented, in FastAPI's order, one final newline."""
+    return json.dumps(app.openapi(), indent=2, ensure_ascii=False) + "\n"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ Fixtures, from the outside in:
 - `committing_client`: an app with its own pool that commits for real, for concurrency and
   commit-time behaviour; the service's tables are emptied after the test;
 - `token_factory`: access tokens signed with the test key. A service that would fetch its keys
-  from users-svc (`JwksSettings`) trusts that key instead, so its tests need no users-svc.
+  from users-svc trusts that key instead (its `ServiceUnderTest.build_app` says so), so its
+  tests need no users-svc.
 
 A service's conftest only provides the `service` fixture (a `ServiceUnderTest`).
 """
@@ -29,13 +30,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from common.app import create_app
-from common.auth import JwksSettings, KeySource, TokenSettings
+from common.auth import TokenSettings
 from common.db import Database, create_engine, create_read_sessionmaker, create_sessionmaker
 from common.migrations import VERSION_TABLE
 from common.settings import AppBaseSettings
 from common.testing.service import ServiceUnderTest
-from common.testing.tokens import TokenFactory, token_keys_for_tests
+from common.testing.tokens import TokenFactory
 from devstack.postgres import drop_database, recreate_database, server_url
 
 BASE_URL = "http://testserver"
@@ -149,11 +149,6 @@ async def db_session(
         yield session
 
 
-def trusted_test_keys(settings: AppBaseSettings) -> KeySource | None:
-    """The test key, for an app that would otherwise fetch its keys over HTTP."""
-    return token_keys_for_tests() if isinstance(settings, JwksSettings) else None
-
-
 @pytest.fixture
 def token_factory(settings: AppBaseSettings) -> TokenFactory:
     if not isinstance(settings, TokenSettings):
@@ -180,12 +175,7 @@ def test_database(
 
 @pytest.fixture
 def app(service: ServiceUnderTest, settings: AppBaseSettings, test_database: Database) -> FastAPI:
-    return create_app(
-        settings,
-        domains=service.domains,
-        database=test_database,
-        token_keys=trusted_test_keys(settings),
-    )
+    return service.app(settings, database=test_database)
 
 
 @pytest.fixture
@@ -198,7 +188,7 @@ async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
 async def committing_client(
     service: ServiceUnderTest, settings: AppBaseSettings, engine: AsyncEngine
 ) -> AsyncIterator[AsyncClient]:
-    app = create_app(settings, domains=service.domains, token_keys=trusted_test_keys(settings))
+    app = service.app(settings)
     try:
         async with open_client(app) as client:
             yield client

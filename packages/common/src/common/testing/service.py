@@ -1,22 +1,32 @@
 """How a service describes itself to the test plugin."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from alembic.config import Config
+from fastapi import FastAPI
 from sqlalchemy.engine import URL
 
+from common.app import create_app
+from common.db import Database
 from common.settings import AppBaseSettings
+
+# `build_app(settings, database=...)`: the service's app, as its `main.py` builds it, on the
+# engines the tests give it. Typed loosely: each service's builder takes its own settings class.
+AppBuilder = Callable[..., FastAPI]
 
 
 @dataclass(frozen=True)
 class ServiceUnderTest:
     """A service as its tests see it.
 
-    `name` names its test databases, `settings_class` and `domains` are what `create_app` gets,
-    and `project_dir` is the folder holding its `pyproject.toml` and `alembic/`.
+    `name` names its test databases, `settings_class` and `domains` are what its app is made of,
+    and `project_dir` is the folder holding its `pyproject.toml` and `alembic/`. `build_app` is how
+    the service builds its app (its `main.py`'s builder, given the key of the tests' tokens where
+    the service would fetch users-svc's); without one, the app is `create_app` on `domains` and
+    verifies no tokens.
     """
 
     name: str
@@ -24,6 +34,7 @@ class ServiceUnderTest:
     domains: str
     project_dir: Path
     settings_overrides: Mapping[str, Any] = field(default_factory=dict)
+    build_app: AppBuilder | None = None
 
     def settings(self, database_url: URL, **overrides: Any) -> AppBaseSettings:
         values: dict[str, Any] = {
@@ -34,6 +45,12 @@ class ServiceUnderTest:
             **overrides,
         }
         return self.settings_class(**values)
+
+    def app(self, settings: AppBaseSettings, *, database: Database | None = None) -> FastAPI:
+        """The service's app on `settings`; on `database` when given (else its own engines)."""
+        if self.build_app is None:
+            return create_app(settings, domains=self.domains, database=database)
+        return self.build_app(settings, database=database)
 
     def alembic_config(self, database_url: URL | None = None) -> Config:
         config = Config(toml_file=str(self.project_dir / "pyproject.toml"))

@@ -17,10 +17,10 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 
-from common.auth import SigningKey, StaticKeys, TokenSettings
+from common.auth import REQUIRED_CLAIMS, SigningKey, StaticKeys, TokenSettings, access_claims
 
-# Claims every access token carries; the matrix removes each in turn.
-REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti")
+# How long the factory's tokens live: long enough for any test, short like a real one.
+TEST_TOKEN_SECONDS = 300
 
 
 @lru_cache(maxsize=1)
@@ -41,16 +41,13 @@ class TokenFactory:
         self.key = key or signing_key_for_tests()
 
     def claims(self, subject: uuid.UUID | str, **overrides: Any) -> dict[str, Any]:
-        now = int(time.time())
-        return {
-            "iss": self.settings.token_issuer,
-            "aud": self.settings.token_audience,
-            "sub": str(subject),
-            "iat": now,
-            "exp": now + 300,
-            "jti": uuid.uuid4().hex,
-            **overrides,
-        }
+        claims = access_claims(
+            subject,
+            issuer=self.settings.token_issuer,
+            audience=self.settings.token_audience,
+            lifetime_seconds=TEST_TOKEN_SECONDS,
+        )
+        return {**claims, **overrides}
 
     def __call__(
         self,
@@ -122,6 +119,7 @@ def forged_authorizations(
         ),
         "not an access token (typ JWT)": factory(subject, headers={"typ": "JWT"}),
         "subject not a user id": factory("admin"),
+        # Every claim a verifier requires, removed in turn.
         **{f"missing {claim}": factory(subject, drop=[claim]) for claim in REQUIRED_CLAIMS},
     }
     return {

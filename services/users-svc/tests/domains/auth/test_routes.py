@@ -9,7 +9,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from users_factories import PASSWORD, Accounts
 
-from common.app import create_app
 from common.auth import SigningKey
 from common.db import Database
 from common.settings import AppBaseSettings
@@ -111,7 +110,7 @@ async def test_login_rehashes_a_password_hashed_with_older_costs(
     await accounts.create()
     old_hash = str(await db_session.scalar(text("SELECT hashed_password FROM users")))
     stronger = service.settings(database_url, password_time_cost=2)
-    app: FastAPI = create_app(stronger, domains=service.domains, database=test_database)
+    app: FastAPI = service.app(stronger, database=test_database)
 
     async with open_client(app) as stronger_client:
         login = {"email": "ada@example.com", "password": PASSWORD}
@@ -156,7 +155,7 @@ async def test_rotation_publishes_the_previous_key_and_its_tokens_still_verify(
     rotated = service.settings(
         database_url, signing_key=new_key.private_pem(), previous_key_files=[previous_file]
     )
-    app = create_app(rotated, domains=service.domains, database=test_database)
+    app = service.app(rotated, database=test_database)
 
     async with open_client(app) as rotated_client:
         jwks = (await rotated_client.get(JWKS)).json()
@@ -187,3 +186,22 @@ async def test_token_of_an_account_that_does_not_exist_is_refused(
     response = await client.get(ME, headers=token_factory.auth(uuid.uuid4()))
 
     assert response.status_code == 401
+
+
+async def test_form_login_takes_only_the_password_grant_and_its_fields(
+    client: AsyncClient, accounts: Accounts
+) -> None:
+    ada = await accounts.create()
+    form = {"username": ada.email, "password": PASSWORD}
+
+    oauth2 = await client.post(TOKEN, data={**form, "grant_type": "password", "scope": ""})
+    refused = [
+        await client.post(TOKEN, data={**form, "grant_type": "client_credentials"}),
+        await client.post(TOKEN, data={**form, "is_superuser": "true"}),
+        await client.post(TOKEN, data={"username": "", "password": PASSWORD}),
+        await client.post(TOKEN, data={"username": "a\x00b", "password": PASSWORD}),
+    ]
+
+    assert oauth2.status_code == 200
+    assert [response.status_code for response in refused] == [422] * 4
+    assert {response.headers["content-type"] for response in refused} == {PROBLEM}

@@ -45,6 +45,17 @@ async def test_signup_creates_a_user_without_exposing_the_password(
     assert PASSWORD not in row.hashed_password
 
 
+async def test_any_address_of_the_email_syntax_names_an_account(client: AsyncClient) -> None:
+    # Nothing is ever sent to it: reserved test domains are addresses like any other.
+    for email in ("ada@lovelace.test", "#grace@hopper.example"):
+        response = await client.post(USERS, json=signup(email))
+        assert response.status_code == 201, response.text
+
+    for email in ("ada@", "ada lovelace@example.com", "Ada <ada@example.com>", "a@localhost"):
+        response = await client.post(USERS, json=signup(email))
+        assert response.status_code == 422, email
+
+
 async def test_email_is_unique_in_any_letter_case(
     client: AsyncClient, db_session: AsyncSession
 ) -> None:
@@ -84,6 +95,7 @@ async def test_invalid_signups_are_422_and_write_nothing(
         signup("not-an-email"),
         signup(password="short"),
         signup(full_name=""),
+        signup(full_name="Ada\x00"),
         signup(is_superuser=True),
         signup(hashed_password="$argon2id$forged"),
         {"email": "x@example.com"},

@@ -2,10 +2,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import MISSING, BaseModel, ConfigDict, Field
 
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Description = Annotated[str, Field(max_length=10_000)]
+# Postgres text cannot hold a NUL character: refused up front, as the schema says.
+STORABLE = r"^[^\x00]*$"
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=STORABLE)]
+Description = Annotated[str, Field(max_length=10_000, pattern=STORABLE)]
 
 
 class ThingCreate(BaseModel):
@@ -21,19 +23,15 @@ class ThingCreate(BaseModel):
 
 
 class ThingUpdate(BaseModel):
-    """Fields to change; omitted fields stay as they are, a null description clears it."""
+    """Fields to change; omitted fields stay as they are, a null description clears it.
+
+    The name may be omitted but not null: `MISSING` keeps null out of the schema as well.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name | None = None
+    name: Name | MISSING = MISSING
     description: Description | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _not_null(cls, value: str | None) -> str:
-        if value is None:
-            raise ValueError("may be omitted, but not null")
-        return value
 
 
 class ThingRead(BaseModel):

@@ -1,6 +1,7 @@
 import uuid
 from collections.abc import Sequence
 
+from pydantic import MISSING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import NotFoundError
@@ -40,7 +41,7 @@ async def update_thing(
     session: AsyncSession, thing_id: uuid.UUID, data: ThingUpdate, *, owner_id: uuid.UUID
 ) -> Thing:
     thing = await get_thing(session, thing_id, owner_id=owner_id)
-    if data.name is not None:
+    if data.name is not MISSING:
         thing.name = data.name
     if "description" in data.model_fields_set:
         thing.description = data.description

@@ -1,3 +1,4 @@
+from users_svc.domains.auth.models import LoginFailures
 from users_svc.domains.auth.routes import root_router, router
 
-__all__ = ["root_router", "router"]
+__all__ = ["LoginFailures", "root_router", "router"]

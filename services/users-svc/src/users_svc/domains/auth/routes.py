@@ -1,15 +1,21 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form, Response, status
 
 from common.errors import Problem
 from common.session import SessionDep
 from users_svc.domains.auth import service
-from users_svc.domains.auth.schemas import AccessToken, JsonWebKeySet, Login
+from users_svc.domains.auth.dependencies import ClientDep, RecordingSessionDep
+from users_svc.domains.auth.schemas import (
+    JsonWebKeySet,
+    Login,
+    PasswordForm,
+    RefreshTokenBody,
+    Tokens,
+)
 from users_svc.passwords import PasswordHasherDep
-from users_svc.security import KeyRingDep
 from users_svc.settings import SettingsDep
+from users_svc.signing import KeyRingDep
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 # Outside the API prefix: RFC 8615 puts well-known URIs at the root of the origin.
@@ -21,36 +27,76 @@ JWKS_MAX_AGE_SECONDS = 300
 LOGIN_FAILED: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "Incorrect email or password"},
     403: {"model": Problem, "description": "The account is deactivated"},
+    429: {
+        "model": Problem,
+        "description": "Too many failed logins for this account or from this address",
+    },
+}
+REFRESH_REFUSED: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "The refresh token is invalid, expired or revoked"}
 }
 
 
 @router.post("/token", responses=LOGIN_FAILED)
 async def log_in_with_form(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    session: SessionDep,
+    form: Annotated[PasswordForm, Form()],
+    session: RecordingSessionDep,
+    client: ClientDep,
     hasher: PasswordHasherDep,
     keys: KeyRingDep,
     settings: SettingsDep,
-) -> AccessToken:
+) -> Tokens:
     """OAuth2 password flow (form-encoded `username` = email, `password`): what the docs'
-    Authorize button uses. Answers an access token valid for at most 15 minutes."""
+    Authorize button uses. Answers an access token valid for at most 15 minutes, and a refresh
+    token. After too many failed logins, 429 with `Retry-After`."""
     return await service.log_in(
-        session, form.username, form.password, hasher=hasher, keys=keys, settings=settings
+        session,
+        form.username,
+        form.password,
+        client=client,
+        hasher=hasher,
+        keys=keys,
+        settings=settings,
     )
 
 
 @router.post("/login", responses=LOGIN_FAILED)
 async def log_in(
     data: Login,
-    session: SessionDep,
+    session: RecordingSessionDep,
+    client: ClientDep,
     hasher: PasswordHasherDep,
     keys: KeyRingDep,
     settings: SettingsDep,
-) -> AccessToken:
-    """Log in with a JSON body. Send the token as `Authorization: Bearer <access_token>`."""
+) -> Tokens:
+    """Log in with a JSON body: starts a session. Send the access token as `Authorization:
+    Bearer <access_token>`; before it expires, trade the refresh token for new tokens at
+    `/auth/refresh`. After too many failed logins, 429 with `Retry-After`."""
     return await service.log_in(
-        session, data.email, data.password, hasher=hasher, keys=keys, settings=settings
+        session,
+        data.email,
+        data.password,
+        client=client,
+        hasher=hasher,
+        keys=keys,
+        settings=settings,
     )
+
+
+@router.post("/refresh", responses=REFRESH_REFUSED)
+async def refresh(
+    data: RefreshTokenBody, session: RecordingSessionDep, keys: KeyRingDep, settings: SettingsDep
+) -> Tokens:
+    """New tokens for the session of the refresh token, which is spent: use the new one next
+    time. A spent refresh token sent again ends its session (both tokens are then refused)."""
+    return await service.refresh(session, data.refresh_token, keys=keys, settings=settings)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def log_out(data: RefreshTokenBody, session: SessionDep) -> None:
+    """End the session of the refresh token: it can no longer be refreshed (access tokens
+    already issued stay valid until they expire). Answers 204 whatever the token."""
+    await service.log_out(session, data.refresh_token)
 
 
 @root_router.get("/.well-known/jwks.json")

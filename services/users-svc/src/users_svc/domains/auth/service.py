@@ -1,14 +1,39 @@
-import time
+"""Logins, refreshes and logouts: where a session starts, rotates and ends.
+
+A login is checked against the login-failure counters first, so a throttled client costs no
+password hash. The routes run these in a `RecordingSessionDep`: what a refusal records (a
+failed login counted, a reused token's session ended) is committed with the refusal.
+"""
+
+import hashlib
+import hmac
+import logging
+import math
+import secrets
 import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.errors import DomainError, ForbiddenError
-from users_svc.domains.auth.schemas import AccessToken
-from users_svc.domains.users import repository
+from common.auth import access_claims
+from common.db import new_id
+from common.errors import DomainError, ForbiddenError, TooManyRequestsError
+from users_svc.domains.auth import repository
+from users_svc.domains.auth.models import ACCOUNT, CLIENT
+from users_svc.domains.auth.repository import CounterKey
+from users_svc.domains.auth.schemas import Tokens
+from users_svc.domains.users import repository as users
+from users_svc.domains.users.models import LoginSession
 from users_svc.passwords import PasswordHasher
 from users_svc.settings import Settings
 from users_svc.signing import KeyRing
+
+logger = logging.getLogger(__name__)
+
+# A refresh token is its session's id and 256 random bits: unguessable, and it names its session.
+REFRESH_SECRET_BYTES = 32
+USER_AGENT_LENGTH = 200
 
 
 class InvalidCredentialsError(DomainError):
@@ -27,44 +52,183 @@ class AccountDeactivatedError(ForbiddenError):
         super().__init__("This account is deactivated.")
 
 
+class TooManyLoginsError(TooManyRequestsError):
+    """The same answer whether or not an account has the email."""
+
+    def __init__(self, *, retry_after_seconds: int) -> None:
+        super().__init__(
+            "Too many failed logins for this account or from this address. Retry later.",
+            retry_after_seconds=retry_after_seconds,
+        )
+
+
+class InvalidRefreshTokenError(DomainError):
+    status_code = 401
+    title = "Unauthorized"
+
+    def __init__(self) -> None:
+        # One answer for every reason: unknown, expired, ended, or reused.
+        super().__init__("The refresh token is invalid, expired or revoked. Log in again.")
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """The client logging in, as far as its request says."""
+
+    # The address failures are counted for: an IPv4 address, or the /64 of an IPv6 one.
+    address: str
+    user_agent: str | None
+
+
 async def log_in(
     session: AsyncSession,
     email: str,
     password: str,
     *,
+    client: Client,
     hasher: PasswordHasher,
     keys: KeyRing,
     settings: Settings,
-) -> AccessToken:
-    """A token for the account with this email and password.
+) -> Tokens:
+    """A new session for the account with this email and password.
 
     Only someone who knows the password learns that an account is deactivated.
     """
-    user = await repository.get_by_email(session, email.strip().lower())
+    email = email.strip().lower()
+    counters = _counter_keys(email, client)
+    await _refuse_when_throttled(session, counters, settings)
+    user = await users.get_by_email(session, email)
     if user is None:
         await hasher.verify_nothing(password)
+        await _count_failure(session, counters, settings)
         raise InvalidCredentialsError
     valid, rehashed = await hasher.verify_and_update(password, user.hashed_password)
     if not valid:
+        await _count_failure(session, counters, settings)
         raise InvalidCredentialsError
     if not user.is_active:
         raise AccountDeactivatedError
+    account, _ = counters
+    await repository.forget(session, account)
     if rehashed is not None:
         user.hashed_password = rehashed
-        await session.flush()
-    return issue_access_token(user.id, keys=keys, settings=settings)
+    return await _start_session(session, user.id, client=client, keys=keys, settings=settings)
 
 
-def issue_access_token(user_id: uuid.UUID, *, keys: KeyRing, settings: Settings) -> AccessToken:
-    now = int(time.time())
-    claims = {
-        "iss": settings.token_issuer,
-        "aud": settings.token_audience,
-        "sub": str(user_id),
-        "iat": now,
-        "exp": now + settings.access_token_seconds,
-        "jti": uuid.uuid4().hex,
-    }
-    return AccessToken(
-        access_token=keys.signer.sign(claims), expires_in=settings.access_token_seconds
+async def refresh(
+    session: AsyncSession, presented: str, *, keys: KeyRing, settings: Settings
+) -> Tokens:
+    """New tokens for the session the refresh token names; that token is then spent.
+
+    A token presented after it was spent ends its whole session: a thief and the owner can no
+    longer be told apart, so neither keeps it.
+    """
+    login = await _session_of(session, presented)
+    if login is None:
+        raise InvalidRefreshTokenError
+    now = datetime.now(UTC)
+    if not hmac.compare_digest(login.token_hash, _digest(presented)):
+        logger.warning("refresh token reused: session %s of user %s ended", login.id, login.user_id)
+        await users.end_session(session, login.id)
+        raise InvalidRefreshTokenError
+    if login.expires_at <= now or await users.get_honoured(session, login.user_id) is None:
+        await users.end_session(session, login.id)
+        raise InvalidRefreshTokenError
+    token = _new_refresh_token(login.id)
+    login.token_hash = _digest(token)
+    login.refreshed_at = now
+    await session.flush()
+    return _tokens(login, token, keys=keys, settings=settings, now=now)
+
+
+async def log_out(session: AsyncSession, presented: str) -> None:
+    """End the session the refresh token names; an unknown token changes nothing."""
+    login = await _session_of(session, presented)
+    if login is not None:
+        await users.end_session(session, login.id)
+
+
+async def _start_session(
+    session: AsyncSession, user_id: uuid.UUID, *, client: Client, keys: KeyRing, settings: Settings
+) -> Tokens:
+    now = datetime.now(UTC)
+    login = LoginSession(
+        id=new_id(),
+        user_id=user_id,
+        expires_at=now + timedelta(seconds=settings.refresh_token_seconds),
+        user_agent=client.user_agent,
     )
+    token = _new_refresh_token(login.id)
+    login.token_hash = _digest(token)
+    session.add(login)
+    await session.flush()
+    await users.end_sessions_past(session, user_id, keep=settings.sessions_per_account, now=now)
+    return _tokens(login, token, keys=keys, settings=settings, now=now)
+
+
+def _tokens(
+    login: LoginSession, refresh_token: str, *, keys: KeyRing, settings: Settings, now: datetime
+) -> Tokens:
+    claims = access_claims(
+        login.user_id,
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        lifetime_seconds=settings.access_token_seconds,
+    )
+    return Tokens(
+        access_token=keys.signer.sign(claims),
+        expires_in=settings.access_token_seconds,
+        refresh_token=refresh_token,
+        refresh_expires_in=int((login.expires_at - now).total_seconds()),
+    )
+
+
+def _new_refresh_token(session_id: uuid.UUID) -> str:
+    return f"{session_id.hex}.{secrets.token_urlsafe(REFRESH_SECRET_BYTES)}"
+
+
+def _digest(value: str) -> bytes:
+    # A plain SHA-256: the refresh token is 256 random bits, so no salt or slow hash is needed.
+    return hashlib.sha256(value.encode()).digest()
+
+
+async def _session_of(session: AsyncSession, presented: str) -> LoginSession | None:
+    """The session a refresh token names, locked; None for a token that names none."""
+    named, _, secret = presented.partition(".")
+    try:
+        session_id = uuid.UUID(hex=named)
+    except ValueError:
+        return None
+    if not secret or named != session_id.hex:
+        return None
+    return await users.login_session_for_update(session, session_id)
+
+
+def _counter_keys(email: str, client: Client) -> tuple[CounterKey, CounterKey]:
+    return (ACCOUNT, _digest(email)), (CLIENT, _digest(client.address))
+
+
+async def _refuse_when_throttled(
+    session: AsyncSession, counters: tuple[CounterKey, CounterKey], settings: Settings
+) -> None:
+    limits = {
+        ACCOUNT: settings.login_failures_per_account,
+        CLIENT: settings.login_failures_per_client,
+    }
+    reached = [
+        counter
+        for counter in await repository.live_counters(session, counters)
+        if counter.failures >= limits[counter.scope]
+    ]
+    if reached:
+        wait = max(counter.seconds_left for counter in reached)
+        raise TooManyLoginsError(retry_after_seconds=max(1, math.ceil(wait)))
+
+
+async def _count_failure(
+    session: AsyncSession, counters: tuple[CounterKey, CounterKey], settings: Settings
+) -> None:
+    await repository.count_failure(
+        session, counters, window=timedelta(seconds=settings.login_window_seconds)
+    )
+    await repository.purge_ended(session)

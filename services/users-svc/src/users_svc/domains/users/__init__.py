@@ -1,4 +1,4 @@
-from users_svc.domains.users.models import User
+from users_svc.domains.users.models import LoginSession, User
 from users_svc.domains.users.routes import router
 
-__all__ = ["User", "router"]
+__all__ = ["LoginSession", "User", "router"]

@@ -1,6 +1,7 @@
 import uuid
+from datetime import datetime
 
-from sqlalchemy import CheckConstraint, String, false, true
+from sqlalchemy import CheckConstraint, ForeignKey, LargeBinary, String, false, func, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db import TimestampMixin, new_id
@@ -19,3 +20,26 @@ class User(TimestampMixin, Base):
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
     # Administrators. No request sets it: it is granted in the database (see the README).
     is_superuser: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class LoginSession(Base):
+    """What one login started: the refresh token that renews its access tokens.
+
+    Only the SHA-256 of the current refresh token is kept; the token names its session, so an
+    older token of the same session is recognised as reused. Ending a session deletes its row;
+    deleting the account deletes its sessions (the foreign key cascades).
+    """
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    refreshed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # However often it is refreshed, the session ends here.
+    expires_at: Mapped[datetime]
+    # What the client said it was at login, so its owner can tell sessions apart.
+    user_agent: Mapped[str | None] = mapped_column(String(200))

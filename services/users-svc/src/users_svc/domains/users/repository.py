@@ -1,11 +1,12 @@
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.pagination import PageParams
-from users_svc.domains.users.models import User
+from users_svc.domains.users.models import LoginSession, User
 
 
 async def get_by_email(session: AsyncSession, email: str) -> User | None:
@@ -26,3 +27,63 @@ async def list_page(session: AsyncSession, page: PageParams) -> Sequence[User]:
     """A page of every account, oldest first (ids are UUIDv7: time-ordered)."""
     statement = select(User).order_by(User.id).limit(page.limit).offset(page.offset)
     return (await session.scalars(statement)).all()
+
+
+async def login_session_for_update(
+    session: AsyncSession, session_id: uuid.UUID
+) -> LoginSession | None:
+    """The session, locked until the transaction ends: two uses of one refresh token are
+    decided one after the other."""
+    statement = select(LoginSession).where(LoginSession.id == session_id).with_for_update()
+    return await session.scalar(statement)
+
+
+async def live_sessions(
+    session: AsyncSession, user_id: uuid.UUID, page: PageParams, *, now: datetime
+) -> Sequence[LoginSession]:
+    """A page of the account's sessions that have not expired, newest first."""
+    statement = (
+        select(LoginSession)
+        .where(LoginSession.user_id == user_id, LoginSession.expires_at > now)
+        .order_by(LoginSession.id.desc())
+        .limit(page.limit)
+        .offset(page.offset)
+    )
+    return (await session.scalars(statement)).all()
+
+
+async def end_session(session: AsyncSession, session_id: uuid.UUID) -> None:
+    await session.execute(delete(LoginSession).where(LoginSession.id == session_id))
+
+
+async def end_own_session(
+    session: AsyncSession, session_id: uuid.UUID, *, user_id: uuid.UUID
+) -> bool:
+    """End the session if `user_id` holds it; whether it did."""
+    statement = (
+        delete(LoginSession)
+        .where(LoginSession.id == session_id, LoginSession.user_id == user_id)
+        .returning(LoginSession.id)
+    )
+    return (await session.scalar(statement)) is not None
+
+
+async def end_every_session(session: AsyncSession, user_id: uuid.UUID) -> None:
+    await session.execute(delete(LoginSession).where(LoginSession.user_id == user_id))
+
+
+async def end_sessions_past(
+    session: AsyncSession, user_id: uuid.UUID, *, keep: int, now: datetime
+) -> None:
+    """End the account's expired sessions, and its oldest beyond the newest `keep`."""
+    newest = (
+        select(LoginSession.id)
+        .where(LoginSession.user_id == user_id, LoginSession.expires_at > now)
+        .order_by(LoginSession.id.desc())
+        .limit(keep)
+    )
+    await session.execute(
+        delete(LoginSession).where(
+            LoginSession.user_id == user_id, LoginSession.id.not_in(newest.scalar_subquery())
+        )
+    )

@@ -8,9 +8,16 @@ from common.errors import Problem
 from common.pagination import Page, PageDep
 from common.session import ReadSessionDep, SessionDep
 from users_svc.domains.users import service
-from users_svc.domains.users.schemas import PasswordChange, UserCreate, UserRead, UserUpdate
+from users_svc.domains.users.dependencies import AdminAccount, CurrentAccount, TokenClaims
+from users_svc.domains.users.schemas import (
+    AccountErasure,
+    PasswordChange,
+    SessionRead,
+    UserCreate,
+    UserRead,
+    UserUpdate,
+)
 from users_svc.passwords import PasswordHasherDep
-from users_svc.security import AdminAccount, CurrentAccount, TokenClaims
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -21,6 +28,10 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": Problem, "description": "The email is already taken"}
 }
 SIGNED_IN: dict[int | str, dict[str, Any]] = {**UNAUTHORIZED}
+WITH_PASSWORD: dict[int | str, dict[str, Any]] = {
+    **SIGNED_IN,
+    403: {"model": Problem, "description": "The current password is not correct"},
+}
 ADMIN: dict[int | str, dict[str, Any]] = {
     **UNAUTHORIZED,
     403: {"model": Problem, "description": "The caller is not an administrator"},
@@ -46,27 +57,57 @@ async def update_me(account: CurrentAccount, data: UserUpdate, session: SessionD
     return UserRead.model_validate(await service.update_user(session, account, data))
 
 
-@router.post(
-    "/me/password",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses={
-        **SIGNED_IN,
-        403: {"model": Problem, "description": "The current password is not correct"},
-    },
-)
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=WITH_PASSWORD)
+async def erase_me(
+    account: CurrentAccount, data: AccountErasure, session: SessionDep, hasher: PasswordHasherDep
+) -> None:
+    """Delete your account and what users-svc holds about you (email, name, password hash,
+    sessions); the current password is required. The email can sign up again. Your access
+    tokens stop working here at once, elsewhere when they expire (15 minutes at most)."""
+    await service.erase_me(session, account, data, hasher=hasher)
+
+
+@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, responses=WITH_PASSWORD)
 async def change_my_password(
     account: CurrentAccount, data: PasswordChange, session: SessionDep, hasher: PasswordHasherDep
 ) -> None:
-    """Change your password; the current one is required. Tokens already issued stay valid until
-    they expire."""
+    """Change your password; the current one is required. Every session ends: refresh tokens
+    are refused from now on, access tokens already issued stay valid until they expire."""
     await service.change_password(session, account, data, hasher=hasher)
 
 
 @router.post("/me/deactivate", status_code=status.HTTP_204_NO_CONTENT, responses=SIGNED_IN)
 async def deactivate_me(account: CurrentAccount, session: SessionDep) -> None:
-    """Deactivate your account: you can no longer log in, and your tokens stop working here at
-    once (other services accept them until they expire, 15 minutes at most)."""
-    await service.set_active(session, account, active=False)
+    """Deactivate your account: you can no longer log in, every session ends, and your access
+    tokens stop working here at once (other services accept them until they expire, 15
+    minutes at most)."""
+    await service.deactivate(session, account)
+
+
+@router.get("/me/sessions", responses=SIGNED_IN)
+async def list_my_sessions(
+    claims: TokenClaims, session: ReadSessionDep, page: PageDep
+) -> Page[SessionRead]:
+    """Your sessions (one per login, until it ends or expires), newest first."""
+    sessions = await service.list_sessions(session, claims.subject, page)
+    return Page(
+        items=[SessionRead.model_validate(login) for login in sessions],
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.delete(
+    "/me/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**SIGNED_IN, 404: {"model": Problem, "description": "You have no such session"}},
+)
+async def end_my_session(
+    session_id: uuid.UUID, account: CurrentAccount, session: SessionDep
+) -> None:
+    """End one of your sessions, on this device or another: its refresh token is refused from
+    now on (access tokens already issued stay valid until they expire)."""
+    await service.end_session(session, account, session_id)
 
 
 @router.get("", responses=ADMIN)
@@ -86,15 +127,23 @@ async def get_user(user_id: uuid.UUID, _: AdminAccount, session: SessionDep) -> 
     return UserRead.model_validate(await service.get_user(session, user_id))
 
 
+@router.delete(
+    "/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**ADMIN, **NOT_FOUND}
+)
+async def erase_user(user_id: uuid.UUID, _: AdminAccount, session: SessionDep) -> None:
+    """Delete an account and what users-svc holds about it, as its owner can. Administrators
+    only."""
+    await service.erase_user(session, user_id)
+
+
 @router.post("/{user_id}/deactivate", responses={**ADMIN, **NOT_FOUND})
 async def deactivate_user(user_id: uuid.UUID, _: AdminAccount, session: SessionDep) -> UserRead:
-    """Deactivate an account: it can no longer log in. Administrators only."""
-    user = await service.set_user_active(session, user_id, active=False)
-    return UserRead.model_validate(user)
+    """Deactivate an account: it can no longer log in and every session ends.
+    Administrators only."""
+    return UserRead.model_validate(await service.deactivate_user(session, user_id))
 
 
 @router.post("/{user_id}/activate", responses={**ADMIN, **NOT_FOUND})
 async def activate_user(user_id: uuid.UUID, _: AdminAccount, session: SessionDep) -> UserRead:
     """Reactivate an account. Administrators only."""
-    user = await service.set_user_active(session, user_id, active=True)
-    return UserRead.model_validate(user)
+    return UserRead.model_validate(await service.reactivate_user(session, user_id))

@@ -2,15 +2,33 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
+from email_validator import EmailNotValidError, validate_email
+from pydantic import MISSING, AfterValidator, BaseModel, ConfigDict, Field
 
 
-def _normalize_email(email: str) -> str:
-    return email.strip().lower()
+def _valid_email(value: str) -> str:
+    """The address, lowercased, if it has the syntax of an email address.
+
+    An email names an account here; nothing writes to it. So every address of the syntax the
+    OpenAPI `format: email` promises is taken, reserved test domains and dotless ones included,
+    and deliverability is not checked (no DNS).
+    """
+    try:
+        address = validate_email(
+            value, check_deliverability=False, test_environment=True, globally_deliverable=False
+        )
+    except EmailNotValidError as exc:
+        raise ValueError(f"value is not a valid email address: {exc}") from None
+    return address.normalized.lower()
 
 
-Email = Annotated[EmailStr, AfterValidator(_normalize_email)]
-FullName = Annotated[str, Field(min_length=1, max_length=200)]
+# RFC 5321 caps a path at 256 octets, the address at 254 of them.
+Email = Annotated[
+    str, Field(max_length=254, json_schema_extra={"format": "email"}), AfterValidator(_valid_email)
+]
+# Postgres text cannot hold a NUL character: refused up front, as the schema says.
+STORABLE = r"^[^\x00]*$"
+FullName = Annotated[str, Field(min_length=1, max_length=200, pattern=STORABLE)]
 Password = Annotated[str, Field(min_length=8, max_length=128)]
 
 
@@ -23,19 +41,15 @@ class UserCreate(BaseModel):
 
 
 class UserUpdate(BaseModel):
-    """Fields to change; omitted fields stay as they are. The password has its own operation."""
+    """Fields to change; omitted fields stay as they are. The password has its own operation.
+
+    A field may be omitted but not null: `MISSING` keeps null out of the schema as well.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    email: Email | None = None
-    full_name: FullName | None = None
-
-    @field_validator("email", "full_name")
-    @classmethod
-    def _not_null(cls, value: str | None) -> str:
-        if value is None:
-            raise ValueError("may be omitted, but not null")
-        return value
+    email: Email | MISSING = MISSING
+    full_name: FullName | MISSING = MISSING
 
 
 class PasswordChange(BaseModel):
@@ -55,3 +69,23 @@ class UserRead(BaseModel):
     is_superuser: bool
     created_at: datetime
     updated_at: datetime
+
+
+class AccountErasure(BaseModel):
+    """The current password, so that a borrowed access token cannot erase an account."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password: Annotated[str, Field(max_length=128)]
+
+
+class SessionRead(BaseModel):
+    """A session one login started, renewed by its refresh token until `expires_at`."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    created_at: datetime
+    refreshed_at: datetime
+    expires_at: datetime
+    user_agent: str | None

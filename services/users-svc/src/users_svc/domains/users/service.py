@@ -1,20 +1,34 @@
+"""Accounts and their sessions.
+
+Each change of an account's state is one function (create, update, change_password, deactivate,
+reactivate, erase): the place where an event for other services will be written, in the same
+transaction, once users-svc publishes them.
+"""
+
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
+from pydantic import MISSING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.auth import InvalidTokenError
 from common.errors import ConflictError, ForbiddenError, NotFoundError
 from common.pagination import PageParams
 from users_svc.domains.users import repository
-from users_svc.domains.users.models import User
-from users_svc.domains.users.schemas import PasswordChange, UserCreate, UserUpdate
+from users_svc.domains.users.models import LoginSession, User
+from users_svc.domains.users.schemas import AccountErasure, PasswordChange, UserCreate, UserUpdate
 from users_svc.passwords import PasswordHasher
 
 
 class UserNotFoundError(NotFoundError):
     def __init__(self) -> None:
         super().__init__("No user with this id.")
+
+
+class SessionNotFoundError(NotFoundError):
+    def __init__(self) -> None:
+        super().__init__("You have no session with this id.")
 
 
 class EmailTakenError(ConflictError):
@@ -41,6 +55,12 @@ async def _ensure_email_free(session: AsyncSession, email: str) -> None:
         raise EmailTakenError
 
 
+async def _check_password(hasher: PasswordHasher, user: User, password: str) -> None:
+    valid, _ = await hasher.verify_and_update(password, user.hashed_password)
+    if not valid:
+        raise WrongPasswordError
+
+
 async def create_user(session: AsyncSession, data: UserCreate, *, hasher: PasswordHasher) -> User:
     await _ensure_email_free(session, data.email)
     user = User(
@@ -49,6 +69,22 @@ async def create_user(session: AsyncSession, data: UserCreate, *, hasher: Passwo
         hashed_password=await hasher.hash(data.password),
     )
     session.add(user)
+    await session.flush()
+    return user
+
+
+async def make_admin(
+    session: AsyncSession, email: str, *, password: str | None, hasher: PasswordHasher
+) -> User:
+    """The account with this email made an administrator; created first (with `password`) when
+    there is none. No request can do this: an administrator runs `python -m users_svc.admin`."""
+    user = await repository.get_by_email(session, email)
+    if user is None:
+        if password is None:
+            raise UserNotFoundError
+        data = UserCreate(email=email, full_name=email.split("@")[0], password=password)
+        user = await create_user(session, data, hasher=hasher)
+    user.is_superuser = True
     await session.flush()
     return user
 
@@ -65,10 +101,10 @@ async def list_users(session: AsyncSession, page: PageParams) -> Sequence[User]:
 
 
 async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> User:
-    if data.email is not None and data.email != user.email:
+    if data.email is not MISSING and data.email != user.email:
         await _ensure_email_free(session, data.email)
         user.email = data.email
-    if data.full_name is not None:
+    if data.full_name is not MISSING:
         user.full_name = data.full_name
     await session.flush()
     return user
@@ -77,18 +113,62 @@ async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> Us
 async def change_password(
     session: AsyncSession, user: User, data: PasswordChange, *, hasher: PasswordHasher
 ) -> None:
-    valid, _ = await hasher.verify_and_update(data.current_password, user.hashed_password)
-    if not valid:
-        raise WrongPasswordError
+    """A new password; every session of the account ends, so every device logs in again."""
+    await _check_password(hasher, user, data.current_password)
     user.hashed_password = await hasher.hash(data.new_password)
+    await repository.end_every_session(session, user.id)
     await session.flush()
 
 
-async def set_active(session: AsyncSession, user: User, *, active: bool) -> User:
-    user.is_active = active
+async def deactivate(session: AsyncSession, user: User) -> User:
+    """No more logins, and every session of the account ends (its refresh tokens with it)."""
+    user.is_active = False
+    await repository.end_every_session(session, user.id)
     await session.flush()
     return user
 
 
-async def set_user_active(session: AsyncSession, user_id: uuid.UUID, *, active: bool) -> User:
-    return await set_active(session, await get_user(session, user_id), active=active)
+async def reactivate(session: AsyncSession, user: User) -> User:
+    user.is_active = True
+    await session.flush()
+    return user
+
+
+async def erase(session: AsyncSession, user: User) -> None:
+    """Delete the account and everything users-svc holds about it: its row (email, name,
+    password hash) and, by the foreign key's cascade, its sessions. The id is not kept."""
+    await session.delete(user)
+    await session.flush()
+
+
+async def erase_me(
+    session: AsyncSession, user: User, data: AccountErasure, *, hasher: PasswordHasher
+) -> None:
+    await _check_password(hasher, user, data.password)
+    await erase(session, user)
+
+
+async def deactivate_user(session: AsyncSession, user_id: uuid.UUID) -> User:
+    return await deactivate(session, await get_user(session, user_id))
+
+
+async def reactivate_user(session: AsyncSession, user_id: uuid.UUID) -> User:
+    return await reactivate(session, await get_user(session, user_id))
+
+
+async def erase_user(session: AsyncSession, user_id: uuid.UUID) -> None:
+    await erase(session, await get_user(session, user_id))
+
+
+async def list_sessions(
+    session: AsyncSession, user_id: uuid.UUID, page: PageParams
+) -> Sequence[LoginSession]:
+    """The caller's sessions that have not expired, newest first."""
+    user = await get_signed_in(session, user_id)
+    return await repository.live_sessions(session, user.id, page, now=datetime.now(UTC))
+
+
+async def end_session(session: AsyncSession, user: User, session_id: uuid.UUID) -> None:
+    """End one of the caller's sessions; someone else's answers 404, like a missing one."""
+    if not await repository.end_own_session(session, session_id, user_id=user.id):
+        raise SessionNotFoundError

@@ -4,17 +4,16 @@ users-svc checks more than other services can: the account must still exist and 
 deactivated user's tokens stop working here at once (elsewhere, when they expire).
 """
 
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from common.auth import AccessClaims, authenticate, token_verifier_of
+from common.auth import AccessClaims, authenticate
 from common.errors import ForbiddenError
 from common.session import SessionDep
 from users_svc.domains.users.models import User
 from users_svc.domains.users.service import get_signed_in
-from users_svc.signing import KeyRing
 
 
 class _PasswordFlowClaims(OAuth2PasswordBearer):
@@ -36,13 +35,6 @@ current_token_claims = _PasswordFlowClaims(
 class AdminOnlyError(ForbiddenError):
     def __init__(self) -> None:
         super().__init__("Only administrators may do this.")
-
-
-async def key_ring(request: Request) -> KeyRing:
-    return cast(KeyRing, token_verifier_of(request).keys)
-
-
-KeyRingDep = Annotated[KeyRing, Depends(key_ring)]
 
 
 TokenClaims = Annotated[AccessClaims, Depends(current_token_claims)]

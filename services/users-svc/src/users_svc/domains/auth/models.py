@@ -1,0 +1,26 @@
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from users_svc.database import Base
+
+ACCOUNT = "account"
+CLIENT = "client"
+
+
+class LoginFailures(Base):
+    """Failed logins of one account or one client address in the current window.
+
+    Keyed by a SHA-256 of the email tried (whether an account has it or not) or of the client's
+    address, never the value itself; a row outlives its window only until the next failed login
+    purges it.
+    """
+
+    __tablename__ = "login_failures"
+    __table_args__ = (CheckConstraint(f"scope IN ('{ACCOUNT}', '{CLIENT}')", name="scope"),)
+
+    scope: Mapped[str] = mapped_column(String(7), primary_key=True)
+    key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_ends_at: Mapped[datetime] = mapped_column(index=True)
