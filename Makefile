@@ -69,6 +69,10 @@ test-browser: sync ## Each service's /docs in headless Chromium (needs Debian's 
 test-scaffold: sync ## Generate a service and a domain in a copy of the repository, check it all
 	$(UV) run --no-sync pytest -m scaffold tests $(PYTEST_ARGS)
 
+.PHONY: test-docs
+test-docs: sync ## Every command README.md and docs/ show, run on a fresh copy (several minutes)
+	$(UV) run --no-sync pytest -m docs tests/test_docs_commands.py $(PYTEST_ARGS)
+
 .PHONY: test-reliability
 test-reliability: sync ## Break Postgres and the services under load on purpose (a few minutes)
 	$(UV) run --no-sync pytest -m reliability tests/reliability $(PYTEST_ARGS)
@@ -150,7 +154,7 @@ env: sync ## The variables that point one service at the stack: eval "$$(make -s
 .PHONY: admin
 admin: sync ## Create or promote an administrator in users-svc: make admin EMAIL=ada@example.com
 	@test -n "$(EMAIL)" || { echo "usage: make admin EMAIL=<email>  (asks the password, or reads it from stdin)"; exit 2; }
-	@$(STACK) python --service users-svc -m users_svc.admin --email "$(EMAIL)"
+	@$(STACK) python --service users-svc -- -m users_svc.admin --email "$(EMAIL)"
 
 .PHONY: seed
 seed: sync ## A few users and things in the stack, through the public APIs (idempotent)

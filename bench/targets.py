@@ -23,6 +23,7 @@ from seed import Seed
 
 from common.settings import API_PREFIX
 from devstack.processes import ServiceProcess
+from devstack.repository import copy_repository
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -117,18 +118,7 @@ def production_python(root: Path, service: str) -> str:
 def generated_copy(folder: Path) -> Path:
     """A copy of the repository (its files as git sees them) with a generated domain in
     things-svc, made by the generator `make new-domain` runs."""
-    copy = folder / "generated-repository"
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-        text=True,
-    ).stdout
-    for relative in filter(None, listed.split("\0")):
-        if (ROOT / relative).is_file():
-            (copy / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / relative, copy / relative)
+    copy = copy_repository(ROOT, folder / "generated-repository")
     subprocess.run(
         [sys.executable, "tools/scaffold.py", "new-domain", "things-svc", GENERATED_DOMAIN],
         cwd=copy,

@@ -22,27 +22,11 @@ from sqlalchemy.engine import URL
 import scaffold
 from devstack.postgres import drop_database, recreate_database, scratch_dir
 from devstack.processes import free_port
+from devstack.repository import copy_repository
 
 ROOT = Path(__file__).resolve().parents[1]
 # What tools leave behind without changing the repository: never hashed.
 CACHES = {".venv", ".local", "__pycache__", ".ruff_cache", ".mypy_cache", ".pytest_cache"}
-
-
-def copy_repository(target: Path) -> Path:
-    """The working tree's files as git sees them (tracked or new, never ignored) in `target`."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-        text=True,
-    ).stdout
-    for relative in filter(None, listed.split("\0")):
-        source = ROOT / relative
-        if source.is_file():  # a tracked file deleted in the working tree is not copied
-            (target / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / relative)
-    return target
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -59,7 +43,7 @@ def repo(tmp_path: Path) -> Path:
     # `uv lock` in the copy mostly resolves from uv's cache, but on a fresh machine it may still
     # ask the package index for metadata of other Python versions' forks: it is not forced
     # offline.
-    return copy_repository(tmp_path / "repo")
+    return copy_repository(ROOT, tmp_path / "repo")
 
 
 def scaffold_main(repo: Path, *args: str) -> int:
@@ -184,7 +168,7 @@ def generated() -> Iterator[Copy]:
     """A copy where `make new-service NAME=orders-svc` ran, then `make new-domain` for a second
     domain in it and a domain in each existing service; prints how long new-service took."""
     with scratch_dir("scaffold-test-") as folder:
-        copy = Copy(copy_repository(folder / "repo"))
+        copy = Copy(copy_repository(ROOT, folder / "repo"))
         copy.run("make", "sync")
         started = time.monotonic()
         copy.run("make", "new-service", "NAME=orders-svc")

@@ -139,19 +139,23 @@ class Stack:
             )
         try:
             postgres = self.start_database(say)
-            self._migrate(postgres, say)
             self._start_services(postgres)
         except BaseException:
             self.down(say=lambda _: None)
             raise
 
     def start_database(self, say: Say = print) -> EmbeddedPostgres:
-        """Postgres running with every service's database and role (made when missing); the
-        services are not started. The state records it, so `make down` stops it."""
+        """Postgres running with every service's database and role (made when missing), each at
+        the head of its migrations; the services are not started. The state records it, so
+        `make down` stops it."""
         postgres = self.postgres()
+        if not postgres.is_running():
+            self._start_postgres(postgres, say)
+        self._migrate(postgres, say)
+        return postgres
+
+    def _start_postgres(self, postgres: EmbeddedPostgres, say: Say) -> None:
         state = self.state() or State(mode="native", services={})
-        if postgres.is_running():
-            return postgres
         if not port_is_free(HOST, postgres.port):
             raise StackError(
                 f"port {postgres.port} on {HOST} is already in use: Postgres cannot listen there; "
@@ -166,7 +170,6 @@ class Stack:
         except EmbeddedPostgresError as exc:
             raise StackError(f"Postgres did not start: {exc}") from None
         self._create_databases(postgres)
-        return postgres
 
     def _clear_leftovers(self, say: Say) -> None:
         state = self.state()

@@ -4,7 +4,7 @@
     uv run python tools/stack.py down | ps | logs
     uv run python tools/stack.py migrate [--service S] | revision --service S -m MESSAGE
     uv run python tools/stack.py psql --service S | dev --service S | env --service S
-    uv run python tools/stack.py python --service S -m module ...
+    uv run python tools/stack.py python --service S -- -m module ...
 
 With a working Docker engine (`--mode auto` finds one) `up` runs infra/docker-compose.yml. Without
 one it runs the same stack natively (tools/native_stack.py): an embedded PostgreSQL whose data
@@ -239,7 +239,8 @@ def dispatch(stack: Stack, args: argparse.Namespace) -> int:
     elif args.command == "psql":
         return psql(stack, stack.service(args.service))
     elif args.command == "python":
-        return python(stack, stack.service(args.service), args.arguments)
+        arguments = args.arguments[1:] if args.arguments[:1] == ["--"] else args.arguments
+        return python(stack, stack.service(args.service), arguments)
     elif args.command == "dev":
         return dev(stack, stack.service(args.service), port=args.port)
     else:
