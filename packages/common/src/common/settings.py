@@ -36,6 +36,13 @@ PROFILES: dict[Environment, dict[str, Any]] = {
 }
 
 
+class Pooler(StrEnum):
+    """What stands between a service and Postgres (`<PREFIX>_DB_POOLER`)."""
+
+    NONE = "none"  # a direct connection
+    PGBOUNCER = "pgbouncer"  # PgBouncer in transaction mode (docs/deployment.md)
+
+
 class SettingsError(ValueError):
     """The configuration is unsafe or incomplete for the environment it runs in."""
 
@@ -69,6 +76,10 @@ class AppBaseSettings(BaseSettings):
     db_command_timeout_seconds: float = Field(default=15.0, gt=0)
     db_statement_timeout_ms: int = Field(default=10_000, ge=0)
     db_idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=0)
+    # `pgbouncer` when `database_url` goes through PgBouncer in transaction mode: no statement
+    # outlives its transaction there, so the driver keeps no prepared statement, and the
+    # server-side timeouts above are the pooler's to set (docs/deployment.md: PgBouncer).
+    db_pooler: Pooler = Pooler.NONE
     # Larger request bodies are refused with 413 before they are read (README: Reliability).
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1)
     # Larger request headers (all of them together) are refused with 431.
