@@ -3,7 +3,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsConfigDict
 
 from common.auth import JwksSettings
-from common.settings import AppBaseSettings, SettingsError
+from common.settings import AppBaseSettings, Pooler, SettingsError
 
 
 class ShopSettings(AppBaseSettings):
@@ -105,3 +105,15 @@ def test_production_requires_the_token_issuer_audience_and_jwks_url(
     monkeypatch.setenv("SHOP_TOKEN_AUDIENCE", "https://api.example.com")
     monkeypatch.setenv("SHOP_JWKS_URL", "https://users.example.com/.well-known/jwks.json")
     assert GatedShopSettings().jwks_url.startswith("https://")
+
+
+def test_the_pooler_is_none_unless_pgbouncer_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SHOP_DB_POOLER", raising=False)
+    assert ShopSettings().db_pooler is Pooler.NONE
+
+    monkeypatch.setenv("SHOP_DB_POOLER", "pgbouncer")
+    assert ShopSettings().db_pooler is Pooler.PGBOUNCER
+
+    monkeypatch.setenv("SHOP_DB_POOLER", "pgpool")
+    with pytest.raises(ValidationError, match="db_pooler"):
+        ShopSettings()

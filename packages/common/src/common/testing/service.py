@@ -8,7 +8,8 @@ from typing import Any
 from alembic.config import Config
 from sqlalchemy.engine import URL
 
-from common.settings import AppBaseSettings
+from common.settings import AppBaseSettings, Pooler
+from devstack.postgres import test_database_pooler
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class ServiceUnderTest:
         values: dict[str, Any] = {
             "ENVIRONMENT": "test",
             "database_url": database_url.render_as_string(hide_password=False),
+            # The test run's traffic may go through a pooler (common.testing.plugin).
+            "db_pooler": test_database_pooler() or Pooler.NONE,
             "migrations_dir": self.project_dir / "alembic",
             **self.settings_overrides,
             **overrides,
