@@ -97,6 +97,29 @@ hooks: sync ## Run every pre-commit hook on every file (what the git hook runs o
 workflows: sync ## Regenerate .github/workflows/ from the workspace
 	$(UV) run --no-sync python tools/workflows.py
 
+.PHONY: manifests
+manifests: sync ## Regenerate deploy/kubernetes/ from the workspace
+	$(UV) run --no-sync python tools/manifests.py
+
+.PHONY: manifests-check
+manifests-check: sync ## Manifests up to date; every overlay rendered, validated (each Kubernetes version), linted
+	$(UV) run --no-sync python tools/manifests.py --check
+	$(UV) run --no-sync python tools/render_manifests.py
+	$(UV) run --no-sync yamllint --strict deploy/ .yamllint.yaml tools/checkov/config.yaml
+
+# checkov pins libraries the workspace needs newer: it has a locked environment of its own.
+CHECKOV_OUT := $(CURDIR)/.local/rendered-manifests
+.PHONY: manifests-checkov
+manifests-checkov: sync ## checkov on every rendered overlay, offline, in its own locked environment
+	$(UV) sync --locked --quiet --project tools/checkov
+	rm -rf $(CHECKOV_OUT)
+	$(UV) run --no-sync python tools/render_manifests.py --out $(CHECKOV_OUT) --versions 1.37.0
+	tools/checkov/.venv/bin/checkov --config-file tools/checkov/config.yaml --directory $(CHECKOV_OUT)
+
+.PHONY: manifests-budget
+manifests-budget: sync ## The Postgres connection budget of the Kubernetes deployment (docs/deployment.md)
+	@$(UV) run --no-sync python tools/manifests.py --budget
+
 .PHONY: check
 check: lint typecheck test hooks ## Everything CI checks: lint, types, tests, hooks
 
