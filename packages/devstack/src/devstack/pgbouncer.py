@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import csv
 import io
+import math
 import os
 import shutil
 import subprocess
@@ -48,6 +49,15 @@ from devstack.postgres import (
     pgserver_bin_dir,
 )
 from devstack.processes import free_port, is_alive, port_is_free
+
+# How long after a failed login (a restarting server) the pooler tries again: until then, its
+# clients are refused at once, so a service answers 503 up to this long after Postgres is back.
+SERVER_LOGIN_RETRY_SECONDS = 1
+
+
+def query_wait_timeout() -> int:
+    """The services' default pool timeout, in whole seconds (PgBouncer's unit)."""
+    return math.ceil(AppBaseSettings.model_fields["db_pool_timeout_seconds"].default)
 
 
 def default_session_timeouts() -> dict[str, str]:
@@ -155,6 +165,12 @@ class PgBouncer:
             "pool_mode": "transaction",
             "default_pool_size": str(self.pool_size),
             "max_client_conn": str(self.max_client_conn),
+            # After a failed login to a restarting server, try again within a second rather than
+            # the default 15: the services are answering 503 meanwhile.
+            "server_login_retry": str(SERVER_LOGIN_RETRY_SECONDS),
+            # A query waits for a server connection as long as a request waits for one of its
+            # service's pool, then fails (503); by default it would wait 120 s.
+            "query_wait_timeout": str(query_wait_timeout()),
             # Other untracked startup parameters (statement_timeout) are refused, loudly: a
             # service without its pooler setting would send them (common.db.connect_args).
             "ignore_startup_parameters": "extra_float_digits",
