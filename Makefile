@@ -73,6 +73,16 @@ test-scaffold: sync ## Generate a service and a domain in a copy of the reposito
 test-reliability: sync ## Break Postgres and the services under load on purpose (a few minutes)
 	$(UV) run --no-sync pytest -m reliability tests/reliability $(PYTEST_ARGS)
 
+# `make test-pgbouncer`: the two suites with their traffic through PgBouncer in transaction mode
+# (Debian's pgbouncer): one in front of PGBOUNCER_UPSTREAM for `make test`; the reliability suite
+# puts one of its own in front of its own Postgres (TEST_DATABASE_POOLER).
+PGBOUNCER_UPSTREAM ?= postgresql://postgres@127.0.0.1:5432/postgres
+.PHONY: test-pgbouncer
+test-pgbouncer: sync ## make test and make test-reliability through PgBouncer (PGBOUNCER_UPSTREAM=...)
+	$(UV) run --no-sync python -m devstack.pgbouncer --upstream "$(PGBOUNCER_UPSTREAM)" \
+		--folder $(CURDIR)/.local/pgbouncer-tests -- \
+		$(MAKE) --no-print-directory test test-reliability PYTEST_ARGS="$(PYTEST_ARGS)"
+
 .PHONY: lint
 lint: sync ## Check lint and formatting (ruff)
 	$(UV) run --no-sync ruff check .
@@ -115,6 +125,7 @@ manifests-checkov: sync ## checkov on every rendered overlay, offline, in its ow
 	rm -rf $(CHECKOV_OUT)
 	$(UV) run --no-sync python tools/render_manifests.py --out $(CHECKOV_OUT) --versions 1.37.0
 	tools/checkov/.venv/bin/checkov --config-file tools/checkov/config.yaml --directory $(CHECKOV_OUT)
+	@echo "checkov: no failed check in $(notdir $(wildcard $(CHECKOV_OUT)/*.yaml))"
 
 .PHONY: manifests-budget
 manifests-budget: sync ## The Postgres connection budget of the Kubernetes deployment (docs/deployment.md)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from devstack.pgbouncer import SERVER_LOGIN_RETRY_SECONDS, query_wait_timeout
 from kubernetes_objects import (
     PGBOUNCER_PORT,
     disruption_budget,
@@ -71,12 +72,12 @@ def pgbouncer_ini(
         "max_client_conn": "2000",
         "default_pool_size": str(pool_size),
         "reserve_pool_size": "0",
-        # A request waits this long at most for a server connection, then fails (503), well
-        # before the service's own command timeout.
-        "query_wait_timeout": "10",
+        # A query waits for a server connection as long as a request waits for its own pool's
+        # (db_pool_timeout_seconds), then fails: the service answers 503.
+        "query_wait_timeout": str(query_wait_timeout()),
         # After a failed login to a restarting server, try again within a second (default 15):
         # the services answer 503 until then.
-        "server_login_retry": "1",
+        "server_login_retry": str(SERVER_LOGIN_RETRY_SECONDS),
         "server_tls_sslmode": server_tls,
         "ignore_startup_parameters": "extra_float_digits",
         "log_connections": "0",

@@ -27,9 +27,8 @@ from typing import Any
 import yaml
 
 from common.auth import JWKS_PATH
-from common.db import session_timeouts
-from common.settings import AppBaseSettings
 from connection_budget import Budget
+from devstack.pgbouncer import default_session_timeouts
 from kubernetes_dev import INIT_SCRIPTS, nats_objects, postgres_objects, service_patch
 from kubernetes_objects import AUTH_CONFIG, HTTP_PORT, ServiceRole, service_objects
 from kubernetes_platform import (
@@ -178,16 +177,6 @@ def base_files(services: list[ServiceFacts], budget: Budget) -> dict[str, str]:
 
 def ini_header() -> str:
     return HEADER.replace("# ", "; ").replace("#\n", ";\n")
-
-
-def default_session_timeouts() -> dict[str, str]:
-    fields = AppBaseSettings.model_fields
-    return session_timeouts(
-        AppBaseSettings.model_construct(
-            db_statement_timeout_ms=fields["db_statement_timeout_ms"].default,
-            db_idle_in_transaction_timeout_ms=fields["db_idle_in_transaction_timeout_ms"].default,
-        )
-    )
 
 
 def bases(services: list[ServiceFacts]) -> list[str]:
