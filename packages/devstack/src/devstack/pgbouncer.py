@@ -57,7 +57,8 @@ SERVER_LOGIN_RETRY_SECONDS = 1
 
 def query_wait_timeout() -> int:
     """The services' default pool timeout, in whole seconds (PgBouncer's unit)."""
-    return math.ceil(AppBaseSettings.model_fields["db_pool_timeout_seconds"].default)
+    seconds: float = AppBaseSettings.model_fields["db_pool_timeout_seconds"].default
+    return math.ceil(seconds)
 
 
 def default_session_timeouts() -> dict[str, str]:
