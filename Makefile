@@ -45,8 +45,21 @@ install: sync ## Set up a development checkout, with the pre-commit git hook
 	fi
 	@echo "Ready: try 'make test'."
 
+# Debian's pgbouncer and haproxy, which devstack runs (the tests of its pooler and balancer, the
+# suites through PgBouncer): installed when missing, as `make bench` installs wrk.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+.PHONY: system-packages
+system-packages:
+	@missing=""; for program in pgbouncer haproxy; do \
+		command -v $$program >/dev/null || [ -x /usr/sbin/$$program ] || missing="$$missing $$program"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "not found:$$missing: installing Debian's$$missing"; \
+		$(SUDO) apt-get install -y $$missing || { $(SUDO) apt-get update && $(SUDO) apt-get install -y $$missing; }; \
+	fi
+
 .PHONY: test
-test: sync ## Run every test of every member against a real Postgres
+test: sync system-packages ## Run every test of every member against a real Postgres
 	$(UV) run --no-sync pytest $(PYTEST_ARGS)
 
 .PHONY: test-affected
@@ -70,7 +83,7 @@ test-scaffold: sync ## Generate a service and a domain in a copy of the reposito
 	$(UV) run --no-sync pytest -m scaffold tests $(PYTEST_ARGS)
 
 .PHONY: test-reliability
-test-reliability: sync ## Break Postgres and the services under load on purpose (a few minutes)
+test-reliability: sync system-packages ## Break Postgres and the services under load on purpose (a few minutes)
 	$(UV) run --no-sync pytest -m reliability tests/reliability $(PYTEST_ARGS)
 
 # `make test-pgbouncer`: the two suites with their traffic through PgBouncer in transaction mode
@@ -78,7 +91,7 @@ test-reliability: sync ## Break Postgres and the services under load on purpose 
 # puts one of its own in front of its own Postgres (TEST_DATABASE_POOLER).
 PGBOUNCER_UPSTREAM ?= postgresql://postgres@127.0.0.1:5432/postgres
 .PHONY: test-pgbouncer
-test-pgbouncer: sync ## make test and make test-reliability through PgBouncer (PGBOUNCER_UPSTREAM=...)
+test-pgbouncer: sync system-packages ## make test and make test-reliability through PgBouncer (PGBOUNCER_UPSTREAM=...)
 	$(UV) run --no-sync python -m devstack.pgbouncer --upstream "$(PGBOUNCER_UPSTREAM)" \
 		--folder $(CURDIR)/.local/pgbouncer-tests -- \
 		$(MAKE) --no-print-directory test test-reliability PYTEST_ARGS="$(PYTEST_ARGS)"
