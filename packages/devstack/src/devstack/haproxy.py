@@ -2,12 +2,18 @@
 does for a Deployment's pods, for `make up REPLICAS=3`.
 
 `LoadBalancer(folder, name=..., backends=[8101, 8102, 8103], port=8001)` writes `haproxy.cfg`
-into `folder`, starts HAProxy as a daemon (its pid file in `folder`, so another process can stop
-it) and stops it. Each replica is checked on `/health/ready` every half second, as a readiness
-probe: one that stops answering leaves the rotation after two failed checks. A request whose
-connection a dead replica refused was never received, so it is sent to another replica
-(`retry-on conn-failure`, `option redispatch`); a request already sent to a replica that then
-dies is not sent again (it may have been a write that took place), and answers 502.
+into `folder`, starts HAProxy as a daemon and stops it; its pid file is in `folder`, so another
+process stops it with `LoadBalancer(folder, name=...).stop()`. Each replica is checked on
+`/health/ready` every half second, as a readiness probe: one that stops answering leaves the
+rotation after two failed checks. A request whose connection a dead replica refused was never
+received, so it is sent to another replica (`retry-on conn-failure`, `option redispatch`); a
+request already sent to a replica that then dies is not sent again (it may have been a write
+that took place), and answers 502.
+
+Why a balancer rather than uvicorn's `--workers`: workers share one listening socket and have no
+readiness check, so a worker whose database check fails keeps receiving requests; replicas here
+are what Kubernetes runs, independent processes each started as its image starts it (`python -m
+common.serve`), each with its own pools, taken out of rotation by the same `/health/ready`.
 
 Development only: a loopback balancer for a local stack, never a production one.
 """
@@ -51,13 +57,11 @@ class LoadBalancer:
         folder: Path,
         *,
         name: str,
-        backends: Sequence[int],
+        backends: Sequence[int] = (),
         port: int | None = None,
         host: str = HOST,
         check_path: str = "/health/ready",
     ) -> None:
-        if not backends:
-            raise ValueError("a load balancer needs at least one backend")
         self.folder = folder.resolve()
         self.name = name
         self.backends = list(backends)
@@ -122,6 +126,8 @@ class LoadBalancer:
 
     def start(self, *, timeout_seconds: float = 10.0) -> None:
         """Write the configuration, check it, start the daemon, wait until it listens."""
+        if not self.backends:
+            raise LoadBalancerError("a load balancer needs at least one backend")
         if self.is_running():
             raise LoadBalancerError(f"HAProxy already runs from {self.folder}")
         if not port_is_free(self.host, self.port):
