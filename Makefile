@@ -138,7 +138,7 @@ manifests-checkov: sync ## checkov on every rendered overlay, offline, in its ow
 	rm -rf $(CHECKOV_OUT)
 	$(UV) run --no-sync python tools/render_manifests.py --out $(CHECKOV_OUT) --versions 1.37.0
 	tools/checkov/.venv/bin/checkov --config-file tools/checkov/config.yaml --directory $(CHECKOV_OUT)
-	@echo "checkov: no failed check in $(notdir $(wildcard $(CHECKOV_OUT)/*.yaml))"
+	@echo "checkov: no failed check in" $$(cd $(CHECKOV_OUT) && ls *.yaml)
 
 .PHONY: manifests-budget
 manifests-budget: sync ## The Postgres connection budget of the Kubernetes deployment (docs/deployment.md)
