@@ -45,6 +45,20 @@ install: sync ## Set up a development checkout, with the pre-commit git hook
 	fi
 	@echo "Ready: try 'make test'."
 
+# Debian's pgbouncer and haproxy, which devstack runs (`make up POOLER=1 REPLICAS=3`, the tests of
+# its pooler and balancer, the suites through PgBouncer): installed when missing, as `make bench`
+# installs wrk. `make test` needs neither.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+.PHONY: system-packages
+system-packages:
+	@missing=""; for program in pgbouncer haproxy; do \
+		command -v $$program >/dev/null || [ -x /usr/sbin/$$program ] || missing="$$missing $$program"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "not found:$$missing: installing Debian's$$missing"; \
+		$(SUDO) apt-get install -y $$missing || { $(SUDO) apt-get update && $(SUDO) apt-get install -y $$missing; }; \
+	fi
+
 .PHONY: test
 test: sync ## Run every test of every member against a real Postgres
 	$(UV) run --no-sync pytest $(PYTEST_ARGS)
@@ -74,8 +88,19 @@ test-docs: sync ## Every command README.md and docs/ show, run on a fresh copy (
 	$(UV) run --no-sync pytest -m docs tests/test_docs_commands.py $(PYTEST_ARGS)
 
 .PHONY: test-reliability
-test-reliability: sync ## Break Postgres and the services under load on purpose (a few minutes)
+test-reliability: sync system-packages ## Break Postgres and the services under load on purpose (a few minutes)
 	$(UV) run --no-sync pytest -m reliability tests/reliability $(PYTEST_ARGS)
+
+# `make test-pgbouncer`: the two suites with their traffic through PgBouncer in transaction mode
+# (Debian's pgbouncer): one in front of PGBOUNCER_UPSTREAM for `make test`; the reliability suite
+# puts one of its own in front of its own Postgres (TEST_DATABASE_POOLER).
+PGBOUNCER_UPSTREAM ?= postgresql://postgres@127.0.0.1:5432/postgres
+.PHONY: test-pgbouncer
+test-pgbouncer: sync system-packages ## The pooler's own tests, then make test and make test-reliability through PgBouncer
+	$(UV) run --no-sync pytest -m pooler $(PYTEST_ARGS)
+	$(UV) run --no-sync python -m devstack.pgbouncer --upstream "$(PGBOUNCER_UPSTREAM)" \
+		--folder $(CURDIR)/.local/pgbouncer-tests -- \
+		$(MAKE) --no-print-directory test test-reliability PYTEST_ARGS="$(PYTEST_ARGS)"
 
 .PHONY: lint
 lint: sync ## Check lint and formatting (ruff)
@@ -108,6 +133,30 @@ env-examples: sync ## Regenerate each service's .env.example from its settings c
 .PHONY: workflows
 workflows: sync ## Regenerate .github/workflows/ from the workspace
 	$(UV) run --no-sync python tools/workflows.py
+
+.PHONY: manifests
+manifests: sync ## Regenerate deploy/kubernetes/ from the workspace
+	$(UV) run --no-sync python tools/manifests.py
+
+.PHONY: manifests-check
+manifests-check: sync ## Manifests up to date; every overlay rendered, validated (each Kubernetes version), linted
+	$(UV) run --no-sync python tools/manifests.py --check
+	$(UV) run --no-sync python tools/render_manifests.py
+	$(UV) run --no-sync yamllint --strict deploy/ .yamllint.yaml tools/checkov/config.yaml
+
+# checkov pins libraries the workspace needs newer: it has a locked environment of its own.
+CHECKOV_OUT := $(CURDIR)/.local/rendered-manifests
+.PHONY: manifests-checkov
+manifests-checkov: sync ## checkov on every rendered overlay, offline, in its own locked environment
+	$(UV) sync --locked --quiet --project tools/checkov
+	rm -rf $(CHECKOV_OUT)
+	$(UV) run --no-sync python tools/render_manifests.py --out $(CHECKOV_OUT) --versions 1.37.0
+	tools/checkov/.venv/bin/checkov --config-file tools/checkov/config.yaml --directory $(CHECKOV_OUT)
+	@echo "checkov: no failed check in" $$(cd $(CHECKOV_OUT) && ls *.yaml)
+
+.PHONY: manifests-budget
+manifests-budget: sync ## The Postgres connection budget of the Kubernetes deployment (docs/deployment.md)
+	@$(UV) run --no-sync python tools/manifests.py --budget
 
 .PHONY: check
 check: lint typecheck test hooks ## Everything CI checks: lint, types, tests, hooks
@@ -161,8 +210,9 @@ seed: sync ## A few users and things in the stack, through the public APIs (idem
 	@$(UV) run --no-sync python tools/seed_stack.py
 
 .PHONY: up
-up: sync ## Start every service with its database, print each URL (MODE=docker|native, ATTACH=1)
-	@$(STACK) up --mode $(MODE) $(if $(filter-out 0,$(ATTACH)),--attach)
+up: sync $(if $(or $(filter-out 0,$(POOLER)),$(filter-out 1,$(REPLICAS))),system-packages) ## Start every service with its database, print each URL (MODE=docker|native, ATTACH=1, POOLER=1, REPLICAS=3)
+	@$(STACK) up --mode $(MODE) $(if $(filter-out 0,$(ATTACH)),--attach) \
+		$(if $(filter-out 0,$(POOLER)),--pooler) $(if $(REPLICAS),--replicas $(REPLICAS))
 
 .PHONY: down
 down: sync ## Stop everything `make up` started (the data stays)

@@ -11,7 +11,8 @@ import pytest
 import stack
 from devstack.postgres import EmbeddedPostgres
 from devstack.processes import free_port, is_alive
-from native_stack import Service, Stack, discover_services
+from native_stack import Stack
+from stack_services import Service, discover_services
 
 STACK_SCRIPT = Path(stack.__file__).resolve()
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Route, async_playwright
 
-from native_stack import discover_services
 from stack_runner import StackRunner
+from stack_services import discover_services
 
 pytestmark = pytest.mark.browser
 

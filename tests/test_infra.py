@@ -5,6 +5,7 @@ healthcheck, and have a Dockerfile that follows the same rules: a service added 
 forgotten.
 """
 
+import configparser
 import importlib
 import re
 import shutil
@@ -14,8 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
+from devstack.pgbouncer import default_session_timeouts
 from devstack.postgres import EMBEDDED_POSTGRES_VERSION
-from native_stack import COMPOSE_FILE, INFRA_DIR, Service, discover_services
+from kubernetes_platform import PGBOUNCER_IMAGE
+from native_stack import COMPOSE_FILE, INFRA_DIR
+from stack_services import Service, discover_services
 from stack_state import ROOT
 
 SERVICES = discover_services({})
@@ -103,9 +107,10 @@ def test_compose_has_every_service_with_its_database_migrator_and_healthcheck(
     password = f"{service.database.upper()}_DB_PASSWORD"
     assert password in postgres
     url_env = f"{service.env_prefix}DATABASE_URL"
-    url = (
-        f"postgresql+asyncpg://{service.database}:${{{password}}}@postgres:5432/{service.database}"
-    )
+    credentials = f"postgresql+asyncpg://{service.database}:${{{password}}}"
+    # The migrator on a session of its own, straight to Postgres; the API through PgBouncer.
+    url = f"{credentials}@postgres:5432/{service.database}"
+    pooled = f"{credentials}@pgbouncer:6432/{service.database}"
 
     migrator = services[f"{service.database}-migrate"]
     assert migrator["build"]["dockerfile"] == f"services/{service.name}/Dockerfile"
@@ -117,13 +122,34 @@ def test_compose_has_every_service_with_its_database_migrator_and_healthcheck(
     assert api["image"] == migrator["image"]
     assert api["depends_on"] == {
         "postgres": {"condition": "service_healthy"},
+        "pgbouncer": {"condition": "service_started"},
         f"{service.database}-migrate": {"condition": "service_completed_successfully"},
     }
-    assert api["environment"][url_env] == url
+    assert api["environment"][url_env] == pooled
+    assert api["environment"][f"{service.env_prefix}DB_POOLER"] == "pgbouncer"
     assert "/health/ready" in " ".join(api["healthcheck"]["test"])
     # The same host port as the native stack, on loopback only.
     port_env = f"STACK_{service.database.upper()}_PORT"
     assert api["ports"] == [f"127.0.0.1:${{{port_env}:-{service.port}}}:8000"]
+
+
+def test_compose_runs_pgbouncer_in_transaction_mode_with_the_services_timeouts(
+    compose: dict[str, Any],
+) -> None:
+    pgbouncer = compose["services"]["pgbouncer"]
+    config = configparser.ConfigParser(interpolation=None)
+    config.read_string((INFRA_DIR / "pgbouncer" / "pgbouncer.ini").read_text())
+    timeouts = "; ".join(
+        f"SET {name} = {value}" for name, value in default_session_timeouts().items()
+    )
+
+    assert pgbouncer["image"] == PGBOUNCER_IMAGE  # the one Kubernetes runs
+    assert "./pgbouncer/pgbouncer.ini:/etc/pgbouncer/pgbouncer.ini:ro" in pgbouncer["volumes"]
+    assert pgbouncer["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert config["pgbouncer"]["pool_mode"] == "transaction"
+    assert config["pgbouncer"]["listen_port"] == "6432"
+    assert f"connect_query='{timeouts}'" in config["databases"]["*"]
+    assert "6432" not in str(pgbouncer.get("ports", []))  # reached on the Compose network only
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=by_name)

@@ -106,9 +106,13 @@ def test_a_second_new_service_is_refused_and_changes_nothing(
     before = snapshot(repo)
     assert scaffold_main(repo, "new-service", "orders-svc") == 0
     created = snapshot(repo)
-    assert {"uv.lock", "infra/docker-compose.yml", ".github/workflows/orders-svc.yml"} <= {
-        path for path in created if created[path] != before.get(path)
-    }
+    assert {
+        "uv.lock",
+        "infra/docker-compose.yml",
+        ".github/workflows/orders-svc.yml",
+        "deploy/kubernetes/base/orders-svc/deployment.yaml",
+        "deploy/kubernetes/overlays/prod/kustomization.yaml",
+    } <= {path for path in created if created[path] != before.get(path)}
 
     assert scaffold_main(repo, "new-service", "orders-svc") == 1
     assert "orders-svc already exists" in capsys.readouterr().err
@@ -187,6 +191,19 @@ def test_generated_code_passes_lint_types_and_the_import_check(generated: Copy) 
         generated.python("-m", "mypy", folder)
     generated.python("tools/check_imports.py")
     generated.python("tools/workflows.py", "--check")
+
+
+@pytest.mark.scaffold
+def test_the_new_service_gets_manifests_that_pass_the_checks(generated: Copy) -> None:
+    # Drift, render and strict validation for every supported Kubernetes version, yamllint;
+    # then checkov in its own environment: what `.ci/run` runs on the repository.
+    checked = generated.run("make", "manifests-check")
+    checkov = generated.run("make", "manifests-checkov")
+    rendered = (generated.root / ".local/rendered-manifests/prod.yaml").read_text()
+
+    assert "name: orders-svc" in rendered
+    assert "checkov: no failed check in dev.yaml prod.yaml" in checkov, checkov[-2000:]
+    print(f"\n{checked.strip().splitlines()[-1]}")
 
 
 @pytest.mark.scaffold

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dotenv import dotenv_values
 
 from common.auth import JWKS_PATH
-from native_stack import COMPOSE_FILE, INFRA_DIR, TOKEN_ISSUER_SERVICE, Service, StackError
+from native_stack import COMPOSE_FILE, INFRA_DIR
+from stack_services import TOKEN_ISSUER_SERVICE, Service, StackError
 from stack_state import DEFAULT_POSTGRES_PORT, HOST
 
 # Inside Compose's network users-svc is `users-svc:8000`: what its tokens name as their issuer.

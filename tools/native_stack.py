@@ -10,84 +10,31 @@ The services are the folders of `services/`: a service added later joins without
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
+import stack_database
+import stack_scale
 import supervisor
-from common.revisions import applied_revisions, expected_heads
+from devstack.pgbouncer import PgBouncer
 from devstack.postgres import EmbeddedPostgres, EmbeddedPostgresError
 from devstack.processes import HOST, is_alive, port_is_free, service_environment
-from monorepo import ServiceFacts, Workspace
+from stack_scale import Scale
+from stack_services import TOKEN_ISSUER_SERVICE, Service, StackError
 from stack_state import DEFAULT_POSTGRES_PORT, ROOT, Ports, State
 
 INFRA_DIR = ROOT / "infra"
 COMPOSE_FILE = INFRA_DIR / "docker-compose.yml"
-INIT_SCRIPT = INFRA_DIR / "postgres" / "10-service-databases.sh"
-# The service that signs access tokens; the others verify them with its JWKS.
-TOKEN_ISSUER_SERVICE = "users-svc"
 READY_TIMEOUT_SECONDS = float(os.environ.get("STACK_READY_TIMEOUT", "60"))
 
 Say = Callable[[str], None]
-
-
-class StackError(Exception):
-    """Something the user must fix; the message says what, and nothing is left running."""
-
-
-@dataclass(frozen=True)
-class Service:
-    """A service of the workspace, as the stack runs it: its facts, on the stack's port."""
-
-    facts: ServiceFacts
-    port: int
-
-    @property
-    def name(self) -> str:
-        return self.facts.name
-
-    @property
-    def database(self) -> str:
-        return self.facts.database
-
-    @property
-    def env_prefix(self) -> str:
-        return self.facts.env_prefix
-
-    @property
-    def directory(self) -> Path:
-        return self.facts.directory
-
-    @property
-    def app(self) -> str:
-        return self.facts.app
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-
-def discover_services(environ: Mapping[str, str] = os.environ) -> list[Service]:
-    """Every service of the workspace, by name; `STACK_<DATABASE>_PORT` moves one's port."""
-    services = []
-    for facts in Workspace.load(ROOT).services():
-        port = environ.get(f"STACK_{facts.database.upper()}_PORT")
-        services.append(Service(facts, port=int(port) if port else facts.port))
-    ports = [service.port for service in services]
-    if len(set(ports)) != len(ports):
-        raise StackError(f"two services share a port ({ports}): give each its own")
-    return services
 
 
 class Stack:
@@ -127,7 +74,7 @@ class Stack:
 
     # -- up ---------------------------------------------------------------------------------
 
-    def up(self, *, say: Say = print) -> None:
+    def up(self, *, say: Say = print, scale: Scale = stack_scale.SINGLE) -> None:
         """Start everything and wait until every service is ready; on failure stop it all."""
         self._clear_leftovers(say)
         busy = [s for s in self.services if not port_is_free(HOST, s.port)]
@@ -139,7 +86,8 @@ class Stack:
             )
         try:
             postgres = self.start_database(say)
-            self._start_services(postgres)
+            pooler = self._start_pooler(postgres, say) if scale.pooler else None
+            self._start_services(postgres, pooler, replicas=scale.replicas)
         except BaseException:
             self.down(say=lambda _: None)
             raise
@@ -151,7 +99,8 @@ class Stack:
         postgres = self.postgres()
         if not postgres.is_running():
             self._start_postgres(postgres, say)
-        self._migrate(postgres, say)
+        env_for = functools.partial(self.service_env, postgres=postgres)
+        stack_database.migrate(postgres, self.services, env_for=env_for, say=say)
         return postgres
 
     def _start_postgres(self, postgres: EmbeddedPostgres, say: Say) -> None:
@@ -169,7 +118,15 @@ class Stack:
             postgres.start()
         except EmbeddedPostgresError as exc:
             raise StackError(f"Postgres did not start: {exc}") from None
-        self._create_databases(postgres)
+        stack_database.create_databases(postgres, self.services)
+
+    def _start_pooler(self, postgres: EmbeddedPostgres, say: Say) -> PgBouncer:
+        pooler = stack_scale.pgbouncer(
+            self.state_dir, postgres, [s.database for s in self.services]
+        )
+        say(f"pgbouncer: transaction mode on {HOST}:{pooler.port}, {pooler.pool_size} per database")
+        pooler.start()
+        return pooler
 
     def _clear_leftovers(self, say: Say) -> None:
         state = self.state()
@@ -183,108 +140,60 @@ class Stack:
                 "stack: stop it first (make down)"
             )
 
-    def _create_databases(self, postgres: EmbeddedPostgres) -> None:
-        # The very script the postgres image runs in Docker, pointed at the embedded server.
-        env = {
-            **os.environ,
-            "PATH": f"{postgres.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-            "PGHOST": postgres.host,
-            "PGPORT": str(postgres.port),
-            "POSTGRES_USER": "postgres",
-            "SERVICE_DATABASES": " ".join(s.database for s in self.services),
-            **{f"{s.database.upper()}_DB_PASSWORD": s.database for s in self.services},
-        }
-        result = subprocess.run(
-            ["bash", str(INIT_SCRIPT)], env=env, capture_output=True, text=True, check=False
-        )
-        if result.returncode != 0:
-            raise StackError(f"creating the service databases failed:\n{result.stderr.strip()}")
-
-    def _migrate(self, postgres: EmbeddedPostgres, say: Say) -> None:
-        # A database already at the head of its scripts needs no Alembic run (a few seconds of
-        # imports each); the others migrate side by side, each in its own database.
-        current = asyncio.run(self._current_revisions(postgres))
-        behind = [
-            service
-            for service in self.services
-            if current[service.name] != expected_heads(service.directory / "alembic")
-        ]
-        for service in self.services:
-            if service not in behind:
-                say(f"{service.name}: migrations up to date")
-        failed = []
-        for service, (code, output) in self.run_alembic(behind, ["upgrade", "head"]).items():
-            if code != 0:
-                tail = "\n".join(f"  {line}" for line in output.strip().splitlines()[-15:])
-                failed.append(f"migrations of {service.name} failed:\n{tail}")
-            else:
-                say(f"{service.name}: migrations applied")
-        if failed:
-            raise StackError("\n".join(failed))
-
-    def run_alembic(
-        self, services: Sequence[Service], arguments: Sequence[str]
-    ) -> dict[Service, tuple[int, str]]:
-        """`alembic <arguments>` in each service's folder, side by side, on its stack database;
-        each one's exit status and output."""
-        postgres = self.postgres()
-        running = {
-            service: subprocess.Popen(
-                [sys.executable, "-m", "alembic", *arguments],
-                cwd=service.directory,
-                env={**os.environ, **self.service_env(service, postgres)},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            for service in services
-        }
-        results = {}
-        for service, process in running.items():
-            output = process.communicate()[0]
-            results[service] = (process.returncode, output)
-        return results
-
-    async def _current_revisions(self, postgres: EmbeddedPostgres) -> dict[str, frozenset[str]]:
-        """Each service's database's Alembic revisions (none in a new database)."""
-        revisions = {}
-        for service in self.services:
-            engine = create_async_engine(
-                postgres.url(database=service.database), poolclass=NullPool
-            )
-            try:
-                async with engine.connect() as connection:
-                    revisions[service.name] = await applied_revisions(connection)
-            finally:
-                await engine.dispose()
-        return revisions
-
     def database_url(self, service: Service, postgres: EmbeddedPostgres | None = None) -> str:
         """The service's database on the stack's Postgres, as its own role."""
         url = (postgres or self.postgres()).url(user=service.database, password=service.database)
         return url.set(database=service.database).render_as_string(hide_password=False)
 
     def service_env(
-        self, service: Service, postgres: EmbeddedPostgres | None = None
+        self,
+        service: Service,
+        postgres: EmbeddedPostgres | None = None,
+        pooler: PgBouncer | None = None,
     ) -> dict[str, str]:
-        """What a service's settings read: its database (as its own role) and the profile."""
+        """What a service's settings read: its database (as its own role, through the pooler
+        when there is one) and the profile."""
         issuer = next((s for s in self.services if s.name == TOKEN_ISSUER_SERVICE), None)
-        return {
+        database_url = (
+            self.database_url(service, postgres)
+            if pooler is None
+            else stack_scale.pooled_database_url(pooler, service.database)
+        )
+        env = {
             "ENVIRONMENT": os.environ.get("ENVIRONMENT", "development"),
             # Every service trusts the tokens users-svc signs, at the port it runs on here.
             **service_environment(
                 service.env_prefix,
-                database_url=self.database_url(service, postgres),
+                database_url=database_url,
                 token_issuer=issuer.base_url if issuer is not None else None,
             ),
         }
+        if pooler is not None:
+            env[f"{service.env_prefix}DB_POOLER"] = "pgbouncer"
+        return env
 
-    def _start_services(self, postgres: EmbeddedPostgres) -> None:
-        programs = [
-            supervisor.Program(s.name, s.directory, supervisor.service_command(s.app, s.port))
-            for s in self.services
-        ]
-        env = {k: v for s in self.services for k, v in self.service_env(s, postgres).items()}
+    def _start_services(
+        self, postgres: EmbeddedPostgres, pooler: PgBouncer | None, *, replicas: int
+    ) -> None:
+        """Every service under honcho, then (with replicas) a balancer on each service's port."""
+        ports = {s.name: stack_scale.replica_ports(replicas) for s in self.services}
+        programs = (
+            [
+                supervisor.Program(s.name, s.directory, supervisor.service_command(s.app, s.port))
+                for s in self.services
+            ]
+            if replicas == 1
+            else [
+                program
+                for s in self.services
+                for program in stack_scale.replica_programs(
+                    s.name, s.directory, s.app, ports[s.name]
+                )
+            ]
+        )
+        env = {
+            k: v for s in self.services for k, v in self.service_env(s, postgres, pooler).items()
+        }
         process = supervisor.start(
             programs, env, folder=self.state_dir, log_file=self.log_file, root=ROOT
         )
@@ -294,16 +203,25 @@ class Stack:
             postgres_port=postgres.port,
             supervisor_pid=process.pid,
             processes=[(process.pid, process.create_time())],
+            pooler_port=pooler.port if pooler is not None else None,
+            replicas=replicas,
         )
         state.save(self.state_file)
-        self._wait_until_ready(process.pid)
+        if replicas > 1:
+            backends = {f"{n}-{i}": p for n, ps in ports.items() for i, p in enumerate(ps, 1)}
+            self._wait_until_ready(process.pid, backends)
+            for s in self.services:
+                stack_scale.balancer(
+                    self.state_dir, s.name, port=s.port, backends=ports[s.name]
+                ).start()
+        self._wait_until_ready(process.pid, {s.name: s.port for s in self.services})
         state.processes += [
             (child.pid, child.create_time()) for child in process.children(recursive=True)
         ]
         state.save(self.state_file)
 
-    def _wait_until_ready(self, supervisor_pid: int) -> None:
-        waiting = {s.name: f"{s.base_url}/health/ready" for s in self.services}
+    def _wait_until_ready(self, supervisor_pid: int, ports: dict[str, int]) -> None:
+        waiting = {name: f"http://{HOST}:{port}/health/ready" for name, port in ports.items()}
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         with httpx.Client(timeout=2.0) as client:
             while waiting:
@@ -332,6 +250,7 @@ class Stack:
             if state is not None:
                 supervisor.stop(state.processes, supervisor_pid=state.supervisor_pid)
             postgres = self.postgres(state.postgres_port if state is not None else None)
+            stack_scale.stop(self.state_dir, postgres, [s.name for s in self.services])
             if postgres.is_running():
                 try:
                     postgres.stop()
@@ -352,6 +271,9 @@ class Stack:
             f"postgres   {'up (pid ' + str(pid) + ')' if pid else 'down':<16}"
             f"{HOST}:{state.postgres_port}  data in {postgres.data_dir}",
         ]
+        if state.pooler_port is not None:
+            lines.append(f"pgbouncer  {'up':<16}{HOST}:{state.pooler_port}  transaction mode")
+        each = f" ({state.replicas} replicas behind HAProxy)" if state.replicas > 1 else ""
         with httpx.Client(timeout=1.0) as client:
             for name, port in state.services.items():
                 url = f"http://{HOST}:{port}"
@@ -360,7 +282,7 @@ class Stack:
                     health = "ready" if answer == 200 else f"not ready ({answer})"
                 except httpx.TransportError:
                     health = "down"
-                lines.append(f"{name:<10} {health:<16}{url}/docs")
+                lines.append(f"{name:<10} {health:<16}{url}/docs{each}")
         return lines
 
     def log_tail(self, lines: int = 20) -> str:

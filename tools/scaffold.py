@@ -7,7 +7,8 @@ The code is rendered from the plain files of tools/templates/ (`string.Template`
 same shape as things-svc: a domain owned by the signed-in user, with its Alembic revision written
 from the model (no database needed) and tests of every endpoint. A new service also joins the
 Compose file (its database, migrator and API, and every service's port), infra/.env.example, the
-root ruff configuration, uv.lock and CI (through tools/workflows.py).
+root ruff configuration, uv.lock, CI (through tools/workflows.py) and the Kubernetes manifests
+(through tools/manifests.py).
 
 Every name is checked before anything is written; a refused name changes nothing, and when a
 later step fails (`uv lock`, say) every file written so far is put back as it was.
@@ -38,6 +39,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
+import manifests
 import workflows
 from common.db import table_name_for
 from monorepo import Workspace, service_stem, stack_port, workflow_path
@@ -438,6 +440,10 @@ def new_service(
         tidy_python(root, [path for path in files if path.suffix == ".py"])
         generated = workflows.generate(Workspace.load(root))
         changes.write(root / workflow_path(name), generated[workflow_path(name)])
+        # Its Kubernetes base, its place in the overlays and the connection budget's new share.
+        for relative, content in manifests.generate(Workspace.load(root)).items():
+            if not (root / relative).is_file() or read(root / relative) != content:
+                changes.write(root / relative, content)
         changes.keep(root / "uv.lock")
         run([os.environ.get("UV") or "uv", "lock"], cwd=root, what="uv lock")
     print(f"created {name} (package {names.package}, database {names.stem}):")

@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 import httpx
 
 from common.settings import API_PREFIX
-from native_stack import Stack, StackError, discover_services
+from native_stack import Stack
 from stack import choose_mode, run_up
+from stack_services import StackError, discover_services
 from stack_state import state_dir
 
 PASSWORD = "correct horse battery staple"

@@ -33,7 +33,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import compose
-from native_stack import Service, Stack, StackError, discover_services
+from native_stack import Stack
+from stack_scale import SINGLE, Scale
+from stack_services import Service, StackError, discover_services
 from stack_state import ROOT, State, state_dir
 
 # `make dev` serves a service here, beside the stack's copy of it on its own port.
@@ -54,15 +56,17 @@ def choose_mode(requested: str) -> str:
     return requested
 
 
-def run_up(stack: Stack, *, mode: str, attach: bool) -> int:
+def run_up(stack: Stack, *, mode: str, attach: bool, scale: Scale = SINGLE) -> int:
     print(f"mode: {mode}")
     if mode == "docker":
+        if scale != SINGLE:
+            raise StackError("POOLER and REPLICAS shape the native stack (Compose has PgBouncer)")
         return compose_up(stack, attach=attach)
     if stack.is_up():
         print("stack: already up")
     else:
         started = time.monotonic()
-        stack.up()
+        stack.up(scale=scale)
         print(f"stack: every service ready in {time.monotonic() - started:.1f}s")
     print_urls(stack.services)
     if not attach:
@@ -181,6 +185,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--mode", choices=("auto", "docker", "native"), default=os.environ.get("MODE") or "auto"
     )
     up.add_argument("--attach", action="store_true", help="then stream logs; Ctrl-C stops all")
+    up.add_argument("--pooler", action="store_true", help="PgBouncer in front of Postgres")
+    up.add_argument("--replicas", type=int, default=1, help="processes per service, balanced")
     commands.add_parser("down", help="stop everything (the data stays)")
     commands.add_parser("ps", help="what runs, and where")
     commands.add_parser("logs", help="follow the services' logs")
@@ -219,7 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def dispatch(stack: Stack, args: argparse.Namespace) -> int:
     if args.command == "up":
-        return run_up(stack, mode=choose_mode(args.mode), attach=args.attach)
+        scale = Scale(pooler=args.pooler, replicas=max(1, args.replicas))
+        return run_up(stack, mode=choose_mode(args.mode), attach=args.attach, scale=scale)
     state = stack.state()
     if args.command in ("down", "ps", "logs") and state is not None and state.mode == "docker":
         return compose_command(stack, args.command)

@@ -1,8 +1,12 @@
 """The reliability suite's stage: its own Postgres, users-svc, and a fresh things-svc per test.
 
 Postgres is an embedded server on a free loopback port in a scratch folder, owned by this suite
-alone, so the tests can stop, restart and kill it. Each scenario prints a one-line summary of
-its figures; they are repeated at the end of the run with the suite's wall time.
+alone, so the tests can stop, restart and kill it. With `TEST_DATABASE_POOLER=pgbouncer` the
+services reach it through a PgBouncer (transaction mode) of the suite's own, with their pooler
+setting on; the migrations and the scenarios' own probes (row locks, `pg_stat_activity`) go to
+Postgres directly, as a deployment's migrators and a DBA's session would. Each scenario prints a
+one-line summary of its figures; they are repeated at the end of the run with the suite's wall
+time.
 """
 
 import asyncio
@@ -17,7 +21,14 @@ import httpx
 import pytest
 from sqlalchemy.engine import URL
 
-from devstack.postgres import EmbeddedPostgres, drop_database, recreate_database, scratch_dir
+from devstack.pgbouncer import PgBouncer, running
+from devstack.postgres import (
+    EmbeddedPostgres,
+    drop_database,
+    recreate_database,
+    scratch_dir,
+    test_database_pooler,
+)
 from devstack.processes import ServiceProcess
 
 from .processes import migrate, service_process, things_env, users_env
@@ -73,6 +84,23 @@ def postgres(workdir: Path) -> Iterator[EmbeddedPostgres]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def pooler(postgres: EmbeddedPostgres, workdir: Path) -> Iterator[PgBouncer | None]:
+    """The PgBouncer between the services and Postgres, when the run asks for one."""
+    if test_database_pooler() is None:
+        yield None
+        return
+    with running(PgBouncer(workdir / "pgbouncer", upstream=postgres.url())) as pgbouncer:
+        yield pgbouncer
+
+
+def served(database: URL, pooler: PgBouncer | None) -> tuple[URL, dict[str, str]]:
+    """The URL a service is given for `database`, and the settings that go with it."""
+    if pooler is None:
+        return database, {}
+    return pooler.url(database=str(database.database)), {"db_pooler": "pgbouncer"}
+
+
 @pytest.fixture(autouse=True)
 def postgres_running(postgres: EmbeddedPostgres) -> Iterator[None]:
     """Every scenario starts, and leaves, with Postgres up, whatever the last one did to it."""
@@ -94,12 +122,15 @@ class Users:
 
 
 @pytest.fixture(scope="session")
-async def users(postgres: EmbeddedPostgres, workdir: Path) -> AsyncIterator[Users]:
+async def users(
+    postgres: EmbeddedPostgres, pooler: PgBouncer | None, workdir: Path
+) -> AsyncIterator[Users]:
     """users-svc on its own database, with one signed-up user whose token the scenarios use."""
     database = await asyncio.to_thread(recreate_database, postgres.url(), "users")
     await asyncio.to_thread(migrate, "users-svc", database)
+    url, settings = served(database, pooler)
     process = service_process("users-svc", folder=workdir / "users", env={})
-    process.env.update(users_env(database, issuer=process.url, audience=AUDIENCE))
+    process.env.update(users_env(url, issuer=process.url, audience=AUDIENCE, **settings))
     process.start()
     try:
         await process.wait_ready()
@@ -121,8 +152,9 @@ async def sign_up_and_log_in(users_url: str, email: str) -> str:
 @dataclass(frozen=True)
 class Things:
     process: ServiceProcess
-    database: URL
+    database: URL  # directly on Postgres: the scenarios' own probes
     headers: dict[str, str]
+    pooler: PgBouncer | None
 
     @property
     def url(self) -> str:
@@ -133,7 +165,9 @@ ThingsStarter = Callable[..., AbstractAsyncContextManager[Things]]
 
 
 @pytest.fixture
-def start_things(postgres: EmbeddedPostgres, users: Users, workdir: Path) -> ThingsStarter:
+def start_things(
+    postgres: EmbeddedPostgres, pooler: PgBouncer | None, users: Users, workdir: Path
+) -> ThingsStarter:
     """Start a things-svc process on a fresh migrated database; keyword arguments are settings
     (environment variables) that replace the defaults."""
 
@@ -142,12 +176,13 @@ def start_things(postgres: EmbeddedPostgres, users: Users, workdir: Path) -> Thi
         name = f"things_{uuid.uuid4().hex[:8]}"
         database = await asyncio.to_thread(recreate_database, postgres.url(), name)
         await asyncio.to_thread(migrate, "things-svc", database)
-        env = things_env(database, users_url=users.process.url, audience=AUDIENCE)
+        url, pooled = served(database, pooler)
+        env = things_env(url, users_url=users.process.url, audience=AUDIENCE, **pooled)
         process = service_process("things-svc", folder=workdir / name, env={**env, **settings})
         process.start()
         try:
             await process.wait_ready()
-            yield Things(process=process, database=database, headers=users.headers)
+            yield Things(process=process, database=database, headers=users.headers, pooler=pooler)
         finally:
             process.stop()
             if not postgres.is_running():

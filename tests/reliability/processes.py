@@ -12,6 +12,7 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.engine import URL
 
+from devstack.pgbouncer import PgBouncer
 from devstack.postgres import asyncpg_dsn
 from devstack.processes import ServiceProcess, service_environment
 from monorepo import Workspace
@@ -56,7 +57,7 @@ def service_env(
     }
 
 
-def users_env(database: URL, *, issuer: str, audience: str) -> dict[str, str]:
+def users_env(database: URL, *, issuer: str, audience: str, **settings: str) -> dict[str, str]:
     """users-svc's settings for a test process, with cheap hashing."""
     return service_env(
         "users-svc",
@@ -65,12 +66,13 @@ def users_env(database: URL, *, issuer: str, audience: str) -> dict[str, str]:
         audience=audience,
         password_time_cost="1",
         password_memory_kib="1024",
+        **settings,
     )
 
 
-def things_env(database: URL, *, users_url: str, audience: str) -> dict[str, str]:
+def things_env(database: URL, *, users_url: str, audience: str, **settings: str) -> dict[str, str]:
     """things-svc's settings for a test process, with users-svc as its tokens' issuer."""
-    return service_env("things-svc", database, issuer=users_url, audience=audience)
+    return service_env("things-svc", database, issuer=users_url, audience=audience, **settings)
 
 
 def upgrade_command(service: str, database: URL) -> subprocess.Popen[bytes]:
@@ -97,9 +99,13 @@ def migrate(service: str, database: URL) -> None:
         raise RuntimeError(f"alembic upgrade head failed for {service}:\n{output.decode()}")
 
 
-async def sessions_of(server: URL, application: str) -> list[str]:
+async def sessions_of(server: URL, application: str, pooler: PgBouncer | None = None) -> list[str]:
     """The state of each Postgres session the service has open: `idle`, `active`, `locked` (active,
     waiting for a lock), `idle in transaction`, ...
+
+    Through a pooler, a server session idle in the pooler's pool belongs to nobody: the service's
+    sessions are then its connections to the pooler (`idle` each, between requests) and the
+    server sessions busy on its behalf.
     """
     connection = await asyncpg.connect(asyncpg_dsn(server.set(database="postgres")))
     try:
@@ -108,9 +114,14 @@ async def sessions_of(server: URL, application: str) -> list[str]:
             " FROM pg_stat_activity WHERE application_name = $1",
             application,
         )
-        return [row[0] for row in rows]
     finally:
         await connection.close()
+    states = [row[0] for row in rows]
+    if pooler is None:
+        return states
+    clients = await asyncio.to_thread(pooler.show, "CLIENTS")
+    connected = [c for c in clients if c["application_name"] == application]
+    return [state for state in states if state != "idle"] + ["idle"] * len(connected)
 
 
 async def wait_for_sessions(
@@ -119,11 +130,12 @@ async def wait_for_sessions(
     until: Callable[[list[str]], bool],
     *,
     timeout_seconds: float = 10,
+    pooler: PgBouncer | None = None,
 ) -> list[str]:
     """Poll the service's session states until `until(states)`; return the last states seen."""
     deadline = time.monotonic() + timeout_seconds
     while True:
-        states = await sessions_of(server, application)
+        states = await sessions_of(server, application, pooler)
         if until(states) or time.monotonic() > deadline:
             return states
         await asyncio.sleep(0.05)

@@ -55,7 +55,7 @@ def busy(states: list[str]) -> list[str]:
 async def assert_whole_pool_free(things: Things, client: aiohttp.ClientSession) -> None:
     """No connection is left checked out: as many requests as the pool holds get one at once."""
     states = await wait_for_sessions(
-        things.database, SERVICE, lambda s: not busy(s), timeout_seconds=5
+        things.database, SERVICE, lambda s: not busy(s), timeout_seconds=5, pooler=things.pooler
     )
     assert busy(states) == []
     thing = await create_thing(client)
@@ -65,7 +65,7 @@ async def assert_whole_pool_free(things: Things, client: aiohttp.ClientSession) 
             for _ in range(POOL_SIZE)
         ]
         states = await wait_for_sessions(
-            things.database, SERVICE, lambda s: s.count("locked") == POOL_SIZE
+            things.database, SERVICE, lambda s: s.count("locked") == POOL_SIZE, pooler=things.pooler
         )
         assert states.count("locked") == POOL_SIZE
     assert [status for status, _ in await asyncio.gather(*holders)] == [200] * POOL_SIZE
@@ -84,7 +84,10 @@ async def test_pool_exhaustion_answers_503_within_the_pool_timeout(
                 for _ in range(POOL_SIZE)
             ]
             await wait_for_sessions(
-                things.database, SERVICE, lambda s: s.count("locked") == POOL_SIZE
+                things.database,
+                SERVICE,
+                lambda s: s.count("locked") == POOL_SIZE,
+                pooler=things.pooler,
             )
             waiters = await asyncio.gather(
                 *(timed(call(client, "POST", "/api/v1/things", {"name": "w"})) for _ in range(20))
@@ -164,7 +167,9 @@ async def test_1000_requests_cancelled_by_the_client(things: Things, report: Rep
     await cancel_all()
     async with aiohttp.ClientSession(things.url, headers=things.headers) as client:
         await assert_whole_pool_free(things, client)
-    idle_in_transaction = (await sessions_of(things.database, SERVICE)).count("idle in transaction")
+    idle_in_transaction = (await sessions_of(things.database, SERVICE, things.pooler)).count(
+        "idle in transaction"
+    )
     after = await open_loop(
         things.url,
         lambda i: Call("read", "GET", f"/api/v1/things/{ids[i % len(ids)]}"),
@@ -194,14 +199,19 @@ async def test_sigterm_with_50_requests_in_flight(things: Things, report: Report
                 for index in range(50)
             ]
             await wait_for_sessions(
-                things.database, SERVICE, lambda s: s.count("locked") == POOL_SIZE
+                things.database,
+                SERVICE,
+                lambda s: s.count("locked") == POOL_SIZE,
+                pooler=things.pooler,
             )
             await asyncio.sleep(0.5)  # the other 40 reach the pool's queue
             things.process.terminate()
             await asyncio.sleep(1)
         statuses = [status for status, _ in await asyncio.gather(*in_flight)]
     exit_code = await things.process.wait_exit(30)
-    left = await wait_for_sessions(things.database, SERVICE, lambda s: not s, timeout_seconds=5)
+    left = await wait_for_sessions(
+        things.database, SERVICE, lambda s: not s, timeout_seconds=5, pooler=things.pooler
+    )
     report(
         f"SIGTERM with 50 requests in flight: statuses {sorted(set(statuses))} "
         f"({statuses.count(200)}/50 completed), exit code {exit_code}, "

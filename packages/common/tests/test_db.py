@@ -1,19 +1,28 @@
 """The engine against a database that stops answering mid-connection (requests fail fast at the
-command timeout, and the next ones get a new connection), and how models name their tables."""
+command timeout, and the next ones get a new connection), through PgBouncer in transaction mode
+(every statement works with the pooler setting on, and fails without it), and how models name
+their tables."""
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.app import create_app
 from common.db import Base as CommonBase
-from common.db import new_metadata, table_name_for
+from common.db import connect_args, create_engine, new_metadata, table_name_for
+from common.settings import AppBaseSettings
 from common.testing import ServiceUnderTest
 from common.testing.plugin import open_client
+from devstack.pgbouncer import PgBouncer, running
+from devstack.postgres import scratch_dir
 
 COMMAND_TIMEOUT = 1.0
 
@@ -129,3 +138,112 @@ def test_a_model_maps_in_three_lines_or_names_its_own_table() -> None:
         id: Mapped[int] = mapped_column(primary_key=True)
 
     assert sorted(Base.metadata.tables) == ["people", "things"]
+
+
+# -- through PgBouncer in transaction mode --------------------------------------------------
+# Debian's pgbouncer: `make test-pgbouncer` installs it and runs these (marker `pooler`).
+
+PGBOUNCER_POOL_SIZE = 2
+CLIENTS = 30
+
+
+@pytest.fixture
+def pgbouncer(postgres_server: URL) -> Iterator[PgBouncer]:
+    with scratch_dir("pgbouncer-") as folder:
+        pooler = PgBouncer(folder, upstream=postgres_server, pool_size=PGBOUNCER_POOL_SIZE)
+        with running(pooler):
+            yield pooler
+
+
+async def failed_statements(engine: AsyncEngine) -> list[str]:
+    """Many clients at once, each running statements one after the other on its connection;
+    the errors they met."""
+    errors: list[str] = []
+
+    async def client(index: int) -> None:
+        try:
+            async with engine.connect() as connection:
+                for step in range(10):
+                    await connection.execute(text("SELECT :n + 1"), {"n": index * step})
+                    await connection.execute(text(f"SELECT {index % 5} AS constant"))
+                await connection.commit()
+        except DBAPIError as exc:
+            errors.append(str(exc.orig).splitlines()[0])
+
+    await asyncio.gather(*(client(index) for index in range(CLIENTS)))
+    await engine.dispose()
+    return errors
+
+
+def pooled_settings(
+    service: ServiceUnderTest, database_url: URL, pgbouncer: PgBouncer, pooler: str
+) -> AppBaseSettings:
+    url = pgbouncer.url(database=str(database_url.database))
+    return service.settings(url, db_pooler=pooler, db_pool_size=CLIENTS, db_read_pool_size=CLIENTS)
+
+
+@pytest.mark.parametrize("autocommit", [False, True], ids=["transactions", "autocommit reads"])
+@pytest.mark.pooler
+async def test_through_pgbouncer_the_pooler_setting_keeps_every_statement_working(
+    service: ServiceUnderTest, database_url: URL, pgbouncer: PgBouncer, autocommit: bool
+) -> None:
+    settings = pooled_settings(service, database_url, pgbouncer, "pgbouncer")
+
+    errors = await failed_statements(create_engine(settings, autocommit=autocommit))
+
+    assert errors == []
+
+
+@pytest.mark.pooler
+async def test_through_pgbouncer_a_direct_services_settings_are_refused(
+    service: ServiceUnderTest, database_url: URL, pgbouncer: PgBouncer
+) -> None:
+    # Without the pooler setting a service sends its session timeouts as startup parameters.
+    engine = create_engine(pooled_settings(service, database_url, pgbouncer, "none"))
+    try:
+        with pytest.raises(DBAPIError, match="unsupported startup parameter: statement_timeout"):
+            async with engine.connect():
+                pass
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.pooler
+async def test_through_pgbouncer_named_prepared_statements_fail_outside_transactions(
+    service: ServiceUnderTest, database_url: URL, pgbouncer: PgBouncer
+) -> None:
+    # Why the pooler setting is not SQLAlchemy's other documented remedy (a unique name per
+    # prepared statement): prepared and run in two exchanges, a statement outside a transaction
+    # may be run on a server connection where it was never prepared.
+    settings = pooled_settings(service, database_url, pgbouncer, "pgbouncer")
+    engine = create_async_engine(
+        settings.database_url,
+        isolation_level="AUTOCOMMIT",
+        pool_size=CLIENTS,
+        connect_args={
+            **connect_args(settings),
+            "prepared_statement_name_func": lambda: f"__asyncpg_{uuid.uuid4()}__",
+        },
+    )
+
+    errors = await failed_statements(engine)
+
+    assert errors
+    assert all("prepared statement" in error for error in errors), errors[:3]
+
+
+@pytest.mark.pooler
+async def test_through_pgbouncer_the_session_timeouts_are_the_poolers(
+    service: ServiceUnderTest, database_url: URL, pgbouncer: PgBouncer
+) -> None:
+    engine = create_engine(pooled_settings(service, database_url, pgbouncer, "pgbouncer"))
+    try:
+        async with engine.connect() as connection:
+            statement_timeout = await connection.scalar(text("SHOW statement_timeout"))
+            idle = await connection.scalar(text("SHOW idle_in_transaction_session_timeout"))
+            application = await connection.scalar(text("SHOW application_name"))
+    finally:
+        await engine.dispose()
+
+    assert (statement_timeout, idle) == ("10s", "30s")
+    assert application == service.settings(database_url).service_name

@@ -5,7 +5,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsConfigDict
 
 from common.auth import JwksSettings
-from common.settings import AppBaseSettings, SettingsError
+from common.settings import AppBaseSettings, Pooler, SettingsError
 
 
 class ShopSettings(AppBaseSettings):
@@ -176,4 +176,16 @@ def test_a_wildcard_origin_with_credentials_is_refused_at_startup(
     monkeypatch.setenv("SHOP_CORS_ALLOW_CREDENTIALS", "true")
 
     with pytest.raises(ValidationError, match="may not be \\* while SHOP_CORS_ALLOW_CREDENTIALS"):
+        ShopSettings()
+
+
+def test_the_pooler_is_none_unless_pgbouncer_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SHOP_DB_POOLER", raising=False)
+    assert ShopSettings().db_pooler is Pooler.NONE
+
+    monkeypatch.setenv("SHOP_DB_POOLER", "pgbouncer")
+    assert ShopSettings().db_pooler is Pooler.PGBOUNCER
+
+    monkeypatch.setenv("SHOP_DB_POOLER", "pgpool")
+    with pytest.raises(ValidationError, match="db_pooler"):
         ShopSettings()

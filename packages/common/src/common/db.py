@@ -25,7 +25,7 @@ from sqlalchemy.orm import (
 )
 from uuid_utils.compat import uuid7
 
-from common.settings import AppBaseSettings
+from common.settings import AppBaseSettings, Pooler
 
 # Deterministic constraint names, so migrations can drop and alter what they created.
 NAMING_CONVENTION = {
@@ -100,20 +100,51 @@ def create_engine(settings: AppBaseSettings, *, autocommit: bool = False) -> Asy
         # No ping on every checkout (a round trip per request): a connection found dead fails
         # its request with 503 and invalidates the pool, so the next requests reconnect.
         pool_pre_ping=False,
-        connect_args={
-            "timeout": settings.db_connect_timeout_seconds,
-            "command_timeout": settings.db_command_timeout_seconds,
-            "server_settings": {
-                "application_name": settings.service_name,
-                "statement_timeout": str(settings.db_statement_timeout_ms),
-                "idle_in_transaction_session_timeout": str(
-                    settings.db_idle_in_transaction_timeout_ms
-                ),
-            },
-        },
+        connect_args=connect_args(settings),
     )
     event.listen(engine.sync_engine, "handle_error", _timeout_is_disconnect)
     return engine
+
+
+def session_timeouts(settings: AppBaseSettings) -> dict[str, str]:
+    """The server-side limits of every session of the service, as Postgres settings."""
+    return {
+        "statement_timeout": str(settings.db_statement_timeout_ms),
+        "idle_in_transaction_session_timeout": str(settings.db_idle_in_transaction_timeout_ms),
+    }
+
+
+def connect_args(settings: AppBaseSettings) -> dict[str, Any]:
+    """What asyncpg is given for each new connection.
+
+    Through PgBouncer in transaction mode, two consecutive statements outside a transaction may
+    reach two server connections, and a statement prepared on one does not exist on the other.
+    With both statement caches off (asyncpg's and SQLAlchemy's), asyncpg prepares each statement
+    unnamed and parses it again in the very message sequence that runs it, so it never relies
+    on an earlier one. SQLAlchemy's other documented remedy, a unique name per prepared statement
+    (`prepared_statement_name_func`), still prepares and runs in two sequences: outside a
+    transaction (the read engine, in autocommit) that fails under load (docs/deployment.md:
+    PgBouncer, measured). PgBouncer 1.18 refuses startup parameters it does not track, so the
+    session timeouts are the pooler's to set there (`connect_query`).
+    """
+    args: dict[str, Any] = {
+        "timeout": settings.db_connect_timeout_seconds,
+        "command_timeout": settings.db_command_timeout_seconds,
+    }
+    if settings.db_pooler is Pooler.PGBOUNCER:
+        return {
+            **args,
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            "server_settings": {"application_name": settings.service_name},
+        }
+    return {
+        **args,
+        "server_settings": {
+            "application_name": settings.service_name,
+            **session_timeouts(settings),
+        },
+    }
 
 
 def _timeout_is_disconnect(context: ExceptionContext) -> None:

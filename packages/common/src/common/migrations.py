@@ -72,5 +72,7 @@ def _run_on(connection: Connection, target_metadata: MetaData) -> None:
 
 
 def _lock_key(connection: Connection) -> int:
-    database = connection.engine.url.database or ""
+    # The server's name for the database, not the URL's: through PgBouncer a migrator may connect
+    # under an alias (`things_migrate`) while another reaches `things` directly.
+    database = connection.scalar(text("SELECT current_database()")) or ""
     return zlib.crc32(f"alembic:{database}".encode())

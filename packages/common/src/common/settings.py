@@ -40,6 +40,13 @@ PROFILES: dict[Environment, dict[str, Any]] = {
 }
 
 
+class Pooler(StrEnum):
+    """What stands between a service and Postgres (`<PREFIX>_DB_POOLER`)."""
+
+    NONE = "none"  # a direct connection
+    PGBOUNCER = "pgbouncer"  # PgBouncer in transaction mode (docs/deployment.md)
+
+
 class SettingsError(ValueError):
     """The configuration is unsafe or incomplete for the environment it runs in."""
 
@@ -108,6 +115,11 @@ class AppBaseSettings(BaseSettings):
     )
     db_idle_in_transaction_timeout_ms: int = Field(
         default=30_000, ge=0, description="Postgres ends a session idle inside a transaction"
+    )
+    db_pooler: Pooler = Field(
+        default=Pooler.NONE,
+        description="pgbouncer when the URL goes through PgBouncer in transaction mode (then the "
+        "pooler sets the two timeouts above)",
     )
     max_request_body_bytes: int = Field(
         default=1024 * 1024, ge=1, description="Larger request bodies are refused with 413"

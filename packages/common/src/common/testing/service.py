@@ -11,7 +11,8 @@ from sqlalchemy.engine import URL
 
 from common.app import create_app
 from common.db import Database
-from common.settings import AppBaseSettings
+from common.settings import AppBaseSettings, Pooler
+from devstack.postgres import test_database_pooler
 
 # `build_app(settings, database=...)`: the service's app, as its `main.py` builds it, on the
 # engines the tests give it. Typed loosely: each service's builder takes its own settings class.
@@ -40,6 +41,8 @@ class ServiceUnderTest:
         values: dict[str, Any] = {
             "ENVIRONMENT": "test",
             "database_url": database_url.render_as_string(hide_password=False),
+            # The test run's traffic may go through a pooler (common.testing.plugin).
+            "db_pooler": test_database_pooler() or Pooler.NONE,
             "migrations_dir": self.project_dir / "alembic",
             **self.settings_overrides,
             **overrides,

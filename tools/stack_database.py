@@ -1,0 +1,109 @@
+"""The native stack's Postgres: each service's database and role, and its migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from common.revisions import applied_revisions, expected_heads
+from devstack.postgres import EmbeddedPostgres
+from stack_services import Service, StackError
+from stack_state import ROOT
+
+INIT_SCRIPT = ROOT / "infra" / "postgres" / "10-service-databases.sh"
+
+Say = Callable[[str], None]
+# What a service's settings read to reach its database (and the rest of the stack).
+EnvFor = Callable[[Service], dict[str, str]]
+
+
+def create_databases(postgres: EmbeddedPostgres, services: Sequence[Service]) -> None:
+    """Each service's database and login role, made when missing (the role's password is its
+    name: a loopback-only development server)."""
+    # The very script the postgres image runs in Docker, pointed at the embedded server.
+    env = {
+        **os.environ,
+        "PATH": f"{postgres.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PGHOST": postgres.host,
+        "PGPORT": str(postgres.port),
+        "POSTGRES_USER": "postgres",
+        "SERVICE_DATABASES": " ".join(s.database for s in services),
+        **{f"{s.database.upper()}_DB_PASSWORD": s.database for s in services},
+    }
+    result = subprocess.run(
+        ["bash", str(INIT_SCRIPT)], env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise StackError(f"creating the service databases failed:\n{result.stderr.strip()}")
+
+
+def migrate(
+    postgres: EmbeddedPostgres, services: Sequence[Service], *, env_for: EnvFor, say: Say
+) -> None:
+    """Every service's database at the head of its migrations."""
+    # A database already at the head of its scripts needs no Alembic run (a few seconds of
+    # imports each); the others migrate side by side, each in its own database.
+    current = asyncio.run(current_revisions(postgres, services))
+    behind = [
+        service
+        for service in services
+        if current[service.name] != expected_heads(service.directory / "alembic")
+    ]
+    for service in services:
+        if service not in behind:
+            say(f"{service.name}: migrations up to date")
+    failed = []
+    for service, (code, output) in run_alembic(
+        behind, ["upgrade", "head"], env_for=env_for
+    ).items():
+        if code != 0:
+            tail = "\n".join(f"  {line}" for line in output.strip().splitlines()[-15:])
+            failed.append(f"migrations of {service.name} failed:\n{tail}")
+        else:
+            say(f"{service.name}: migrations applied")
+    if failed:
+        raise StackError("\n".join(failed))
+
+
+def run_alembic(
+    services: Sequence[Service], arguments: Sequence[str], *, env_for: EnvFor
+) -> dict[Service, tuple[int, str]]:
+    """`alembic <arguments>` in each service's folder, side by side, on its stack database;
+    each one's exit status and output."""
+    running = {
+        service: subprocess.Popen(
+            [sys.executable, "-m", "alembic", *arguments],
+            cwd=service.directory,
+            env={**os.environ, **env_for(service)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for service in services
+    }
+    results = {}
+    for service, process in running.items():
+        output = process.communicate()[0]
+        results[service] = (process.returncode, output)
+    return results
+
+
+async def current_revisions(
+    postgres: EmbeddedPostgres, services: Sequence[Service]
+) -> dict[str, frozenset[str]]:
+    """Each service's database's Alembic revisions (none in a new database)."""
+    revisions = {}
+    for service in services:
+        engine = create_async_engine(postgres.url(database=service.database), poolclass=NullPool)
+        try:
+            async with engine.connect() as connection:
+                revisions[service.name] = await applied_revisions(connection)
+        finally:
+            await engine.dispose()
+    return revisions
