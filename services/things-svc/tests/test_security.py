@@ -12,6 +12,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.testing import (
+    READ_ONLY,
     TokenFactory,
     app_operations,
     bad_token_failures,
@@ -27,6 +28,9 @@ BODIES: dict[str, dict[str, Any]] = {
     "create_thing_api_v1_things_post": {"name": "Lamp"},
     "update_thing_api_v1_things__thing_id__patch": {"name": "Renamed"},
 }
+
+# Fields no client may set: each one added to a valid body must answer 422.
+MASS_ASSIGNED: dict[str, Any] = {**READ_ONLY, "owner_id": str(uuid.uuid4())}
 
 
 async def make_thing(client: AsyncClient, auth: dict[str, str]) -> str:
@@ -103,7 +107,7 @@ async def test_mass_assignment_is_422_and_changes_nothing(
     before = await every_row(db_session)
 
     failures = await mass_assignment_failures(
-        client, headers=auth, path_value=thing_id, bodies=BODIES
+        client, headers=auth, path_value=thing_id, bodies=BODIES, fields=MASS_ASSIGNED
     )
 
     assert failures == []

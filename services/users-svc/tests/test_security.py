@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from users_factories import PASSWORD, Accounts
 
 from common.testing import (
+    READ_ONLY,
     Operation,
     TokenFactory,
     app_operations,
@@ -51,6 +52,14 @@ BODIES: dict[str, dict[str, Any]] = {
     "log_in_api_v1_auth_login_post": {"email": "ada@example.com", "password": PASSWORD},
     "refresh_api_v1_auth_refresh_post": {"refresh_token": UNKNOWN_REFRESH_TOKEN},
     "log_out_api_v1_auth_logout_post": {"refresh_token": UNKNOWN_REFRESH_TOKEN},
+}
+
+# Fields no client may set: each one added to a valid body must answer 422.
+MASS_ASSIGNED: dict[str, Any] = {
+    **READ_ONLY,
+    "is_superuser": True,
+    "is_active": False,
+    "hashed_password": "$argon2id$forged",
 }
 
 
@@ -154,7 +163,7 @@ async def test_mass_assignment_is_422_and_changes_nothing(
     before = await every_row(db_session)
 
     failures = await mass_assignment_failures(
-        client, headers=ada.auth, path_value=ada.id, bodies=BODIES
+        client, headers=ada.auth, path_value=ada.id, bodies=BODIES, fields=MASS_ASSIGNED
     )
 
     assert failures == []

@@ -7,7 +7,7 @@ The pytest plugin in `common.testing.plugin` is registered through an entry poin
 
 from common.testing.dependencies import threaded_dependencies
 from common.testing.matrices import (
-    MASS_ASSIGNED,
+    READ_ONLY,
     bad_token_failures,
     every_row,
     make_item_for,
@@ -30,8 +30,8 @@ from common.testing.tokens import (
 )
 
 __all__ = [
-    "MASS_ASSIGNED",
     "OPENAPI_FILE",
+    "READ_ONLY",
     "Operation",
     "ServiceUnderTest",
     "TokenFactory",
