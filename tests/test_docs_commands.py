@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack.postgres import scratch_dir
 from devstack.processes import free_port
 from devstack.repository import copy_repository
 
@@ -97,8 +98,15 @@ def test_every_command_shown_is_accounted_for() -> None:
 
 
 @pytest.fixture(scope="module")
-def copy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
-    root = copy_repository(ROOT, tmp_path_factory.mktemp("docs") / "repo", commit=True)
+def copy() -> Iterator[tuple[Path, dict[str, str]]]:
+    # Not under pytest's tmp_path: another pytest session on the machine would make it 0700,
+    # locking the embedded Postgres's unprivileged user out of the copy's binaries.
+    with scratch_dir("docs-commands-") as folder:
+        yield from in_a_copy(folder)
+
+
+def in_a_copy(folder: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+    root = copy_repository(ROOT, folder / "repo", commit=True)
     env = {
         key: value
         for key, value in os.environ.items()

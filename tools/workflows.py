@@ -82,8 +82,10 @@ def checkout(**options: Any) -> dict[str, Any]:
     }
 
 
-def member_workflow(workspace: Workspace, member: Member) -> dict[str, Any]:
-    paths = sorted(
+def member_paths(workspace: Workspace, member: Member) -> list[str]:
+    """What a change must touch to run the member's workflow: its folder, the folders of the
+    members it depends on, the shared files, and the workflow itself."""
+    return sorted(
         {
             f"{member.path}/**",
             *(
@@ -94,32 +96,54 @@ def member_workflow(workspace: Workspace, member: Member) -> dict[str, Any]:
             workflow_path(member.name),
         }
     )
+
+
+def member_job(workspace: Workspace, member: Member) -> dict[str, Any]:
+    """The member's one job: its check, as `make check-member` runs it, against a Postgres
+    service container (a service's own database named by its own setting)."""
     env = {"TEST_DATABASE_URL": f"{POSTGRES_URL}/postgres"}
     database = "postgres"
     if member.has_migrations:
         database = service_stem(member.name)
         prefix = env_prefix_of(workspace.root / member.path)
         env[f"{prefix}DATABASE_URL"] = f"{POSTGRES_URL}/{database}"
-
-    steps: list[dict[str, Any]] = [
-        checkout(),
-        {
-            "name": "Install uv",
-            "uses": SETUP_UV,
-            "with": {
-                "version": uv_version(workspace.root),
-                "enable-cache": True,
-                "cache-dependency-glob": "uv.lock",
+    setup_uv = {
+        "version": uv_version(workspace.root),
+        "enable-cache": True,
+        "cache-dependency-glob": "uv.lock",
+    }
+    return {
+        # The check run's name: the gate waits for it by this name.
+        "name": member.name,
+        "runs-on": RUNNER,
+        "timeout-minutes": 20,
+        "services": {
+            "postgres": {
+                "image": POSTGRES_IMAGE,
+                "env": {"POSTGRES_PASSWORD": "postgres", "POSTGRES_DB": database},
+                "ports": ["5432:5432"],
+                "options": (
+                    "--health-cmd pg_isready --health-interval 5s "
+                    "--health-timeout 5s --health-retries 12"
+                ),
+            }
+        },
+        "env": env,
+        "steps": [
+            checkout(),
+            {"name": "Install uv", "uses": SETUP_UV, "with": setup_uv},
+            {
+                # tools/member_check.py: only this member's own dependencies installed, then
+                # lint, types, migrations against the service container and tests.
+                "name": f"Check {member.name} alone",
+                "run": f"make check-member MEMBER={member.name}",
             },
-        },
-        {
-            # tools/member_check.py: only this member's own dependencies installed, then lint,
-            # types, migrations against the service container and tests, as `make` runs them.
-            "name": f"Check {member.name} alone",
-            "run": f"make check-member MEMBER={member.name}",
-        },
-    ]
+        ],
+    }
 
+
+def member_workflow(workspace: Workspace, member: Member) -> dict[str, Any]:
+    paths = member_paths(workspace, member)
     return {
         "name": member.name,
         "on": {
@@ -133,27 +157,7 @@ def member_workflow(workspace: Workspace, member: Member) -> dict[str, Any]:
             # Superseded pull request runs are cancelled; every commit on main is checked.
             "cancel-in-progress": "${{ github.event_name == 'pull_request' }}",
         },
-        "jobs": {
-            "check": {
-                # The check run's name: the gate waits for it by this name.
-                "name": member.name,
-                "runs-on": RUNNER,
-                "timeout-minutes": 20,
-                "services": {
-                    "postgres": {
-                        "image": POSTGRES_IMAGE,
-                        "env": {"POSTGRES_PASSWORD": "postgres", "POSTGRES_DB": database},
-                        "ports": ["5432:5432"],
-                        "options": (
-                            "--health-cmd pg_isready --health-interval 5s "
-                            "--health-timeout 5s --health-retries 12"
-                        ),
-                    }
-                },
-                "env": env,
-                "steps": steps,
-            }
-        },
+        "jobs": {"check": member_job(workspace, member)},
     }
 
 

@@ -199,6 +199,21 @@ FREEZES = {
 
 
 @pytest.mark.parametrize("freeze", FREEZES.values(), ids=FREEZES.keys())
+async def frozen_for(postgres: EmbeddedPostgres, seconds: float) -> None:
+    """Postgres and every process of it stopped (SIGSTOP) for `seconds`, then resumed."""
+    pid = postgres.pid()
+    assert pid is not None
+    postmaster = psutil.Process(pid)
+    processes = [postmaster, *postmaster.children(recursive=True)]
+    for process in processes:
+        process.suspend()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        for process in processes:
+            process.resume()
+
+
 async def test_postgres_frozen(
     freeze: Freeze, start_things: ThingsStarter, postgres: EmbeddedPostgres, report: Report
 ) -> None:
@@ -214,18 +229,8 @@ async def test_postgres_frozen(
     async with start_things(**timeout) as things:
         run, load = cycle(things, kinds, rate=40, seconds=freeze.seconds + 8)
         await asyncio.sleep(2)
-        pid = postgres.pid()
-        assert pid is not None
-        postmaster = psutil.Process(pid)
-        processes = [postmaster, *postmaster.children(recursive=True)]
         frozen = run.at(time.monotonic())
-        for process in processes:
-            process.suspend()
-        try:
-            await asyncio.sleep(freeze.seconds)
-        finally:
-            for process in processes:
-                process.resume()
+        await frozen_for(postgres, freeze.seconds)
         thawed = run.at(time.monotonic())
         await load
         lost = {r.body["id"] for r in run.records if r.status == 201} - await stored_ids(things)

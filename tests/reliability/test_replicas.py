@@ -10,7 +10,8 @@ and Postgres must never hold more server connections than PgBouncer's pool.
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
 import asyncpg
 import httpx
@@ -107,22 +108,17 @@ async def stored(runner: StackRunner, ids: set[str]) -> set[str]:
         await connection.close()
 
 
-async def test_a_killed_replica_of_each_service_loses_nothing(
-    scaled_stack: StackRunner, report: Report
-) -> None:
-    things_url = scaled_stack.service("things-svc").base_url
-    users_url = scaled_stack.service("users-svc").base_url
-    headers = {"Authorization": f"Bearer {await asyncio.to_thread(token_for, users_url)}"}
+def loads_on(
+    things_url: str, users_url: str, *, headers: dict[str, str], runs: dict[str, Run]
+) -> list[Coroutine[Any, Any, Run]]:
+    """Open-loop load on both services: things-svc's writes and reads, users-svc's `/me`."""
 
     def things(index: int) -> Call:
         if index % 2:
             return Call("read", "GET", "/api/v1/things?limit=5")
         return Call("write", "POST", "/api/v1/things", {"name": f"load-{index}"})
 
-    runs = {name: Run(started_at=time.monotonic()) for name in ("things-svc", "users-svc")}
-    stop = asyncio.Event()
-    sampler = asyncio.create_task(peak_server_connections(scaled_stack, stop))
-    loads = [
+    return [
         open_loop(
             things_url,
             things,
@@ -140,6 +136,19 @@ async def test_a_killed_replica_of_each_service_loses_nothing(
             run=runs["users-svc"],
         ),
     ]
+
+
+async def test_a_killed_replica_of_each_service_loses_nothing(
+    scaled_stack: StackRunner, report: Report
+) -> None:
+    things_url = scaled_stack.service("things-svc").base_url
+    users_url = scaled_stack.service("users-svc").base_url
+    headers = {"Authorization": f"Bearer {await asyncio.to_thread(token_for, users_url)}"}
+
+    runs = {name: Run(started_at=time.monotonic()) for name in ("things-svc", "users-svc")}
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(peak_server_connections(scaled_stack, stop))
+    loads = loads_on(things_url, users_url, headers=headers, runs=runs)
     load = asyncio.gather(*loads)
     await asyncio.sleep(KILL_AT)
     kill = runs["things-svc"].at(time.monotonic())
