@@ -99,6 +99,9 @@ class Stack:
         postgres = self.postgres()
         if not postgres.is_running():
             self._start_postgres(postgres, say)
+        # Every time: a service added since the data folder was made needs its database and role
+        # (the script makes only what is missing).
+        stack_database.create_databases(postgres, self.services)
         env_for = functools.partial(self.service_env, postgres=postgres)
         stack_database.migrate(postgres, self.services, env_for=env_for, say=say)
         return postgres
@@ -118,7 +121,6 @@ class Stack:
             postgres.start()
         except EmbeddedPostgresError as exc:
             raise StackError(f"Postgres did not start: {exc}") from None
-        stack_database.create_databases(postgres, self.services)
 
     def _start_pooler(self, postgres: EmbeddedPostgres, say: Say) -> PgBouncer:
         pooler = stack_scale.pgbouncer(
