@@ -4,6 +4,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import DomainError, ForbiddenError
+from common.metrics import LOGIN_FAILURES
 from users_svc.domains.auth.schemas import AccessToken
 from users_svc.domains.users import repository
 from users_svc.passwords import PasswordHasher
@@ -20,6 +21,7 @@ class InvalidCredentialsError(DomainError):
 
     def __init__(self) -> None:
         super().__init__("Incorrect email or password.")
+        LOGIN_FAILURES.labels("invalid_credentials").inc()
 
 
 class AccountDeactivatedError(ForbiddenError):
