@@ -69,6 +69,10 @@ test-browser: sync ## Each service's /docs in headless Chromium (needs Debian's 
 test-scaffold: sync ## Generate a service and a domain in a copy of the repository, check it all
 	$(UV) run --no-sync pytest -m scaffold tests $(PYTEST_ARGS)
 
+.PHONY: test-observability
+test-observability: sync ## Debian's prometheus scraping the native stack (needs Debian's prometheus)
+	$(UV) run --no-sync pytest -m observability tests $(PYTEST_ARGS)
+
 .PHONY: test-reliability
 test-reliability: sync ## Break Postgres and the services under load on purpose (a few minutes)
 	$(UV) run --no-sync pytest -m reliability tests/reliability $(PYTEST_ARGS)
@@ -144,8 +148,9 @@ seed: sync ## A few users and things in the stack, through the public APIs (idem
 	@$(UV) run --no-sync python tools/seed_stack.py
 
 .PHONY: up
-up: sync ## Start every service with its database, print each URL (MODE=docker|native, ATTACH=1)
-	@$(STACK) up --mode $(MODE) $(if $(filter-out 0,$(ATTACH)),--attach)
+up: sync ## Start every service with its database, print each URL (MODE=docker|native, ATTACH=1, OBSERVABILITY=1)
+	@$(STACK) up --mode $(MODE) $(if $(filter-out 0,$(ATTACH)),--attach) \
+		$(if $(filter-out 0,$(OBSERVABILITY)),--observability)
 
 .PHONY: down
 down: sync ## Stop everything `make up` started (the data stays)

@@ -25,6 +25,7 @@ import httpx
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+import observability as obs
 import supervisor
 from common.revisions import applied_revisions, expected_heads
 from devstack.postgres import EmbeddedPostgres, EmbeddedPostgresError
@@ -127,8 +128,9 @@ class Stack:
 
     # -- up ---------------------------------------------------------------------------------
 
-    def up(self, *, say: Say = print) -> None:
-        """Start everything and wait until every service is ready; on failure stop it all."""
+    def up(self, *, say: Say = print, observability: bool = False) -> None:
+        """Start everything and wait until every service is ready; on failure stop it all.
+        With `observability`, Prometheus too, scraping every service (tools/observability.py)."""
         self._clear_leftovers(say)
         busy = [s for s in self.services if not port_is_free(HOST, s.port)]
         if busy:
@@ -140,7 +142,7 @@ class Stack:
         try:
             postgres = self.start_database(say)
             self._migrate(postgres, say)
-            self._start_services(postgres)
+            self._start_services(postgres, observability=observability)
         except BaseException:
             self.down(say=lambda _: None)
             raise
@@ -264,7 +266,8 @@ class Stack:
     def service_env(
         self, service: Service, postgres: EmbeddedPostgres | None = None
     ) -> dict[str, str]:
-        """What a service's settings read: its database (as its own role) and the profile."""
+        """What a service's settings read: its database (as its own role), where it serves its
+        metrics, and the profile."""
         issuer = next((s for s in self.services if s.name == TOKEN_ISSUER_SERVICE), None)
         return {
             "ENVIRONMENT": os.environ.get("ENVIRONMENT", "development"),
@@ -273,14 +276,22 @@ class Stack:
                 service.env_prefix,
                 database_url=self.database_url(service, postgres),
                 token_issuer=issuer.base_url if issuer is not None else None,
+                metrics_port=obs.metrics_port(service.database, service.port),
             ),
         }
 
-    def _start_services(self, postgres: EmbeddedPostgres) -> None:
+    def _start_services(self, postgres: EmbeddedPostgres, *, observability: bool) -> None:
         programs = [
             supervisor.Program(s.name, s.directory, supervisor.service_command(s.app, s.port))
             for s in self.services
         ]
+        prometheus = None
+        if observability:
+            prometheus = obs.Prometheus.for_stack(
+                self.state_dir,
+                {s.name: obs.metrics_port(s.database, s.port) for s in self.services},
+            )
+            programs.append(prometheus.program)
         env = {k: v for s in self.services for k, v in self.service_env(s, postgres).items()}
         process = supervisor.start(
             programs, env, folder=self.state_dir, log_file=self.log_file, root=ROOT
@@ -291,16 +302,18 @@ class Stack:
             postgres_port=postgres.port,
             supervisor_pid=process.pid,
             processes=[(process.pid, process.create_time())],
+            prometheus_port=prometheus.port if prometheus is not None else None,
         )
         state.save(self.state_file)
-        self._wait_until_ready(process.pid)
+        ready = {} if prometheus is None else {"prometheus": f"{prometheus.url}/-/ready"}
+        self._wait_until_ready(process.pid, ready)
         state.processes += [
             (child.pid, child.create_time()) for child in process.children(recursive=True)
         ]
         state.save(self.state_file)
 
-    def _wait_until_ready(self, supervisor_pid: int) -> None:
-        waiting = {s.name: f"{s.base_url}/health/ready" for s in self.services}
+    def _wait_until_ready(self, supervisor_pid: int, others: dict[str, str]) -> None:
+        waiting = {s.name: f"{s.base_url}/health/ready" for s in self.services} | others
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         with httpx.Client(timeout=2.0) as client:
             while waiting:
@@ -358,6 +371,8 @@ class Stack:
                 except httpx.TransportError:
                     health = "down"
                 lines.append(f"{name:<10} {health:<16}{url}/docs")
+        if state.prometheus_port is not None:
+            lines.append(f"{'prometheus':<10} {'':<16}http://{HOST}:{state.prometheus_port}")
         return lines
 
     def log_tail(self, lines: int = 20) -> str:

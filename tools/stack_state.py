@@ -35,6 +35,8 @@ class State:
     # The supervisor and every process under it, with their start times: a process id reused
     # since (after a reboot, say) is never taken for one of ours.
     processes: list[tuple[int, float]] = field(default_factory=list)
+    # Set when the observability profile runs (`make up OBSERVABILITY=1`).
+    prometheus_port: int | None = None
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +54,7 @@ class State:
             postgres_port=raw.get("postgres_port"),
             supervisor_pid=raw.get("supervisor_pid"),
             processes=[(pid, started) for pid, started in raw.get("processes", [])],
+            prometheus_port=raw.get("prometheus_port"),
         )
 
 
