@@ -64,7 +64,7 @@ def scrape_config(targets: Mapping[str, str], *, interval: str = SCRAPE_INTERVAL
             {
                 "job_name": name,
                 "metrics_path": "/metrics",
-                "static_configs": [{"targets": [target], "labels": {"service": name}}],
+                "static_configs": [{"targets": [target]}],
             }
             for name, target in sorted(targets.items())
         ],
