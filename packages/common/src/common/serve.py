@@ -75,7 +75,9 @@ def import_app(options: dict[str, Any]) -> None:
 def share_metrics_between_workers(options: dict[str, Any]) -> None:
     """Several workers write their metrics to one folder (before anything imports
     prometheus_client, which reads the variable once)."""
-    if (options.get("workers") or 1) <= 1:
+    # uvicorn reads WEB_CONCURRENCY itself; the resilient parse above does not.
+    workers = options.get("workers") or int(os.environ.get("WEB_CONCURRENCY") or 1)
+    if workers <= 1:
         return
     given = os.environ.get(MULTIPROCESS_DIR_ENV)
     if not given:
