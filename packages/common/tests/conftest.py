@@ -5,9 +5,6 @@ import pytest
 
 from common.testing import ServiceUnderTest
 
-# Runs pytest on small test files, to check what the plugin does to a run (test_logs.py).
-pytest_plugins = ["pytester"]
-
 SAMPLE_DIR = Path(__file__).parent / "sample"
 # The sample service is not an installed package: make it importable for the app and Alembic.
 sys.path.insert(0, str(SAMPLE_DIR))
