@@ -61,8 +61,10 @@ def test_several_workers_share_a_metrics_folder_emptied_of_an_earlier_run(
 ) -> None:
     from common.serve import command_line, share_metrics_between_workers
 
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "WEB_CONCURRENCY"):
+        # Set, then deleted: monkeypatch then removes what the code under test sets, afterwards.
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     share_metrics_between_workers(command_line(["x:app"]))
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ  # one worker: its own registry
 
