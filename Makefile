@@ -45,18 +45,20 @@ install: sync ## Set up a development checkout, with the pre-commit git hook
 	fi
 	@echo "Ready: try 'make test'."
 
-# Debian's pgbouncer and haproxy, which devstack runs (`make up POOLER=1 REPLICAS=3`, the tests of
-# its pooler and balancer, the suites through PgBouncer): installed when missing, as `make bench`
-# installs wrk. `make test` needs neither.
+# Debian's pgbouncer, haproxy and prometheus, which devstack runs (`make up POOLER=1 REPLICAS=3
+# OBSERVABILITY=1`, the tests of its pooler, balancer and scraper, the suites through PgBouncer):
+# installed when missing, as `make bench` installs wrk. `make test` needs none of them.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+SYSTEM_PROGRAMS ?= pgbouncer haproxy
 .PHONY: system-packages
 system-packages:
-	@missing=""; for program in pgbouncer haproxy; do \
+	@missing=""; for program in $(SYSTEM_PROGRAMS); do \
 		command -v $$program >/dev/null || [ -x /usr/sbin/$$program ] || missing="$$missing $$program"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "not found:$$missing: installing Debian's$$missing"; \
-		$(SUDO) apt-get install -y $$missing || { $(SUDO) apt-get update && $(SUDO) apt-get install -y $$missing; }; \
+		$(SUDO) apt-get install -y --no-install-recommends $$missing \
+			|| { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $$missing; }; \
 	fi
 
 .PHONY: test
@@ -86,6 +88,10 @@ test-scaffold: sync ## Generate a service and a domain in a copy of the reposito
 .PHONY: test-docs
 test-docs: sync ## Every command README.md and docs/ show, run on a fresh copy (several minutes)
 	$(UV) run --no-sync pytest -m docs tests/test_docs_commands.py $(PYTEST_ARGS)
+.PHONY: test-observability
+test-observability: SYSTEM_PROGRAMS = prometheus
+test-observability: sync system-packages ## Debian's prometheus scraping the native stack
+	$(UV) run --no-sync pytest -m observability tests $(PYTEST_ARGS)
 
 .PHONY: test-reliability
 test-reliability: sync system-packages ## Break Postgres and the services under load on purpose (a few minutes)
@@ -210,9 +216,12 @@ seed: sync ## A few users and things in the stack, through the public APIs (idem
 	@$(UV) run --no-sync python tools/seed_stack.py
 
 .PHONY: up
-up: sync $(if $(or $(filter-out 0,$(POOLER)),$(filter-out 1,$(REPLICAS))),system-packages) ## Start every service with its database, print each URL (MODE=docker|native, ATTACH=1, POOLER=1, REPLICAS=3)
+up: SYSTEM_PROGRAMS = $(if $(filter-out 0,$(POOLER)),pgbouncer) \
+	$(if $(filter-out 1,$(REPLICAS)),haproxy) $(if $(filter-out 0,$(OBSERVABILITY)),prometheus)
+up: sync system-packages ## Start every service with its database, print each URL (MODE=docker|native, ATTACH=1, POOLER=1, REPLICAS=3, OBSERVABILITY=1)
 	@$(STACK) up --mode $(MODE) $(if $(filter-out 0,$(ATTACH)),--attach) \
-		$(if $(filter-out 0,$(POOLER)),--pooler) $(if $(REPLICAS),--replicas $(REPLICAS))
+		$(if $(filter-out 0,$(POOLER)),--pooler) $(if $(REPLICAS),--replicas $(REPLICAS)) \
+		$(if $(filter-out 0,$(OBSERVABILITY)),--observability)
 
 .PHONY: down
 down: sync ## Stop everything `make up` started (the data stays)

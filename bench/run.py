@@ -1,5 +1,5 @@
-"""`make bench`: the services and a freshly generated domain against a raw asyncpg floor, on
-loopback, in one run.
+"""`make bench`: the services, a freshly generated domain and the services with tracing on, against
+a raw asyncpg floor, on loopback, in one run.
 
 It starts an embedded Postgres in a scratch folder, makes, migrates and seeds identical databases
 per target (bench/seed.py), and runs the targets (bench/targets.py) under uvicorn, one worker
@@ -51,9 +51,11 @@ from targets import (
     floor_process,
     generated_copy,
     migrate,
+    otlp_sink_process,
     production_python,
     service_process,
     start_server,
+    traced_env,
 )
 
 from common.auth import JWKS_PATH, SigningKey, access_claims
@@ -106,7 +108,9 @@ async def start_targets(
 ) -> SigningKey:
     """Every target's processes, ready; the key users-svc signs with."""
     key = SigningKey.generate()
-    floor, services, generated = targets
+    floor, services, generated, traced = targets
+    # Where the traced target's spans go; kept with the floor's processes (stopped with them).
+    sink = floor.servers["otlp-sink"] = await start_server(otlp_sink_process(folder), starts=1)
     floor.servers["things"] = floor.servers["users"] = await start_server(
         floor_process(
             things_dsn=asyncpg_dsn(postgres.url(database=floor.database("things"))),
@@ -117,7 +121,7 @@ async def start_targets(
         ),
         starts=args.starts,
     )
-    for target in (services, generated):
+    for target in (services, generated, traced):
         for service in target.services:
             url = postgres.url(database=target.database(service), password=DB_PASSWORD)
             settings = {
@@ -130,13 +134,15 @@ async def start_targets(
             if service == "users":
                 settings["signing_key"] = key.private_pem()
             else:
-                settings["jwks_url"] = services.servers["users"].url + JWKS_PATH
+                users = traced if target is traced else services
+                settings["jwks_url"] = users.servers["users"].url + JWKS_PATH
             process = service_process(
                 target.facts(service),
                 python=target.pythons[service],
                 log_dir=folder,
                 label=target.name,
                 settings=settings,
+                env=traced_env(sink.url) if target is traced else None,
             )
             target.servers[service] = await start_server(process, starts=args.starts)
     return key
@@ -234,9 +240,11 @@ def make_targets(folder: Path) -> list[Target]:
     }
     generated = Target("generated", "gen", GENERATED_DOMAIN, ("things",), root=copy)
     generated.pythons = {"things": production_python(copy, "things-svc")}
+    # The same services and environments, tracing 10% of the requests (targets.traced_env).
+    traced = Target("traced", "trc", "things", ("users", "things"), pythons=services.pythons)
     # The floor's databases get the services' schema, by the services' own migrations.
     floor = Target("floor", "floor", "things", ("things", "users"), pythons=services.pythons)
-    return [floor, services, generated]
+    return [floor, services, generated, traced]
 
 
 async def start_postgres(postgres: EmbeddedPostgres) -> None:

@@ -4,7 +4,9 @@
 - services: things-svc and users-svc as shipped, with valid tokens;
 - generated: a domain made by `make new-domain SERVICE=things-svc NAME=widgets` in a scratch copy
   of the repository at bench time (the same table shape as things), served by that copy's
-  things-svc: what a user of the template writes.
+  things-svc: what a user of the template writes;
+- traced: the services again, with tracing on (`TRACED_ENV`: 10% of the requests sampled, spans
+  exported over OTLP/HTTP to bench/otlp_sink.py); `services` is the same code with tracing off.
 
 The services run as their images run them: `python -m common.serve` from an environment of their
 own with no development tools and compiled bytecode (`uv sync --no-dev --no-editable`).
@@ -22,7 +24,7 @@ from pathlib import Path
 from seed import Seed
 
 from common.settings import API_PREFIX
-from devstack.processes import ServiceProcess
+from devstack.processes import ServiceProcess, free_port
 from devstack.repository import copy_repository
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +39,16 @@ AUDIENCE = "api"
 # Never checked (the embedded server trusts loopback), but production refuses an empty password.
 DB_PASSWORD = "bench-unchecked"
 GENERATED_DOMAIN = "widgets"
+# Tracing as a production deployment would turn it on: a tenth of the traces, batched OTLP/HTTP.
+TRACED_SAMPLE_RATIO = "0.1"
+
+
+def traced_env(sink_url: str) -> dict[str, str]:
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": sink_url,
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": TRACED_SAMPLE_RATIO,
+    }
 
 
 @dataclass(frozen=True)
@@ -154,10 +166,19 @@ async def start_server(process: ServiceProcess, *, starts: int) -> Server:
 
 
 def service_process(
-    facts: ServiceFacts, *, python: str, log_dir: Path, label: str, settings: dict[str, str]
+    facts: ServiceFacts,
+    *,
+    python: str,
+    log_dir: Path,
+    label: str,
+    settings: dict[str, str],
+    env: dict[str, str] | None = None,
 ) -> ServiceProcess:
-    """A service as production runs it; `settings` are its settings by field name."""
-    env = {"ENVIRONMENT": "production"}
+    """A service as production runs it; `settings` are its settings by field name, `env` other
+    variables (OTEL_*). Its metrics endpoint is on a free port (production's 9000 is one port
+    for all of them)."""
+    settings = {"metrics_port": str(free_port()), "metrics_host": "127.0.0.1", **settings}
+    env = {"ENVIRONMENT": "production", **(env or {})}
     env |= {f"{facts.env_prefix}{name.upper()}": value for name, value in settings.items()}
     return ServiceProcess(
         f"{facts.name} ({label})",
@@ -166,6 +187,17 @@ def service_process(
         env=env,
         log=log_dir / f"{facts.name}-{label}.log",
         python=python,
+        options=["--no-access-log", "--log-level", "warning"],
+    )
+
+
+def otlp_sink_process(log_dir: Path) -> ServiceProcess:
+    return ServiceProcess(
+        "otlp-sink",
+        ["otlp_sink:app", "--app-dir", str(BENCH)],
+        cwd=log_dir,
+        env={},
+        log=log_dir / "otlp-sink.log",
         options=["--no-access-log", "--log-level", "warning"],
     )
 

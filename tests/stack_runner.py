@@ -26,7 +26,9 @@ class StackRunner:
             **os.environ,
             "STACK_DIR": str(state_dir),
             "STACK_POSTGRES_PORT": str(free_port()),
+            "STACK_PROMETHEUS_PORT": str(free_port()),
             **{f"STACK_{name.upper()}_PORT": str(free_port()) for name in names},
+            **{f"STACK_{name.upper()}_METRICS_PORT": str(free_port()) for name in names},
         }
         self.env.pop("MODE", None)
         self.services = {service.name: service for service in discover_services(self.env)}

@@ -13,6 +13,7 @@ import pytest
 from reliability.processes import migrate, service_process, things_env, users_env
 from sqlalchemy.engine import URL
 
+from common.logs import mask_secrets
 from common.testing.plugin import worker_id
 from devstack.postgres import drop_database, recreate_database
 from devstack.processes import ServiceProcess
@@ -87,3 +88,7 @@ async def test_a_users_svc_token_works_on_things_svc_and_things_stay_their_owner
     # things-svc learnt the key over HTTP; users-svc made it on first start, outside the repo.
     assert "/.well-known/jwks.json" in users.log.read_text()
     assert (users.cwd / ".local" / "signing-key.pem").exists()
+    # Passwords and tokens went through both: neither wrote one to its log.
+    for process in (users, things):
+        log = process.log.read_text()
+        assert mask_secrets(log) == log, process.name

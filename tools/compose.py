@@ -16,6 +16,8 @@ from stack_state import DEFAULT_POSTGRES_PORT, HOST
 
 # Inside Compose's network users-svc is `users-svc:8000`: what its tokens name as their issuer.
 COMPOSE_ISSUER = f"http://{TOKEN_ISSUER_SERVICE}:8000"
+# The observability profile's OpenTelemetry Collector, as the services reach it (OTLP over HTTP).
+COLLECTOR_ENDPOINT = "http://otel-collector:4318"
 
 
 def docker_available() -> bool:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+import observability as obs
 import stack_database
 import stack_scale
 import supervisor
@@ -74,8 +75,11 @@ class Stack:
 
     # -- up ---------------------------------------------------------------------------------
 
-    def up(self, *, say: Say = print, scale: Scale = stack_scale.SINGLE) -> None:
-        """Start everything and wait until every service is ready; on failure stop it all."""
+    def up(
+        self, *, say: Say = print, scale: Scale = stack_scale.SINGLE, observability: bool = False
+    ) -> None:
+        """Start everything and wait until every service is ready; on failure stop it all.
+        With `observability`, Prometheus too, scraping every service (tools/observability.py)."""
         self._clear_leftovers(say)
         busy = [s for s in self.services if not port_is_free(HOST, s.port)]
         if busy:
@@ -87,7 +91,9 @@ class Stack:
         try:
             postgres = self.start_database(say)
             pooler = self._start_pooler(postgres, say) if scale.pooler else None
-            self._start_services(postgres, pooler, replicas=scale.replicas)
+            self._start_services(
+                postgres, pooler, replicas=scale.replicas, observability=observability
+            )
         except BaseException:
             self.down(say=lambda _: None)
             raise
@@ -154,7 +160,7 @@ class Stack:
         pooler: PgBouncer | None = None,
     ) -> dict[str, str]:
         """What a service's settings read: its database (as its own role, through the pooler
-        when there is one) and the profile."""
+        when there is one), where it serves its metrics, and the profile."""
         issuer = next((s for s in self.services if s.name == TOKEN_ISSUER_SERVICE), None)
         database_url = (
             self.database_url(service, postgres)
@@ -168,6 +174,7 @@ class Stack:
                 service.env_prefix,
                 database_url=database_url,
                 token_issuer=issuer.base_url if issuer is not None else None,
+                metrics_port=obs.metrics_port(service.database, service.port),
             ),
         }
         if pooler is not None:
@@ -175,24 +182,20 @@ class Stack:
         return env
 
     def _start_services(
-        self, postgres: EmbeddedPostgres, pooler: PgBouncer | None, *, replicas: int
+        self,
+        postgres: EmbeddedPostgres,
+        pooler: PgBouncer | None,
+        *,
+        replicas: int,
+        observability: bool,
     ) -> None:
-        """Every service under honcho, then (with replicas) a balancer on each service's port."""
+        """Every service under honcho (and Prometheus, with `observability`), then (with
+        replicas) a balancer on each service's port."""
         ports = {s.name: stack_scale.replica_ports(replicas) for s in self.services}
-        programs = (
-            [
-                supervisor.Program(s.name, s.directory, supervisor.service_command(s.app, s.port))
-                for s in self.services
-            ]
-            if replicas == 1
-            else [
-                program
-                for s in self.services
-                for program in stack_scale.replica_programs(
-                    s.name, s.directory, s.app, ports[s.name]
-                )
-            ]
-        )
+        programs = self._programs(ports if replicas > 1 else None)
+        prometheus = self._prometheus(ports if replicas > 1 else None) if observability else None
+        if prometheus is not None:
+            programs.append(prometheus.program)
         env = {
             k: v for s in self.services for k, v in self.service_env(s, postgres, pooler).items()
         }
@@ -207,23 +210,58 @@ class Stack:
             processes=[(process.pid, process.create_time())],
             pooler_port=pooler.port if pooler is not None else None,
             replicas=replicas,
+            prometheus_port=prometheus.port if prometheus is not None else None,
         )
         state.save(self.state_file)
         if replicas > 1:
             backends = {f"{n}-{i}": p for n, ps in ports.items() for i, p in enumerate(ps, 1)}
-            self._wait_until_ready(process.pid, backends)
+            self._wait_until_ready(process.pid, _readiness(backends))
             for s in self.services:
                 stack_scale.balancer(
                     self.state_dir, s.name, port=s.port, backends=ports[s.name]
                 ).start()
-        self._wait_until_ready(process.pid, {s.name: s.port for s in self.services})
+        ready = _readiness({s.name: s.port for s in self.services})
+        if prometheus is not None:
+            ready["prometheus"] = f"{prometheus.url}/-/ready"
+        self._wait_until_ready(process.pid, ready)
         state.processes += [
             (child.pid, child.create_time()) for child in process.children(recursive=True)
         ]
         state.save(self.state_file)
 
-    def _wait_until_ready(self, supervisor_pid: int, ports: dict[str, int]) -> None:
-        waiting = {name: f"http://{HOST}:{port}/health/ready" for name, port in ports.items()}
+    def _programs(self, replica_ports: dict[str, list[int]] | None) -> list[supervisor.Program]:
+        """A uvicorn per service, or per replica (each serving its metrics beside its port)."""
+        if replica_ports is None:
+            return [
+                supervisor.Program(s.name, s.directory, supervisor.service_command(s.app, s.port))
+                for s in self.services
+            ]
+        return [
+            program
+            for s in self.services
+            for program in stack_scale.replica_programs(
+                s.name,
+                s.directory,
+                s.app,
+                replica_ports[s.name],
+                metrics_setting=f"{s.env_prefix}METRICS_PORT",
+            )
+        ]
+
+    def _prometheus(self, replica_ports: dict[str, list[int]] | None) -> obs.Prometheus:
+        """Prometheus scraping each service (each of its replicas, when there are some)."""
+        targets = {
+            s.name: (
+                [obs.metrics_port(s.database, s.port)]
+                if replica_ports is None
+                else [port + obs.METRICS_PORT_OFFSET for port in replica_ports[s.name]]
+            )
+            for s in self.services
+        }
+        return obs.Prometheus.for_stack(self.state_dir, targets)
+
+    def _wait_until_ready(self, supervisor_pid: int, urls: dict[str, str]) -> None:
+        waiting = dict(urls)
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         with httpx.Client(timeout=2.0) as client:
             while waiting:
@@ -285,6 +323,8 @@ class Stack:
                 except httpx.TransportError:
                     health = "down"
                 lines.append(f"{name:<10} {health:<16}{url}/docs{each}")
+        if state.prometheus_port is not None:
+            lines.append(f"{'prometheus':<10} {'':<16}http://{HOST}:{state.prometheus_port}")
         return lines
 
     def log_tail(self, lines: int = 20) -> str:
@@ -307,6 +347,10 @@ class Stack:
                     return
                 else:
                     time.sleep(0.2)
+
+
+def _readiness(ports: dict[str, int]) -> dict[str, str]:
+    return {name: f"http://{HOST}:{port}/health/ready" for name, port in ports.items()}
 
 
 @contextlib.contextmanager

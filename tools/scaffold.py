@@ -40,6 +40,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
 import manifests
+import observability
 import workflows
 from common.db import table_name_for
 from monorepo import Workspace, service_stem, stack_port, workflow_path
@@ -430,6 +431,9 @@ def new_service(
         ),
         root / "infra/.env.example": with_env_example(
             read(root / "infra/.env.example"), names, port=values["port"]
+        ),
+        root / "infra/prometheus/prometheus.yml": observability.compose_scrape_config(
+            [*(member.name for member in workspace.services()), name]
         ),
     }
     refuse_existing(files)

@@ -1,6 +1,7 @@
 """The local stack: every service of the workspace with its own database, in one command.
 
-    uv run python tools/stack.py up [--mode auto|docker|native] [--attach]
+    uv run python tools/stack.py up [--mode auto|docker|native] [--attach] [--pooler]
+                                    [--replicas N] [--observability]
     uv run python tools/stack.py down | ps | logs
     uv run python tools/stack.py migrate [--service S] | revision --service S -m MESSAGE
     uv run python tools/stack.py psql --service S | dev --service S | env --service S
@@ -11,6 +12,10 @@ one it runs the same stack natively (tools/native_stack.py): an embedded Postgre
 lives in `.local/stack/`, every service's database, role and migrations, then every service under
 uvicorn, in the background. `up` returns once every service answers `/health/ready`; `--attach`
 then streams the logs, and Ctrl-C stops everything. `down` stops everything; the data stays.
+`--pooler` and `--replicas` shape it like a deployment (tools/stack_scale.py). `--observability`
+(`make up OBSERVABILITY=1`) adds Prometheus scraping every service (natively Debian's
+`prometheus`; in Compose the `observability` profile, with an OpenTelemetry Collector the services
+send their traces to, and Grafana): tools/observability.py.
 
 `migrate`, `revision`, `psql`, `dev` and `env` act on the stack's databases, natively or in
 Compose (natively they start its Postgres when it is not running), unless the service's own
@@ -33,6 +38,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import compose
+import observability
 from native_stack import Stack
 from stack_scale import SINGLE, Scale
 from stack_services import Service, StackError, discover_services
@@ -56,19 +62,24 @@ def choose_mode(requested: str) -> str:
     return requested
 
 
-def run_up(stack: Stack, *, mode: str, attach: bool, scale: Scale = SINGLE) -> int:
+def run_up(
+    stack: Stack, *, mode: str, attach: bool, scale: Scale = SINGLE, observe: bool = False
+) -> int:
     print(f"mode: {mode}")
     if mode == "docker":
         if scale != SINGLE:
             raise StackError("POOLER and REPLICAS shape the native stack (Compose has PgBouncer)")
-        return compose_up(stack, attach=attach)
+        return compose_up(stack, attach=attach, observe=observe)
     if stack.is_up():
         print("stack: already up")
     else:
         started = time.monotonic()
-        stack.up(scale=scale)
+        stack.up(scale=scale, observability=observe)
         print(f"stack: every service ready in {time.monotonic() - started:.1f}s")
     print_urls(stack.services)
+    state = stack.state()
+    if state is not None and state.prometheus_port is not None:
+        print(f"  prometheus  http://127.0.0.1:{state.prometheus_port}")
     if not attach:
         print("logs: make logs    status: make ps    stop: make down")
         return 0
@@ -78,13 +89,20 @@ def run_up(stack: Stack, *, mode: str, attach: bool, scale: Scale = SINGLE) -> i
     return 0
 
 
-def compose_up(stack: Stack, *, attach: bool) -> int:
+def compose_up(stack: Stack, *, attach: bool, observe: bool) -> int:
     compose.ensure_env_file()
-    State(mode="docker", services={s.name: s.port for s in stack.services}).save(stack.state_file)
+    state = State(mode="docker", services={s.name: s.port for s in stack.services})
+    profile: list[str] = []
+    if observe:
+        # The services send their traces to the profile's collector (infra/otel-collector/).
+        os.environ.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", compose.COLLECTOR_ENDPOINT)
+        profile = ["--profile", "observability"]
+        state.prometheus_port = observability.prometheus_port()
+    state.save(stack.state_file)
     if attach:
         print_urls(stack.services)
-        return compose.compose("up", "--build")
-    code = compose.compose("up", "--build", "--wait")
+        return compose.compose(*profile, "up", "--build")
+    code = compose.compose(*profile, "up", "--build", "--wait")
     if code == 0:
         print_urls(stack.services)
     return code
@@ -158,7 +176,9 @@ def dev(stack: Stack, service: Service, *, port: int | None) -> int:
     ]
     print(f"{service.name} with auto-reload: http://127.0.0.1:{port}/docs (Ctrl-C stops it)")
     os.chdir(service.directory)
-    os.execve(sys.executable, command, {**os.environ, **service_env(stack, service)})
+    # Its metrics beside the stack copy's, as its port is beside that copy's.
+    metrics = {f"{service.env_prefix}METRICS_PORT": str(port + observability.METRICS_PORT_OFFSET)}
+    os.execve(sys.executable, command, {**os.environ, **service_env(stack, service), **metrics})
 
 
 def python(stack: Stack, service: Service, arguments: Sequence[str]) -> int:
@@ -187,6 +207,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     up.add_argument("--attach", action="store_true", help="then stream logs; Ctrl-C stops all")
     up.add_argument("--pooler", action="store_true", help="PgBouncer in front of Postgres")
     up.add_argument("--replicas", type=int, default=1, help="processes per service, balanced")
+    up.add_argument(
+        "--observability",
+        action="store_true",
+        default=os.environ.get("OBSERVABILITY", "0") not in ("", "0"),
+        help="Prometheus too, scraping every service (Compose: with a collector and Grafana)",
+    )
     commands.add_parser("down", help="stop everything (the data stays)")
     commands.add_parser("ps", help="what runs, and where")
     commands.add_parser("logs", help="follow the services' logs")
@@ -216,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack = Stack(state_dir(), discover_services())
     try:
         return dispatch(stack, args)
-    except StackError as exc:
+    except (StackError, observability.ObservabilityError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -226,7 +252,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def dispatch(stack: Stack, args: argparse.Namespace) -> int:
     if args.command == "up":
         scale = Scale(pooler=args.pooler, replicas=max(1, args.replicas))
-        return run_up(stack, mode=choose_mode(args.mode), attach=args.attach, scale=scale)
+        return run_up(
+            stack,
+            mode=choose_mode(args.mode),
+            attach=args.attach,
+            scale=scale,
+            observe=args.observability,
+        )
     state = stack.state()
     if args.command in ("down", "ps", "logs") and state is not None and state.mode == "docker":
         return compose_command(stack, args.command)
@@ -257,7 +289,7 @@ def dispatch(stack: Stack, args: argparse.Namespace) -> int:
 
 def compose_command(stack: Stack, command: str) -> int:
     if command == "down":
-        code = compose.compose("down")
+        code = compose.compose("--profile", "observability", "down")
         stack.state_file.unlink(missing_ok=True)
         return code
     if command == "ps":

@@ -21,6 +21,7 @@ from devstack.haproxy import LoadBalancer
 from devstack.pgbouncer import PgBouncer
 from devstack.postgres import EmbeddedPostgres
 from devstack.processes import free_port
+from observability import METRICS_PORT_OFFSET
 
 # The server connections PgBouncer keeps per database and role: every replica of a service shares
 # them, whatever their number (docs/deployment.md: the connection budget).
@@ -60,14 +61,16 @@ def replica_ports(count: int) -> list[int]:
 
 
 def replica_programs(
-    name: str, directory: Path, app: str, ports: Sequence[int]
+    name: str, directory: Path, app: str, ports: Sequence[int], *, metrics_setting: str
 ) -> list[supervisor.Program]:
     """One program per replica, started again a second after it exits: honcho would otherwise
     stop the whole stack when one process ends. On `make down` honcho signals each program's
-    process group, the shell and uvicorn alike."""
+    process group, the shell and uvicorn alike. Each replica serves its metrics on its own port
+    plus METRICS_PORT_OFFSET (the `metrics_setting` variable), as a single process would."""
     programs = []
     for number, port in enumerate(ports, start=1):
-        command = shlex.join(supervisor.service_command(app, port))
+        metrics = f"{metrics_setting}={port + METRICS_PORT_OFFSET}"
+        command = f"{metrics} {shlex.join(supervisor.service_command(app, port))}"
         loop = f"while true; do {command}; sleep 1; done"
         programs.append(supervisor.Program(f"{name}-{number}", directory, ["bash", "-c", loop]))
     return programs

@@ -37,6 +37,8 @@ class State:
     processes: list[tuple[int, float]] = field(default_factory=list)
     pooler_port: int | None = None  # PgBouncer's, with `make up POOLER=1`
     replicas: int = 1  # processes per service, behind a balancer when more than one
+    # Set when the observability profile runs (`make up OBSERVABILITY=1`).
+    prometheus_port: int | None = None
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,6 +58,7 @@ class State:
             processes=[(pid, started) for pid, started in raw.get("processes", [])],
             pooler_port=raw.get("pooler_port"),
             replicas=raw.get("replicas", 1),
+            prometheus_port=raw.get("prometheus_port"),
         )
 
 

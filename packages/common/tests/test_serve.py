@@ -1,11 +1,14 @@
 """`python -m common.serve`: uvicorn's command line, exiting 0 after a graceful SIGTERM."""
 
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from devstack.processes import free_port
 
@@ -51,3 +54,28 @@ def test_sigterm_stops_gracefully_with_exit_status_0(tmp_path: Path) -> None:
         process.kill()
     assert process.returncode == 0
     assert "shutdown ran" in output
+
+
+def test_several_workers_share_a_metrics_folder_emptied_of_an_earlier_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from common.serve import command_line, share_metrics_between_workers
+
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "WEB_CONCURRENCY"):
+        # Set, then deleted: monkeypatch then removes what the code under test sets, afterwards.
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    share_metrics_between_workers(command_line(["x:app"]))
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ  # one worker: its own registry
+
+    monkeypatch.setenv("WEB_CONCURRENCY", "2")
+    share_metrics_between_workers(command_line(["x:app"]))
+    made = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    assert made.is_dir()
+    made.rmdir()
+
+    stale = tmp_path / "counter_123.db"
+    stale.write_bytes(b"left by the last run")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    share_metrics_between_workers(command_line(["x:app", "--workers", "3"]))
+    assert not stale.exists()

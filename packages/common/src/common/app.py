@@ -6,6 +6,7 @@ from typing import Any, NotRequired, TypedDict
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from opentelemetry.trace import TracerProvider
 
 from common import health
 from common.auth import TokenVerifier
@@ -15,9 +16,12 @@ from common.discovery import discover_root_routers, discover_routers
 from common.docs import install_offline_docs
 from common.errors import UnhandledErrorMiddleware, document_problems, install_error_handlers
 from common.logs import configure_logging
+from common.metrics import MetricsMiddleware
+from common.observability import observing
 from common.request_id import RequestIdMiddleware
 from common.revisions import expected_heads
 from common.settings import AppBaseSettings
+from common.tracing import fastapi_telemetry
 
 
 class AppState(TypedDict):
@@ -40,6 +44,7 @@ def create_app(
     database: Database | None = None,
     token_verifier: TokenVerifier | None = None,
     lifespan: ServiceLifespan | None = None,
+    tracer_provider: TracerProvider | None = None,
     version: str = "0.1.0",
 ) -> FastAPI:
     """Build a service's app.
@@ -49,16 +54,24 @@ def create_app(
     them from `settings` and disposes of them on shutdown. `token_verifier` verifies the access
     tokens of `CurrentUser` and `CurrentClaims`; its key source is opened in the lifespan, after
     the service's own `lifespan` has started (users-svc loads its keys there) and closed before it
-    ends. An app without one verifies no tokens.
+    ends. An app without one verifies no tokens. `tracer_provider` traces the app with that
+    provider whatever the environment says (tests give the SDK's in-memory one).
     """
-    configure_logging(settings.effective_log_level, sql=settings.debug)
+    configure_logging(
+        settings.effective_log_level, sql=settings.debug, log_format=settings.log_format
+    )
     docs = settings.docs_enabled
     app = FastAPI(
         title=settings.service_name,
         version=version,
         lifespan=_app_lifespan(
-            settings, database=database, token_verifier=token_verifier, lifespan=lifespan
+            settings,
+            database=database,
+            token_verifier=token_verifier,
+            lifespan=lifespan,
+            tracer_provider=tracer_provider,
         ),
+        telemetry=fastapi_telemetry(tracer_provider),
         docs_url=None,  # install_offline_docs serves it, without a CDN
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
@@ -80,6 +93,9 @@ def create_app(
         max_header_bytes=settings.max_request_header_bytes,
     )
     app.add_middleware(RequestIdMiddleware)
+    # Outside the others (CORS aside): it times the whole stack, and counts a request refused
+    # before routing (413, 431) too.
+    app.add_middleware(MetricsMiddleware)
     if settings.cors_origins:
         # Outermost: a preflight is answered before anything else runs, and every answer (an
         # error too) carries the headers a browser needs to read it.
@@ -101,6 +117,7 @@ def _app_lifespan(
     database: Database | None,
     token_verifier: TokenVerifier | None,
     lifespan: ServiceLifespan | None,
+    tracer_provider: TracerProvider | None,
 ) -> ServiceLifespan:
     """The app's lifespan: its database (unless given), then the service's own lifespan, then
     the token verifier's keys; ended in the reverse order."""
@@ -119,6 +136,9 @@ def _app_lifespan(
         }
         try:
             async with AsyncExitStack() as stack:
+                await stack.enter_async_context(
+                    observing(settings, active, tracer_provider=tracer_provider)
+                )
                 own = await stack.enter_async_context(lifespan(app)) if lifespan else {}
                 if clash := set(own) & set(AppState.__annotations__):
                     raise ValueError(f"a service's lifespan may not replace {sorted(clash)}")

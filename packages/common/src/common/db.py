@@ -25,6 +25,7 @@ from sqlalchemy.orm import (
 )
 from uuid_utils.compat import uuid7
 
+from common.pools import ReadPool, WritePool
 from common.settings import AppBaseSettings, Pooler
 
 # Deterministic constraint names, so migrations can drop and alter what they created.
@@ -94,6 +95,8 @@ def create_engine(settings: AppBaseSettings, *, autocommit: bool = False) -> Asy
     engine = create_async_engine(
         settings.database_url,
         isolation_level="AUTOCOMMIT" if autocommit else None,
+        # SQLAlchemy's async queue pool, counting the requests that wait for a connection.
+        poolclass=ReadPool if autocommit else WritePool,
         pool_size=settings.db_read_pool_size if autocommit else settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,

@@ -9,6 +9,13 @@ notebooks that import an app get neither):
   so a service that finished every open request and closed its pool would still die "by SIGTERM"
   (exit status 143), which supervisors and CI count as a crash. The handler installed here turns
   that second signal into a normal exit.
+- **uvicorn's own lines through the app's handler** (common.logs: JSON in production, with the
+  request and trace IDs): its logging configuration leaves its loggers without handlers of their
+  own, unless `--log-config` gives another.
+- **Metrics of several workers added up**: with `--workers` above 1 (or `WEB_CONCURRENCY`),
+  `PROMETHEUS_MULTIPROC_DIR` is set (a new temporary folder, or the one given, emptied) before
+  the app is imported, so each worker writes its metrics there and the metrics endpoint, served
+  by whichever worker a scrape reaches, adds them up (common.metrics).
 - **The garbage collector tuned for a server** (docs/speed.md has the figures): a request makes
   hundreds of short-lived containers, so at Python's default young-generation threshold (700) the
   collector runs every request or two, and its older generations often enough to show in the
@@ -19,13 +26,23 @@ notebooks that import an app get neither):
 import contextlib
 import gc
 import importlib
+import os
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
+from typing import Any
+
+# Not common.metrics: prometheus_client must not be imported before the variable is set.
+from common.settings import MULTIPROCESS_DIR_ENV
 
 # The module, not the `uvicorn.main` command that the package exports under the same name.
 uvicorn_cli = importlib.import_module("uvicorn.main")
+
+# uvicorn's loggers keep no handler and pass their lines on to the root logger's (the app's).
+UVICORN_LOG_CONFIG = Path(__file__).with_name("uvicorn-logging.json")
 
 # Allocations between two collections of the young generation (Python's default: 700).
 GC_YOUNG_THRESHOLD = 10_000
@@ -36,15 +53,39 @@ def _stopped(signum: int, _: FrameType | None) -> None:
     sys.exit(0)
 
 
-def import_app(arguments: Sequence[str]) -> None:
+def command_line(arguments: Sequence[str]) -> dict[str, Any]:
+    """uvicorn's options as its command line reads them (environment variables included); empty
+    when they do not parse, which uvicorn then reports in its own words."""
+    with contextlib.suppress(Exception):
+        context = uvicorn_cli.main.make_context("uvicorn", list(arguments), resilient_parsing=True)
+        return dict(context.params)
+    return {}
+
+
+def import_app(options: dict[str, Any]) -> None:
     """Import the app module named on the command line, as uvicorn is about to: it then finds
     it imported. Anything wrong is left for uvicorn to report in its own words."""
     with contextlib.suppress(Exception):
-        context = uvicorn_cli.main.make_context("uvicorn", list(arguments), resilient_parsing=True)
-        app_dir = context.params.get("app_dir")
+        app_dir = options.get("app_dir")
         if app_dir is not None:
             sys.path.insert(0, app_dir)
-        importlib.import_module(context.params["app"].split(":")[0])
+        importlib.import_module(options["app"].split(":")[0])
+
+
+def share_metrics_between_workers(options: dict[str, Any]) -> None:
+    """Several workers write their metrics to one folder (before anything imports
+    prometheus_client, which reads the variable once)."""
+    # uvicorn reads WEB_CONCURRENCY itself; the resilient parse above does not.
+    workers = options.get("workers") or int(os.environ.get("WEB_CONCURRENCY") or 1)
+    if workers <= 1:
+        return
+    given = os.environ.get(MULTIPROCESS_DIR_ENV)
+    if not given:
+        os.environ[MULTIPROCESS_DIR_ENV] = tempfile.mkdtemp(prefix="prometheus-")
+        return
+    # Values left by an earlier run would be added to this one's.
+    for stale in Path(given).glob("*.db"):
+        stale.unlink()
 
 
 def tune_garbage_collector() -> None:
@@ -56,7 +97,12 @@ def tune_garbage_collector() -> None:
 def main() -> None:
     for stopping in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stopping, _stopped)
-    import_app(sys.argv[1:])
+    arguments = sys.argv[1:]
+    options = command_line(arguments)
+    share_metrics_between_workers(options)
+    if not any(argument.startswith("--log-config") for argument in arguments):
+        sys.argv[1:] = [*arguments, f"--log-config={UVICORN_LOG_CONFIG}"]
+    import_app(options)
     tune_garbage_collector()
     uvicorn_cli.main()
 

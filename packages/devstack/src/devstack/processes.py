@@ -67,11 +67,19 @@ def port_is_free(host: str, port: int) -> bool:
 
 
 def service_environment(
-    env_prefix: str, *, database_url: str, token_issuer: str | None = None
+    env_prefix: str,
+    *,
+    database_url: str,
+    token_issuer: str | None = None,
+    metrics_port: int | None = None,
 ) -> dict[str, str]:
     """The variables that point a service at its database and, for a service that verifies
-    tokens, at their issuer (users-svc's base URL, where its JWKS is published)."""
+    tokens, at their issuer (users-svc's base URL, where its JWKS is published); with
+    `metrics_port`, where it serves its metrics, on loopback."""
     env = {f"{env_prefix}DATABASE_URL": database_url}
+    if metrics_port is not None:
+        env[f"{env_prefix}METRICS_PORT"] = str(metrics_port)
+        env[f"{env_prefix}METRICS_HOST"] = HOST
     if token_issuer is not None:
         env[f"{env_prefix}TOKEN_ISSUER"] = token_issuer
         env[f"{env_prefix}JWKS_URL"] = f"{token_issuer}{JWKS_PATH}"

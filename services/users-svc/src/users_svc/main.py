@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from typing import TypedDict
 
 from fastapi import FastAPI
+from opentelemetry.trace import TracerProvider
 
 from common.app import create_app
 from common.auth import TokenVerifier
@@ -22,7 +23,12 @@ class UsersState(TypedDict):
     password_hasher: PasswordHasher
 
 
-def build_app(settings: Settings, *, database: Database | None = None) -> FastAPI:
+def build_app(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> FastAPI:
     """users-svc's app; on `database` when given (tests), else on engines of its own."""
     ring = KeyRing.from_settings(settings)
 
@@ -37,6 +43,7 @@ def build_app(settings: Settings, *, database: Database | None = None) -> FastAP
         database=database,
         token_verifier=TokenVerifier.from_settings(ring, settings),
         lifespan=lifespan,
+        tracer_provider=tracer_provider,
     )
 
 

@@ -15,7 +15,11 @@ Fixtures, from the outside in:
   commit-time behaviour; the service's tables are emptied after the test;
 - `token_factory`: access tokens signed with the test key. A service that would fetch its keys
   from users-svc trusts that key instead (its `ServiceUnderTest.build_app` says so), so its
-  tests need no users-svc.
+  tests need no users-svc;
+- `span_exporter` / `traced_client`: the app traced by the OpenTelemetry SDK, its finished spans
+  kept in memory;
+- and for every test, a scan of what it logged: a secret in a log line fails it
+  (common.testing.secrets).
 
 A service's conftest only provides the `service` fixture (a `ServiceUnderTest`).
 """
@@ -30,6 +34,9 @@ from alembic import command
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -38,6 +45,11 @@ from common.auth import TokenSettings
 from common.db import Database, create_engine, create_read_sessionmaker, create_sessionmaker
 from common.migrations import VERSION_TABLE
 from common.settings import AppBaseSettings
+from common.testing.secrets import (  # noqa: F401 - the plugin's hooks
+    pytest_runtest_call,
+    pytest_runtest_protocol,
+    pytest_runtest_teardown,
+)
 from common.testing.service import ServiceUnderTest
 from common.testing.tokens import TokenFactory
 from devstack.postgres import drop_database, recreate_database, server_url, traffic_server_url
@@ -195,6 +207,30 @@ def app(service: ServiceUnderTest, settings: AppBaseSettings, test_database: Dat
 async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
     async with open_client(app) as client:
         yield client
+
+
+@pytest.fixture
+def span_exporter() -> InMemorySpanExporter:
+    """The spans the traced app finished, in the order they ended."""
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+async def traced_client(
+    service: ServiceUnderTest,
+    settings: AppBaseSettings,
+    test_database: Database,
+    span_exporter: InMemorySpanExporter,
+) -> AsyncIterator[AsyncClient]:
+    """`client`, with the app traced by the SDK (every request sampled) into `span_exporter`."""
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+    app = service.app(settings, database=test_database, tracer_provider=provider)
+    try:
+        async with open_client(app) as client:
+            yield client
+    finally:
+        provider.shutdown()
 
 
 @pytest.fixture

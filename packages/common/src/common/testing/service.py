@@ -7,6 +7,7 @@ from typing import Any
 
 from alembic.config import Config
 from fastapi import FastAPI
+from opentelemetry.trace import TracerProvider
 from sqlalchemy.engine import URL
 
 from common.app import create_app
@@ -49,11 +50,20 @@ class ServiceUnderTest:
         }
         return self.settings_class(**values)
 
-    def app(self, settings: AppBaseSettings, *, database: Database | None = None) -> FastAPI:
-        """The service's app on `settings`; on `database` when given (else its own engines)."""
+    def app(
+        self,
+        settings: AppBaseSettings,
+        *,
+        database: Database | None = None,
+        tracer_provider: TracerProvider | None = None,
+    ) -> FastAPI:
+        """The service's app on `settings`; on `database` when given (else its own engines),
+        traced by `tracer_provider` when given."""
         if self.build_app is None:
-            return create_app(settings, domains=self.domains, database=database)
-        return self.build_app(settings, database=database)
+            return create_app(
+                settings, domains=self.domains, database=database, tracer_provider=tracer_provider
+            )
+        return self.build_app(settings, database=database, tracer_provider=tracer_provider)
 
     def alembic_config(self, database_url: URL | None = None) -> Config:
         config = Config(toml_file=str(self.project_dir / "pyproject.toml"))

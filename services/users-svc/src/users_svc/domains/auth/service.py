@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.auth import access_claims
 from common.db import new_id
 from common.errors import DomainError, ForbiddenError, TooManyRequestsError
+from common.metrics import LOGIN_FAILURES, LOGIN_THROTTLED
 from users_svc.domains.auth import repository
 from users_svc.domains.auth.models import ACCOUNT, CLIENT
 from users_svc.domains.auth.repository import CounterKey
@@ -107,6 +108,7 @@ async def log_in(
         await _count_failure(session, counters, settings)
         raise InvalidCredentialsError
     if not user.is_active:
+        LOGIN_FAILURES.labels("deactivated").inc()
         raise AccountDeactivatedError
     account, _ = counters
     await repository.forget(session, account)
@@ -221,6 +223,8 @@ async def _refuse_when_throttled(
         if counter.failures >= limits[counter.scope]
     ]
     if reached:
+        for counter in reached:
+            LOGIN_THROTTLED.labels(counter.scope).inc()
         wait = max(counter.seconds_left for counter in reached)
         raise TooManyLoginsError(retry_after_seconds=max(1, math.ceil(wait)))
 
@@ -228,6 +232,7 @@ async def _refuse_when_throttled(
 async def _count_failure(
     session: AsyncSession, counters: tuple[CounterKey, CounterKey], settings: Settings
 ) -> None:
+    LOGIN_FAILURES.labels("invalid_credentials").inc()
     await repository.count_failure(
         session, counters, window=timedelta(seconds=settings.login_window_seconds)
     )

@@ -97,7 +97,7 @@ async def insert_through_a_read_session(data: WidgetIn, session: ReadSessionDep)
 
 @router.get("/-/crash")
 async def crash() -> None:
-    raise RuntimeError("secret internals: password=hunter2")
+    raise RuntimeError("secret internals: hunter2")
 
 
 @router.get("/{widget_id}")

@@ -1,0 +1,147 @@
+"""Prometheus metrics every service records, and those a service records itself.
+
+Recorded by `common` for every service:
+- `http_server_request_duration_seconds{method, route, status}`: a histogram per route template
+  (`/api/v1/things/{thing_id}`, never the raw path, so the label sets stay bounded); its
+  `_count` is the request rate, and `status=~"5.."` the errors;
+- `db_pool_connections{pool, state}` (`in_use`, `idle`), `db_pool_capacity{pool}`,
+  `db_pool_waiting{pool}` (requests waiting for a connection) and `db_pool_timeouts_total{pool}`,
+  for the transactions' pool (`write`) and the reads' pool (`read`).
+
+Recorded by the code that knows (the objects below are the API):
+- `LOGIN_FAILURES.labels(reason=...).inc()` and `LOGIN_THROTTLED.labels(scope=...).inc()`;
+- `OUTBOX_BACKLOG.labels(outbox=...).set(n)` and `CONSUMER_LAG.labels(consumer=...).set(n)`,
+  for the events' relay and consumers.
+
+Several worker processes: with `PROMETHEUS_MULTIPROC_DIR` set (`common.serve` sets it for
+`--workers` above 1), prometheus_client keeps every process's values in files there and the
+endpoint adds them up; it must be set before this module is imported.
+"""
+
+import os
+from time import perf_counter
+from typing import Any
+
+from fastapi.routing import iter_route_contexts
+from prometheus_client import Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from common.settings import MULTIPROCESS_DIR_ENV
+
+# Seconds: the boundaries OpenTelemetry's HTTP conventions advise (FastAPI's own telemetry too).
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+# Methods outside this set are counted as `_OTHER`: a client chooses the method, not the labels.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The route of a request no route matched (404, or refused before routing: 413, 431).
+UNMATCHED = "unmatched"
+
+REQUEST_DURATION = Histogram(
+    "http_server_request_duration_seconds",
+    "Time to answer an HTTP request, by method, route template and status",
+    ["method", "route", "status"],
+    buckets=DURATION_BUCKETS,
+)
+POOL_CONNECTIONS = Gauge(
+    "db_pool_connections",
+    "Connections of the database pool, by state: in_use (checked out) or idle",
+    ["pool", "state"],
+    multiprocess_mode="livesum",
+)
+POOL_CAPACITY = Gauge(
+    "db_pool_capacity",
+    "Connections the pool may hold: its size plus its overflow",
+    ["pool"],
+    multiprocess_mode="livesum",
+)
+POOL_WAITING = Gauge(
+    "db_pool_waiting",
+    "Requests waiting for a connection of the pool",
+    ["pool"],
+    multiprocess_mode="livesum",
+)
+POOL_TIMEOUTS = Counter(
+    "db_pool_timeouts",
+    "Requests that gave up waiting for a connection (answered 503)",
+    ["pool"],
+)
+LOGIN_FAILURES = Counter(
+    "auth_login_failures",
+    "Logins refused: invalid_credentials (unknown email or wrong password), deactivated",
+    ["reason"],
+)
+LOGIN_THROTTLED = Counter(
+    "auth_login_throttled",
+    "Logins refused by throttling before any password check, by what was throttled",
+    ["scope"],
+)
+OUTBOX_BACKLOG = Gauge(
+    "outbox_backlog_events",
+    "Events committed to the outbox and not yet published",
+    ["outbox"],
+    multiprocess_mode="mostrecent",
+)
+CONSUMER_LAG = Gauge(
+    "events_consumer_lag_messages",
+    "Messages of a stream not yet applied by this service's consumer",
+    ["consumer"],
+    multiprocess_mode="mostrecent",
+)
+
+
+def multiprocess() -> bool:
+    return bool(os.environ.get(MULTIPROCESS_DIR_ENV))
+
+
+class MetricsMiddleware:
+    """Times every HTTP request and counts it by method, route template and status.
+
+    The template is read after the app has routed the request (`scope["route"]`) and mapped to
+    its full path (prefix included) once per route. Each label set's histogram child is kept,
+    so a request costs a dictionary lookup and one observation.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._templates: dict[int, str] | None = None  # by id(route): routes are not hashable
+        self._children: dict[tuple[str, str, int], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = perf_counter()
+        status = 500  # unless a response starts: an exception or a client gone first
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            self._child(scope, status).observe(perf_counter() - started)
+
+    def _child(self, scope: Scope, status: int) -> Any:
+        method = scope["method"] if scope["method"] in KNOWN_METHODS else "_OTHER"
+        key = (method, self._template(scope), status)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = REQUEST_DURATION.labels(*key[:2], str(status))
+        return child
+
+    def _template(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is None:
+            return UNMATCHED
+        if self._templates is None:
+            # FastAPI keeps an included router's routes as written, without the prefix they are
+            # included under: the full path comes from the app's route contexts.
+            self._templates = {
+                id(context.original_route): context.path_format
+                for context in iter_route_contexts(scope["app"].routes)
+                if context.path_format is not None
+            }
+        template = self._templates.get(id(route)) or getattr(route, "path_format", None)
+        return template if isinstance(template, str) else UNMATCHED
