@@ -147,9 +147,28 @@ def test_things_svc_reaches_users_svc_pgbouncer_and_nats_and_nothing_else() -> N
         ("kube-dns", 53),
         ("pgbouncer", 5432),
         ("nats", 4222),
+        ("opentelemetry-collector", 4318),
         ("users-svc", 8000),
     }
     assert policy["policyTypes"] == ["Ingress", "Egress"]
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
+def test_each_service_is_scraped_on_its_metrics_port_and_traces_where_the_overlay_says(
+    service: ServiceFacts,
+) -> None:
+    template = find("prod", "Deployment", service.name)["spec"]["template"]
+    api = template["spec"]["containers"][0]
+    env = {e["name"]: e for e in api["env"]}
+    ingress = find("prod", "NetworkPolicy", service.name)["spec"]["ingress"]
+    observability = find("prod", "ConfigMap", "observability")["data"]
+
+    assert {"name": "metrics", "containerPort": 9000, "protocol": "TCP"} in api["ports"]
+    assert template["metadata"]["annotations"]["prometheus.io/port"] == "9000"
+    assert {"protocol": "TCP", "port": 9000} in ingress[0]["ports"]
+    endpoint = env["OTEL_EXPORTER_OTLP_ENDPOINT"]["valueFrom"]["configMapKeyRef"]
+    assert (endpoint["name"], endpoint["key"]) == ("observability", "otlp-endpoint")
+    assert observability["otlp-endpoint"] == ""  # no traces sent until an overlay says where
 
 
 def test_prod_references_its_secrets_and_commits_none() -> None:

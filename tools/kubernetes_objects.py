@@ -12,12 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from common.settings import METRICS_PORT
 from monorepo import ServiceFacts
 
 PART_OF = "fastapi-services"
 HTTP_PORT = 8000  # what the images listen on (their CMD)
 PGBOUNCER_PORT = 5432  # the pooler's Service: clients use Postgres's usual port
 NATS_PORT = 4222
+OTLP_HTTP_PORT = 4318  # an OpenTelemetry Collector's OTLP over HTTP
+# The OpenTelemetry Collector chart's pods, which receive the traces.
+COLLECTOR = "opentelemetry-collector"
 # The images' user (services/*/Dockerfile: `USER 10001:10001`).
 APP_USER = 10001
 # Seconds the pod keeps serving after it is told to stop, while the endpoints controller and every
@@ -33,6 +37,14 @@ DATABASE_SECRET = "{name}-database"  # keys: url (through PgBouncer), migrate-ur
 SIGNING_SECRET = "users-svc-signing-keys"  # files: current.pem (+ previous.pem in a rotation)
 SIGNING_KEYS_DIR = "/var/run/secrets/signing-keys"
 AUTH_CONFIG = "auth"  # token issuer, audience and JWKS URL, shared by every verifier
+# Where traces go: empty (no tracing) until an overlay names a collector.
+OBSERVABILITY_CONFIG = "observability"
+# The annotations Prometheus's usual `kubernetes-pods` job (the community chart's) scrapes by.
+SCRAPE_ANNOTATIONS = {
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": str(METRICS_PORT),
+    "prometheus.io/path": "/metrics",
+}
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,11 @@ def environment(facts: ServiceFacts, role: ServiceRole, *, migrate: bool) -> lis
         env.append(config_env(f"{prefix}TOKEN_AUDIENCE", AUTH_CONFIG, "token-audience"))
     if role.verifies_tokens:
         env.append(config_env(f"{prefix}JWKS_URL", AUTH_CONFIG, "jwks-url"))
+    # The production profile serves metrics on METRICS_PORT; traces go where this says.
+    env.append(config_env("OTEL_EXPORTER_OTLP_ENDPOINT", OBSERVABILITY_CONFIG, "otlp-endpoint"))
+    # A caller's decision wins, else a share of the traces (docs/observability.md).
+    env.append({"name": "OTEL_TRACES_SAMPLER", "value": "parentbased_traceidratio"})
+    env.append(config_env("OTEL_TRACES_SAMPLER_ARG", OBSERVABILITY_CONFIG, "traces-sampled"))
     if role.signs_tokens:
         key_file = f"{SIGNING_KEYS_DIR}/current.pem"
         env.append({"name": f"{prefix}SIGNING_KEY_FILE", "value": key_file})
@@ -179,7 +196,10 @@ def api_container(facts: ServiceFacts, role: ServiceRole) -> dict[str, Any]:
         "name": "api",
         "image": facts.name,
         "imagePullPolicy": "Always",
-        "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
         "env": environment(facts, role, migrate=False),
         **probes(),
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SLEEP_SECONDS)]}}},
@@ -214,7 +234,10 @@ def deployment(facts: ServiceFacts, role: ServiceRole, *, shutdown_seconds: int)
             },
             "selector": {"matchLabels": selector(facts.name)},
             "template": {
-                "metadata": {"labels": labels(facts.name, "api")},
+                "metadata": {
+                    "labels": labels(facts.name, "api"),
+                    "annotations": SCRAPE_ANNOTATIONS,
+                },
                 "spec": {
                     "serviceAccountName": facts.name,
                     "automountServiceAccountToken": False,
@@ -308,12 +331,14 @@ def dns_egress() -> dict[str, Any]:
 
 
 def network_policy(facts: ServiceFacts, role: ServiceRole, *, issuer: str) -> dict[str, Any]:
-    """Ingress on its HTTP port; egress to DNS, PgBouncer, NATS (the chart's pods, in any
-    namespace) and, for a verifier, the issuer's JWKS: nothing else."""
+    """Ingress on its HTTP and metrics ports; egress to DNS, PgBouncer, NATS and the
+    OpenTelemetry Collector (the charts' pods, in any namespace) and, for a verifier, the
+    issuer's JWKS: nothing else."""
     egress = [
         dns_egress(),
         peer("pgbouncer", PGBOUNCER_PORT),
         peer("nats", NATS_PORT, any_namespace=True),
+        peer(COLLECTOR, OTLP_HTTP_PORT, any_namespace=True),
     ]
     if role.verifies_tokens:
         egress.append(peer(issuer, HTTP_PORT))
@@ -324,7 +349,14 @@ def network_policy(facts: ServiceFacts, role: ServiceRole, *, issuer: str) -> di
         "spec": {
             "podSelector": {"matchLabels": selector(facts.name)},
             "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"ports": [{"protocol": "TCP", "port": HTTP_PORT}]}],
+            "ingress": [
+                {
+                    "ports": [
+                        {"protocol": "TCP", "port": HTTP_PORT},
+                        {"protocol": "TCP", "port": METRICS_PORT},
+                    ]
+                }
+            ],
             "egress": egress,
         },
     }

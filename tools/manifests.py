@@ -30,7 +30,13 @@ from common.auth import JWKS_PATH
 from connection_budget import Budget
 from devstack.pgbouncer import default_session_timeouts
 from kubernetes_dev import INIT_SCRIPTS, nats_objects, postgres_objects, service_patch
-from kubernetes_objects import AUTH_CONFIG, HTTP_PORT, ServiceRole, service_objects
+from kubernetes_objects import (
+    AUTH_CONFIG,
+    HTTP_PORT,
+    OBSERVABILITY_CONFIG,
+    ServiceRole,
+    service_objects,
+)
 from kubernetes_platform import (
     PGBOUNCER,
     default_deny,
@@ -159,7 +165,25 @@ def base_files(services: list[ServiceFacts], budget: Budget) -> dict[str, str]:
             "previous-key-files": "[]",
         },
     }
-    files |= folder("base/shared", {"default-deny.yaml": default_deny(), "auth.yaml": auth})
+    observability = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": OBSERVABILITY_CONFIG},
+        "data": {
+            # Your collector's OTLP/HTTP address (http://otel-collector.monitoring:4318); empty:
+            # no traces are sent.
+            "otlp-endpoint": "",
+            "traces-sampled": "0.1",
+        },
+    }
+    files |= folder(
+        "base/shared",
+        {
+            "default-deny.yaml": default_deny(),
+            "auth.yaml": auth,
+            "observability.yaml": observability,
+        },
+    )
     files |= folder(
         f"base/{PGBOUNCER}",
         pgbouncer_objects(PGBOUNCER_CONFIG),
