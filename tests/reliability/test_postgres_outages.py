@@ -198,7 +198,6 @@ FREEZES = {
 }
 
 
-@pytest.mark.parametrize("freeze", FREEZES.values(), ids=FREEZES.keys())
 async def frozen_for(postgres: EmbeddedPostgres, seconds: float) -> None:
     """Postgres and every process of it stopped (SIGSTOP) for `seconds`, then resumed."""
     pid = postgres.pid()
@@ -214,6 +213,7 @@ async def frozen_for(postgres: EmbeddedPostgres, seconds: float) -> None:
             process.resume()
 
 
+@pytest.mark.parametrize("freeze", FREEZES.values(), ids=FREEZES.keys())
 async def test_postgres_frozen(
     freeze: Freeze, start_things: ThingsStarter, postgres: EmbeddedPostgres, report: Report
 ) -> None:
