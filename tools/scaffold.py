@@ -6,9 +6,9 @@
 The code is rendered from the plain files of tools/templates/ (`string.Template`: `$name`), the
 same shape as things-svc: a domain owned by the signed-in user, with its Alembic revision written
 from the model (no database needed) and tests of every endpoint. A new service also joins the
-Compose file (its database, migrator and API, and every service's port), infra/.env.example, the
-root ruff configuration, uv.lock, CI (through tools/workflows.py) and the Kubernetes manifests
-(through tools/manifests.py).
+Compose file (its database, migrator and API: YAML edited with ruamel.yaml, comments kept), the
+root ruff configuration (TOML, with tomlkit), infra/.env.example, uv.lock, CI (tools/workflows.py),
+Prometheus (tools/observability.py) and the Kubernetes manifests (tools/manifests.py).
 
 Every name is checked before anything is written; a refused name changes nothing, and when a
 later step fails (`uv lock`, say) every file written so far is put back as it was.
@@ -21,14 +21,10 @@ import ast
 import contextlib
 import hashlib
 import importlib.util
-import io
-import keyword
 import os
-import re
 import shutil
 import subprocess
 import sys
-import tokenize
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,29 +35,17 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
+import env_examples
 import manifests
 import observability
 import workflows
 from common.db import table_name_for
-from monorepo import Workspace, service_stem, stack_port, workflow_path
+from monorepo import Workspace, stack_port, workflow_path
+from scaffold_edits import with_compose_service, with_first_party, with_security_bodies
+from scaffold_names import TEMPLATES, DomainNames, ScaffoldError, ServiceNames
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 FIRST_PORT = 8000
-API_PREFIX = "/api/v1"
-
-SERVICE_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*-svc$")
-DOMAIN_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
-# The longest name whose generated lines (operation ids in test_security.py) fit in 100 columns.
-MAX_DOMAIN_LENGTH = 20
-MAX_SERVICE_STEM_LENGTH = 20
-# Service stems whose database, role or variables would collide with something that exists.
-RESERVED_STEMS = {
-    "postgres": "the server's own database and Compose's Postgres service",
-    "template0": "a database Postgres keeps for itself",
-    "template1": "a database Postgres keeps for itself",
-    "test": "TEST_DATABASE_URL, the tests' database setting",
-}
 
 # Template (None: an empty file) -> path in the service, with `$package` and `$domain` set.
 SERVICE_FILES: dict[str | None, str] = {
@@ -91,151 +75,6 @@ DOMAIN_FILES: dict[str | None, str] = {
     None: "tests/domains/$domain/__init__.py",
     "test_routes.py.tmpl": "tests/domains/$domain/test_routes.py",
 }
-
-
-class ScaffoldError(Exception):
-    """A name or a repository the generator refuses; the message says why and what to do."""
-
-
-# -- names ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DomainNames:
-    domain: str  # plural, the package and the table: order_items
-    item: str  # singular, for variables and functions: order_item
-
-    @classmethod
-    def parse(cls, name: str, *, singular: str | None = None) -> DomainNames:
-        if not DOMAIN_NAME.fullmatch(name) or len(name) > MAX_DOMAIN_LENGTH:
-            raise ScaffoldError(
-                f"domain name {name!r}: use lowercase letters, digits and single underscores, "
-                f"starting with a letter, at most {MAX_DOMAIN_LENGTH} characters (e.g. widgets)"
-            )
-        item = singular if singular is not None else singular_of(name)
-        if item is None:
-            raise ScaffoldError(
-                f"domain name {name!r}: name the domain in the plural, as its table (widgets), "
-                "or give its singular (SINGULAR=...)"
-            )
-        if not DOMAIN_NAME.fullmatch(item) or item == name:
-            raise ScaffoldError(
-                f"singular {item!r}: it must differ from {name!r} and use lowercase letters, "
-                "digits and single underscores"
-            )
-        used = template_identifiers()
-        for word in (name, item):
-            if keyword.iskeyword(word) or word in used or f"{word}_id" in used:
-                raise ScaffoldError(
-                    f"domain name {name!r}: {word!r} is a Python keyword or a name the "
-                    "generated code already uses; choose another"
-                )
-        if name.startswith("test") or name == "conftest":
-            raise ScaffoldError(f"domain name {name!r}: pytest would take it for a test module")
-        return cls(domain=name, item=item)
-
-    @property
-    def model(self) -> str:
-        return "".join(word.capitalize() for word in self.item.split("_"))
-
-    def values(self) -> dict[str, str]:
-        return {
-            "domain": self.domain,
-            "item": self.item,
-            "Item": self.model,
-            # The model names its table only when the rule would name it otherwise (people).
-            "tablename": (
-                ""
-                if table_name_for(self.model) == self.domain
-                else f'\n    __tablename__ = "{self.domain}"\n'
-            ),
-            "label": self.item.replace("_", " "),
-            "a_label": ("an " if self.item[0] in "aeiou" else "a ") + self.item.replace("_", " "),
-            "labels": self.domain.replace("_", " "),
-            "path": self.domain.replace("_", "-"),
-            # FastAPI's operation ids: route name, path and method, non-word characters as "_".
-            "create_operation": operation_id(f"create_{self.item}", self.domain, "post"),
-            "update_operation": operation_id(
-                f"update_{self.item}", f"{self.domain}/{{{self.item}_id}}", "patch"
-            ),
-        }
-
-
-def operation_id(route: str, path: str, method: str) -> str:
-    return re.sub(r"\W", "_", f"{route}{API_PREFIX}/{path}") + f"_{method}"
-
-
-def singular_of(plural: str) -> str | None:
-    """English singular of a plural noun, for the common endings; None when it is not plural."""
-    if plural.endswith("ies") and len(plural) > 3:
-        return plural[:-3] + "y"
-    if plural.endswith(("sses", "shes", "ches", "xes", "zes")):
-        return plural[:-2]
-    if plural.endswith("s") and not plural.endswith("ss"):
-        return plural[:-1]
-    return None
-
-
-@dataclass(frozen=True)
-class ServiceNames:
-    service: str  # orders-svc
-    stem: str  # orders: the database, the role, and (upper-cased) the settings prefix
-
-    @property
-    def package(self) -> str:
-        return self.service.replace("-", "_")
-
-    @property
-    def prefix(self) -> str:
-        return f"{self.stem.upper()}_"
-
-    @classmethod
-    def parse(cls, name: str) -> ServiceNames:
-        if not SERVICE_NAME.fullmatch(name):
-            raise ScaffoldError(
-                f"service name {name!r}: use lowercase letters, digits and single hyphens, "
-                "starting with a letter and ending in -svc (e.g. orders-svc)"
-            )
-        stem = service_stem(name)
-        if len(stem) > MAX_SERVICE_STEM_LENGTH:
-            raise ScaffoldError(
-                f"service name {name!r}: at most {MAX_SERVICE_STEM_LENGTH} characters before -svc"
-            )
-        if stem in RESERVED_STEMS:
-            raise ScaffoldError(
-                f"service name {name!r}: {stem!r} is taken by {RESERVED_STEMS[stem]}"
-            )
-        return cls(service=name, stem=stem)
-
-    def values(self) -> dict[str, str]:
-        return {
-            "service": self.service,
-            "package": self.package,
-            "database": self.stem,
-            "prefix": self.prefix,
-            "upper": self.stem.upper(),
-        }
-
-
-def template_identifiers() -> frozenset[str]:
-    """Every name the domain templates use themselves: a domain named like one would clash."""
-    sentinel = {
-        "domain": "zzdomains",
-        "item": "zzitem",
-        "Item": "Zzitem",
-        "label": "zzitem",
-        "labels": "zzdomains",
-        "path": "zzdomains",
-        "package": "zzpackage",
-        "tablename": "",
-    }
-    names: set[str] = set()
-    for template in sorted((TEMPLATES / "domain").glob("*.py.tmpl")):
-        source = Template(template.read_text(encoding="utf-8")).safe_substitute(sentinel)
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type == tokenize.NAME and "zz" not in token.string.lower():
-                names.add(token.string)
-    return frozenset(names)
 
 
 # -- the files it writes, undone on failure -------------------------------------------------
@@ -295,9 +134,6 @@ def refuse_existing(files: Mapping[Path, str]) -> None:
     existing = [path for path in files if path.exists()]
     if existing:
         raise ScaffoldError(f"{existing[0]} already exists: nothing was changed")
-
-
-# -- a domain -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -427,10 +263,9 @@ def new_service(
     edits = {
         root / "pyproject.toml": with_first_party(read(root / "pyproject.toml"), names.package),
         root / "infra/docker-compose.yml": with_compose_service(
-            read(root / "infra/docker-compose.yml"), names, values
-        ),
-        root / "infra/.env.example": with_env_example(
-            read(root / "infra/.env.example"), names, port=values["port"]
+            read(root / "infra/docker-compose.yml"),
+            names,
+            render(TEMPLATES / "service" / "compose.yml.tmpl", values),
         ),
         root / "infra/prometheus/prometheus.yml": observability.compose_scrape_config(
             [*(member.name for member in workspace.services()), name]
@@ -442,17 +277,25 @@ def new_service(
         for path, content in {**files, **edits}.items():
             changes.write(path, content)
         tidy_python(root, [path for path in files if path.suffix == ".py"])
-        generated = workflows.generate(Workspace.load(root))
-        changes.write(root / workflow_path(name), generated[workflow_path(name)])
-        # Its Kubernetes base, its place in the overlays and the connection budget's new share.
-        for relative, content in manifests.generate(Workspace.load(root)).items():
-            if not (root / relative).is_file() or read(root / relative) != content:
-                changes.write(root / relative, content)
+        write_generated(changes, name)
         changes.keep(root / "uv.lock")
         run([os.environ.get("UV") or "uv", "lock"], cwd=root, what="uv lock")
     print(f"created {name} (package {names.package}, database {names.stem}):")
     for path in sorted(changes.written()):
         print(f"  {path.relative_to(root)}")
+
+
+def write_generated(changes: Changes, name: str) -> None:
+    """What the generators derive from the workspace, now that it holds the new service: its CI
+    workflow, infra/.env.example, its Kubernetes base, its place in the overlays and the
+    connection budget's new share."""
+    root = changes.root
+    workspace = Workspace.load(root)
+    changes.write(root / workflow_path(name), workflows.generate(workspace)[workflow_path(name)])
+    changes.write(root / "infra/.env.example", env_examples.stack_example(workspace))
+    for relative, content in manifests.generate(workspace).items():
+        if not (root / relative).is_file() or read(root / relative) != content:
+            changes.write(root / relative, content)
 
 
 def read(path: Path) -> str:
@@ -463,85 +306,6 @@ def next_port(root: Path) -> int:
     """The port for a new service: one past the highest port a service already has."""
     taken = [stack_port(p.parent) for p in (root / "services").glob("*/pyproject.toml")]
     return max(taken, default=FIRST_PORT - 1) + 1
-
-
-def with_security_bodies(test_security: str, names: DomainNames) -> str:
-    """The security matrix's BODIES with a valid body for the domain's create and update."""
-    bodies = re.search(r"^BODIES: .* = \{\n(?:    .*\n)*(?=\}$)", test_security, re.MULTILINE)
-    if bodies is None:
-        raise ScaffoldError("tests/test_security.py has no `BODIES = {...}` to add the domain to")
-    values = names.values()
-    entries = (
-        f'    "{values["create_operation"]}": {{"name": "First"}},\n'
-        f'    "{values["update_operation"]}": {{"name": "Renamed"}},\n'
-    )
-    return test_security[: bodies.end()] + entries + test_security[bodies.end() :]
-
-
-def with_first_party(pyproject: str, package: str) -> str:
-    """The root ruff configuration with the new package in isort's first-party list."""
-    line = re.search(r"^known-first-party = \[(.*)\]$", pyproject, re.MULTILINE)
-    if line is None:
-        raise ScaffoldError("pyproject.toml: no `known-first-party = [...]` line to extend")
-    entries = re.findall(r'"([^"]+)"', line.group(1))
-    services = [i for i, entry in enumerate(entries) if entry.endswith("_svc")]
-    entries.insert(services[-1] + 1 if services else len(entries), package)
-    listed = ", ".join(f'"{entry}"' for entry in entries)
-    return pyproject[: line.start()] + f"known-first-party = [{listed}]" + pyproject[line.end() :]
-
-
-def insert_sorted(text: str, pattern: str, line: str, key: str) -> str:
-    """Insert `line` among the lines matching `pattern` (group 1 the sort key), in order."""
-    matches = list(re.finditer(pattern, text, re.MULTILINE))
-    if not matches:
-        raise ScaffoldError(f"no line matching {pattern!r} to insert {line!r} beside")
-    after = [m for m in matches if m.group(1) > key]
-    at = after[0].start() if after else matches[-1].end() + 1
-    return text[:at] + line + "\n" + text[at:]
-
-
-def with_compose_service(compose: str, names: ServiceNames, values: Mapping[str, str]) -> str:
-    """Compose with the service's database, password, migrator and API."""
-    databases = re.search(r"^(\s+SERVICE_DATABASES: )(.*)$", compose, re.MULTILINE)
-    if databases is None:
-        raise ScaffoldError("infra/docker-compose.yml: no SERVICE_DATABASES line")
-    listed = " ".join(sorted({*databases.group(2).split(), names.stem}))
-    compose = compose[: databases.start(2)] + listed + compose[databases.end(2) :]
-    upper = names.stem.upper()
-    compose = insert_sorted(
-        compose,
-        r"^      ([A-Z0-9_]+)_DB_PASSWORD: .*$",
-        f"      {upper}_DB_PASSWORD: ${{{upper}_DB_PASSWORD:?set {upper}_DB_PASSWORD in "
-        "infra/.env}",
-        upper,
-    )
-    block = render(TEMPLATES / "service" / "compose.yml.tmpl", values)
-    following = [
-        m
-        for m in re.finditer(r"^  ([a-z0-9_]+)-migrate:$", compose, re.MULTILINE)
-        if m.group(1) > names.stem
-    ]
-    end = re.search(r"^volumes:$", compose, re.MULTILINE)
-    if end is None:
-        raise ScaffoldError("infra/docker-compose.yml: no top-level `volumes:`")
-    at = following[0].start() if following else end.start()
-    return compose[:at] + block + "\n" + compose[at:]
-
-
-def with_env_example(example: str, names: ServiceNames, *, port: str) -> str:
-    upper = names.stem.upper()
-    example = insert_sorted(
-        example,
-        r"^([A-Z0-9_]+)_DB_PASSWORD=.*$",
-        f"{upper}_DB_PASSWORD={names.stem}",
-        upper,
-    )
-    return insert_sorted(
-        example,
-        r"^# STACK_((?!POSTGRES)[A-Z0-9_]+)_PORT=\d+$",
-        f"# STACK_{upper}_PORT={port}",
-        upper,
-    )
 
 
 # -- running it -----------------------------------------------------------------------------

@@ -80,12 +80,22 @@ def create_app(
     if docs:
         install_offline_docs(app)
     install_error_handlers(app)
+    _include_routers(app, settings, domains)
+    _add_middleware(app, settings)
+    return app
+
+
+def _include_routers(app: FastAPI, settings: AppBaseSettings, domains: str) -> None:
     for router in discover_routers(domains):
         app.include_router(router, prefix=settings.api_prefix)
     for router in discover_root_routers(domains):
         app.include_router(router)
     # Last: FastAPI tries the routers in order, and every API request would first try these.
     app.include_router(health.router)
+
+
+def _add_middleware(app: FastAPI, settings: AppBaseSettings) -> None:
+    """Each added outside the ones before it: CORS, when on, is the outermost."""
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
@@ -108,7 +118,6 @@ def create_app(
             expose_headers=["X-Request-ID", "Retry-After", "Location"],
             max_age=600,
         )
-    return app
 
 
 def _app_lifespan(

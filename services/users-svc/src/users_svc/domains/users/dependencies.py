@@ -12,6 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 from common.auth import AccessClaims, authenticate
 from common.errors import ForbiddenError
 from common.session import SessionDep
+from common.settings import API_PREFIX
 from users_svc.domains.users.models import User
 from users_svc.domains.users.service import get_signed_in
 
@@ -28,7 +29,7 @@ class _PasswordFlowClaims(OAuth2PasswordBearer):
 
 # Under the default API prefix.
 current_token_claims = _PasswordFlowClaims(
-    tokenUrl="/api/v1/auth/token", scheme_name="OAuth2PasswordBearer", auto_error=False
+    tokenUrl=f"{API_PREFIX}/auth/token", scheme_name="OAuth2PasswordBearer", auto_error=False
 )
 
 
