@@ -21,15 +21,12 @@ Development only: a loopback balancer for a local stack, never a production one.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import subprocess
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import psutil
-
-from devstack.processes import HOST, free_port, is_alive, port_is_free
+from devstack.daemon import PidFileDaemon, system_binary
+from devstack.processes import HOST, free_port, port_is_free
 
 HAPROXY = "haproxy"
 # Longer than a service's slowest answer (its command timeout and pool timeout together).
@@ -42,15 +39,16 @@ class LoadBalancerError(RuntimeError):
 
 
 def haproxy_binary() -> str:
-    """Debian's `haproxy` (in /usr/sbin, which a user's PATH may lack)."""
-    found = shutil.which(HAPROXY) or shutil.which(HAPROXY, path="/usr/sbin:/usr/bin")
+    found = system_binary(HAPROXY)
     if found is None:
         raise LoadBalancerError("haproxy is not installed: apt-get install haproxy")
     return found
 
 
-class LoadBalancer:
+class LoadBalancer(PidFileDaemon):
     """HAProxy on `host:port`, spreading HTTP requests over `backends` (loopback ports)."""
+
+    program = HAPROXY
 
     def __init__(
         self,
@@ -68,6 +66,7 @@ class LoadBalancer:
         self.host = host
         self.port = port if port is not None else free_port(host)
         self.check_path = check_path
+        self.pid_file = self.folder / "haproxy.pid"
 
     @property
     def url(self) -> str:
@@ -76,10 +75,6 @@ class LoadBalancer:
     @property
     def config_file(self) -> Path:
         return self.folder / "haproxy.cfg"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.folder / "haproxy.pid"
 
     def config(self) -> str:
         servers = [
@@ -117,13 +112,6 @@ class LoadBalancer:
             + "\n"
         )
 
-    def pid(self) -> int | None:
-        process = self._process()
-        return process.pid if process is not None else None
-
-    def is_running(self) -> bool:
-        return self._process() is not None
-
     def start(self, *, timeout_seconds: float = 10.0) -> None:
         """Write the configuration, check it, start the daemon, wait until it listens."""
         if not self.backends:
@@ -147,33 +135,8 @@ class LoadBalancer:
             )
             if result.returncode != 0:
                 raise LoadBalancerError(f"haproxy {mode} failed: {result.stderr.strip()}")
-        deadline = time.monotonic() + timeout_seconds
-        while time.monotonic() < deadline:
-            if self.is_running() and not port_is_free(self.host, self.port):
-                return
-            time.sleep(0.05)
-        raise LoadBalancerError(f"haproxy did not start in {timeout_seconds:.0f}s")
-
-    def stop(self, *, timeout_seconds: float = 10.0) -> None:
-        process = self._process()
-        if process is None:
-            return
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.terminate()
-        _, alive = psutil.wait_procs([process], timeout=timeout_seconds)
-        for left in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                left.kill()
-
-    def _process(self) -> psutil.Process | None:
-        try:
-            pid = int(self.pid_file.read_text().split()[0])
-            process = psutil.Process(pid)
-            if is_alive(pid) and process.name() == HAPROXY:
-                return process
-        except (OSError, ValueError, IndexError, psutil.Error):
-            pass
-        return None
+        if not self.listening_within(timeout_seconds):
+            raise LoadBalancerError(f"haproxy did not start in {timeout_seconds:.0f}s")
 
 
 @contextlib.contextmanager

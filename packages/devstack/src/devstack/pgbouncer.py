@@ -30,25 +30,24 @@ import csv
 import io
 import math
 import os
-import shutil
 import subprocess
 import sys
-import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-import psutil
 from sqlalchemy.engine import URL, make_url
 
 from common.settings import AppBaseSettings
+from devstack.daemon import PidFileDaemon, system_binary
 from devstack.postgres import (
     TEST_DATABASE_DIRECT_URL_ENV,
     TEST_DATABASE_POOLER_ENV,
     TEST_DATABASE_URL_ENV,
+    asyncpg_url,
     pgserver_bin_dir,
 )
-from devstack.processes import free_port, is_alive, port_is_free
+from devstack.processes import free_port, port_is_free
 
 # How long after a failed login (a restarting server) the pooler tries again: until then, its
 # clients are refused at once, so a service answers 503 up to this long after Postgres is back.
@@ -83,15 +82,16 @@ class PgBouncerError(RuntimeError):
 
 
 def pgbouncer_binary() -> str:
-    """Debian's `pgbouncer` (in /usr/sbin, which a user's PATH may lack)."""
-    found = shutil.which(PGBOUNCER) or shutil.which(PGBOUNCER, path="/usr/sbin:/usr/bin")
+    found = system_binary(PGBOUNCER)
     if found is None:
         raise PgBouncerError("pgbouncer is not installed: apt-get install pgbouncer")
     return found
 
 
-class PgBouncer:
+class PgBouncer(PidFileDaemon):
     """One PgBouncer in transaction mode on `host:port`, in front of `upstream`'s server."""
+
+    program = PGBOUNCER
 
     def __init__(
         self,
@@ -106,6 +106,7 @@ class PgBouncer:
         server_settings: Mapping[str, str] | None = None,
     ) -> None:
         self.folder = folder.resolve()
+        self.pid_file = self.folder / "pgbouncer.pid"
         self.upstream = upstream
         self.host = host
         self.port = port if port is not None else free_port(host)
@@ -122,10 +123,6 @@ class PgBouncer:
         return self.folder / "pgbouncer.ini"
 
     @property
-    def pid_file(self) -> Path:
-        return self.folder / "pgbouncer.pid"
-
-    @property
     def log_file(self) -> Path:
         return self.folder / "pgbouncer.log"
 
@@ -133,14 +130,7 @@ class PgBouncer:
         self, *, user: str = "postgres", database: str = "postgres", password: str | None = None
     ) -> URL:
         """A SQLAlchemy URL (asyncpg driver) for `database` as `user`, through the pooler."""
-        return URL.create(
-            "postgresql+asyncpg",
-            username=user,
-            password=password,
-            host=self.host,
-            port=self.port,
-            database=database,
-        )
+        return asyncpg_url(self.host, self.port, user=user, database=database, password=password)
 
     def config(self) -> str:
         """The pooler's configuration file."""
@@ -182,14 +172,6 @@ class PgBouncer:
         lines += [f"{name} = {value}" for name, value in options.items()]
         return "\n".join(lines) + "\n"
 
-    def pid(self) -> int | None:
-        """The pooler's process id while it runs, else None."""
-        process = self._process()
-        return process.pid if process is not None else None
-
-    def is_running(self) -> bool:
-        return self._process() is not None
-
     def start(self, *, timeout_seconds: float = 15.0) -> None:
         """Write the configuration, start the daemon, wait until it accepts connections."""
         running = self._process()
@@ -211,35 +193,11 @@ class PgBouncer:
         )
         if result.returncode != 0:
             raise PgBouncerError(f"pgbouncer failed: {result.stderr.strip()}\n{self._log_tail()}")
-        deadline = time.monotonic() + timeout_seconds
-        while time.monotonic() < deadline:
-            if self.is_running() and not port_is_free(self.host, self.port):
-                return
-            time.sleep(0.05)
+        if self.listening_within(timeout_seconds):
+            return
         raise PgBouncerError(
             f"pgbouncer did not start in {timeout_seconds:.0f}s\n{self._log_tail()}"
         )
-
-    def stop(self, *, timeout_seconds: float = 10.0) -> None:
-        """Immediate shutdown (SIGTERM): clients are disconnected, server connections closed."""
-        process = self._process()
-        if process is None:
-            return
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.terminate()
-        _, alive = psutil.wait_procs([process], timeout=timeout_seconds)
-        for left in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                left.kill()
-        psutil.wait_procs(alive, timeout=timeout_seconds)
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash: no shutdown at all."""
-        process = self._process()
-        if process is not None:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.kill()
-            psutil.wait_procs([process], timeout=10)
 
     def show(self, what: str) -> list[dict[str, str]]:
         """`SHOW <what>` on the admin console (POOLS, CLIENTS, SERVERS, ...), as text rows."""
@@ -287,16 +245,6 @@ class PgBouncer:
         ensure_prefix_permissions(self.folder)
         for path in (self.folder, *self.folder.iterdir()):
             os.chown(path, entry.pw_uid, entry.pw_gid)
-
-    def _process(self) -> psutil.Process | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-            process = psutil.Process(pid)
-            if is_alive(pid) and process.name() == PGBOUNCER:
-                return process
-        except (OSError, ValueError, psutil.Error):
-            pass
-        return None
 
     def _log_tail(self, lines: int = 10) -> str:
         try:

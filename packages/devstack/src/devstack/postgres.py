@@ -105,6 +105,20 @@ async def _admin(server: URL, *statements: str) -> None:
         await connection.close()
 
 
+def asyncpg_url(
+    host: str, port: int, *, user: str, database: str, password: str | None = None
+) -> URL:
+    """A SQLAlchemy URL, asyncpg driver, for `database` as `user` on `host:port`."""
+    return URL.create(
+        "postgresql+asyncpg",
+        username=user,
+        password=password,
+        host=host,
+        port=port,
+        database=database,
+    )
+
+
 class EmbeddedPostgresError(RuntimeError):
     """The embedded server could not do what was asked; the message says why, for a user."""
 
@@ -154,14 +168,7 @@ class EmbeddedPostgres:
         self, *, user: str = "postgres", database: str = "postgres", password: str | None = None
     ) -> URL:
         """A SQLAlchemy URL (asyncpg driver) for `database` as `user`."""
-        return URL.create(
-            "postgresql+asyncpg",
-            username=user,
-            password=password,
-            host=self.host,
-            port=self.port,
-            database=database,
-        )
+        return asyncpg_url(self.host, self.port, user=user, database=database, password=password)
 
     def pid(self) -> int | None:
         """The postmaster's process id while this data directory's server runs, else None."""
