@@ -24,8 +24,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+import generated_yaml
 from common.auth import JWKS_PATH
 from connection_budget import Budget
 from devstack.pgbouncer import default_session_timeouts
@@ -60,29 +59,8 @@ PGBOUNCER_CONFIG = "pgbouncer-config"
 INFRA_POSTGRES = "infra/postgres"
 
 
-class _Dumper(yaml.SafeDumper):
-    """Block style, lists indented under their key, multi-line text as literal blocks."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _represent_str)
-
-
 def to_yaml(*documents: Any) -> str:
-    body = "".join(
-        "---\n" + yaml.dump(d, Dumper=_Dumper, sort_keys=False, width=88) for d in documents
-    )
-    return HEADER + body
+    return HEADER + "".join("---\n" + generated_yaml.dump(d, width=88) for d in documents)
 
 
 # -- the facts -------------------------------------------------------------------------------

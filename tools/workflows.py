@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+import generated_yaml
 from monorepo import (
     SHARED_FILES,
     WORKFLOWS_DIR,
@@ -41,29 +40,8 @@ HEADER = (
 POSTGRES_URL = "postgresql+asyncpg://postgres:postgres@localhost:5432"
 
 
-class _Dumper(yaml.SafeDumper):
-    """Block style, lists indented under their key, scripts as literal blocks, no aliases."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _represent_str)
-
-
 def to_yaml(document: dict[str, Any]) -> str:
-    body = yaml.dump(
-        document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000
-    )
-    return HEADER + body
+    return HEADER + generated_yaml.dump(document, width=1000)
 
 
 def uv_version(root: Path) -> str:
