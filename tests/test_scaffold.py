@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 import scaffold
+import scaffold_names
 from devstack.postgres import drop_database, recreate_database, scratch_dir
 from devstack.processes import free_port
 from devstack.repository import copy_repository
@@ -287,8 +288,10 @@ def test_things_svc_is_the_domain_new_domain_generates(tmp_path: Path) -> None:
     # One way to write a domain: the templates, rendered for `things` and formatted as the
     # generator formats them, are things-svc's domain and its tests, byte for byte.
     service = ROOT / "services" / "things-svc"
-    values = {"package": "things_svc", **scaffold.DomainNames.parse("things").values()}
-    planned = scaffold.planned_files(scaffold.TEMPLATES / "domain", scaffold.DOMAIN_FILES, values)
+    values = {"package": "things_svc", **scaffold_names.DomainNames.parse("things").values()}
+    planned = scaffold.planned_files(
+        scaffold_names.TEMPLATES / "domain", scaffold.DOMAIN_FILES, values
+    )
     rendered = {}
     for relative, content in planned.items():
         path = tmp_path / relative
