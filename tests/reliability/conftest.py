@@ -21,7 +21,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import URL
 
-from devstack.pgbouncer import PgBouncer, running
+from devstack.pgbouncer import PgBouncer
 from devstack.postgres import (
     EmbeddedPostgres,
     drop_database,
@@ -29,7 +29,7 @@ from devstack.postgres import (
     scratch_dir,
     test_database_pooler,
 )
-from devstack.processes import ServiceProcess
+from devstack.processes import ServiceProcess, started
 
 from .processes import migrate, service_process, things_env, users_env
 
@@ -76,12 +76,8 @@ def workdir() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def postgres(workdir: Path) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(workdir / "pgdata")
-    server.start()
-    try:
+    with started(EmbeddedPostgres(workdir / "pgdata")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +86,7 @@ def pooler(postgres: EmbeddedPostgres, workdir: Path) -> Iterator[PgBouncer | No
     if test_database_pooler() is None:
         yield None
         return
-    with running(PgBouncer(workdir / "pgbouncer", upstream=postgres.url())) as pgbouncer:
+    with started(PgBouncer(workdir / "pgbouncer", upstream=postgres.url())) as pgbouncer:
         yield pgbouncer
 
 

@@ -21,8 +21,9 @@ from common.db import connect_args, create_engine, new_metadata, table_name_for
 from common.settings import AppBaseSettings
 from common.testing import ServiceUnderTest
 from common.testing.plugin import open_client
-from devstack.pgbouncer import PgBouncer, running
+from devstack.pgbouncer import PgBouncer
 from devstack.postgres import scratch_dir
+from devstack.processes import started
 
 COMMAND_TIMEOUT = 1.0
 
@@ -151,7 +152,7 @@ CLIENTS = 30
 def pgbouncer(postgres_server: URL) -> Iterator[PgBouncer]:
     with scratch_dir("pgbouncer-") as folder:
         pooler = PgBouncer(folder, upstream=postgres_server, pool_size=PGBOUNCER_POOL_SIZE)
-        with running(pooler):
+        with started(pooler):
             yield pooler
 
 

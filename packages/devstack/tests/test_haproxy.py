@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devstack.haproxy import LoadBalancer, LoadBalancerError, balancing
+from devstack.haproxy import LoadBalancer, LoadBalancerError
 from devstack.postgres import scratch_dir
-from devstack.processes import ServiceProcess, port_is_free
+from devstack.processes import ServiceProcess, port_is_free, started
 
 # Debian's binaries: `make test-pgbouncer` installs them and runs these.
 pytestmark = pytest.mark.pooler
@@ -60,7 +60,7 @@ async def test_requests_spread_over_every_replica(
     folder: Path, replicas: list[ServiceProcess]
 ) -> None:
     balancer = LoadBalancer(folder / "lb", name="svc", backends=[r.port for r in replicas])
-    with balancing(balancer):
+    with started(balancer):
         seen = await answers(balancer.url, 30)
 
     assert seen == {f"replica-{index}": 10 for index in range(1, REPLICAS + 1)}
@@ -72,7 +72,7 @@ async def test_a_killed_replica_costs_no_request_sent_after_it(
     folder: Path, replicas: list[ServiceProcess]
 ) -> None:
     balancer = LoadBalancer(folder / "lb", name="svc", backends=[r.port for r in replicas])
-    with balancing(balancer):
+    with started(balancer):
         await answers(balancer.url, 6)
         replicas[0].kill()
         await replicas[0].wait_exit(5)
@@ -86,7 +86,7 @@ async def test_a_killed_replica_costs_no_request_sent_after_it(
 
 def test_a_port_in_use_is_refused_with_a_message(folder: Path) -> None:
     first = LoadBalancer(folder / "first", name="svc", backends=[1])
-    with balancing(first):
+    with started(first):
         second = LoadBalancer(folder / "second", name="svc", backends=[1], port=first.port)
         with pytest.raises(LoadBalancerError, match=f"port {first.port} .* already in use"):
             second.start()

@@ -7,7 +7,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from devstack.pgbouncer import PgBouncer, PgBouncerError, running
+from devstack.pgbouncer import PgBouncer, PgBouncerError
 from devstack.postgres import (
     EmbeddedPostgres,
     asyncpg_dsn,
@@ -15,7 +15,7 @@ from devstack.postgres import (
     recreate_database,
     scratch_dir,
 )
-from devstack.processes import free_port, port_is_free
+from devstack.processes import free_port, port_is_free, started
 
 # Debian's binaries: `make test-pgbouncer` installs them and runs these.
 pytestmark = pytest.mark.pooler
@@ -25,13 +25,8 @@ POOL_SIZE = 3
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[EmbeddedPostgres]:
-    with scratch_dir() as folder:
-        server = EmbeddedPostgres(folder / "pgdata")
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
+    with scratch_dir() as folder, started(EmbeddedPostgres(folder / "pgdata")) as server:
+        yield server
 
 
 @pytest.fixture
@@ -42,7 +37,7 @@ def folder() -> Iterator[Path]:
 
 @pytest.fixture
 def pooler(postgres: EmbeddedPostgres, folder: Path) -> Iterator[PgBouncer]:
-    with running(PgBouncer(folder, upstream=postgres.url(), pool_size=POOL_SIZE)) as pooler:
+    with started(PgBouncer(folder, upstream=postgres.url(), pool_size=POOL_SIZE)) as pooler:
         yield pooler
 
 
@@ -151,7 +146,7 @@ def test_stops_from_another_process_and_frees_its_port(
 
 def test_a_port_in_use_is_refused_with_a_message(postgres: EmbeddedPostgres, folder: Path) -> None:
     port = free_port()
-    with running(PgBouncer(folder / "first", upstream=postgres.url(), port=port)):
+    with started(PgBouncer(folder / "first", upstream=postgres.url(), port=port)):
         second = PgBouncer(folder / "second", upstream=postgres.url(), port=port)
         with pytest.raises(PgBouncerError, match=f"port {port} .* already in use"):
             second.start()

@@ -10,18 +10,13 @@ import psutil
 import pytest
 
 from devstack.postgres import EmbeddedPostgres, EmbeddedPostgresError, asyncpg_dsn, scratch_dir
-from devstack.processes import free_port, is_alive, port_is_free
+from devstack.processes import free_port, is_alive, port_is_free, started
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[EmbeddedPostgres]:
-    with scratch_dir() as data_root:
-        postgres = EmbeddedPostgres(data_root / "pgdata")
-        postgres.start()
-        try:
-            yield postgres
-        finally:
-            postgres.stop()
+    with scratch_dir() as data_root, started(EmbeddedPostgres(data_root / "pgdata")) as postgres:
+        yield postgres
 
 
 @pytest.fixture

@@ -20,9 +20,8 @@ Development only: a loopback balancer for a local stack, never a production one.
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from devstack.daemon import PidFileDaemon, system_binary
@@ -137,13 +136,3 @@ class LoadBalancer(PidFileDaemon):
                 raise LoadBalancerError(f"haproxy {mode} failed: {result.stderr.strip()}")
         if not self.listening_within(timeout_seconds):
             raise LoadBalancerError(f"haproxy did not start in {timeout_seconds:.0f}s")
-
-
-@contextlib.contextmanager
-def balancing(balancer: LoadBalancer) -> Iterator[LoadBalancer]:
-    """The load balancer started, and stopped afterwards."""
-    balancer.start()
-    try:
-        yield balancer
-    finally:
-        balancer.stop()

@@ -25,7 +25,6 @@ user the embedded Postgres uses.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import math
@@ -33,7 +32,7 @@ import os
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -47,7 +46,7 @@ from devstack.postgres import (
     asyncpg_url,
     pgserver_bin_dir,
 )
-from devstack.processes import free_port, port_is_free
+from devstack.processes import free_port, port_is_free, started
 
 # How long after a failed login (a restarting server) the pooler tries again: until then, its
 # clients are refused at once, so a service answers 503 up to this long after Postgres is back.
@@ -253,16 +252,6 @@ class PgBouncer(PidFileDaemon):
             return ""
 
 
-@contextlib.contextmanager
-def running(pooler: PgBouncer) -> Iterator[PgBouncer]:
-    """The pooler started, and stopped afterwards."""
-    pooler.start()
-    try:
-        yield pooler
-    finally:
-        pooler.stop()
-
-
 def pooled_environment(pooler: PgBouncer, *, direct: URL) -> dict[str, str]:
     """The variables that send the test suites' traffic through `pooler`, their databases
     made and migrated on `direct` (devstack.postgres.server_url)."""
@@ -288,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give the command to run after --")
     upstream = make_url(args.upstream).set(drivername="postgresql+asyncpg")
     pooler = PgBouncer(args.folder, upstream=upstream, pool_size=args.pool_size)
-    with running(pooler):
+    with started(pooler):
         print(
             f"PgBouncer {pooler.host}:{pooler.port} (transaction mode) -> {upstream.host}:"
             f"{upstream.port}, pool_size {pooler.pool_size}",

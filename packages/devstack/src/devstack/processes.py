@@ -7,14 +7,16 @@ environment that points it at its database and at the issuer of its tokens
 """
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import httpx
 import psutil
@@ -23,6 +25,25 @@ from common.auth import JWKS_PATH
 
 HOST = "127.0.0.1"
 START_TIMEOUT_SECONDS = 60.0
+
+
+class Startable(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Startable)
+
+
+@contextlib.contextmanager
+def started(server: S) -> Iterator[S]:
+    """`server` (Postgres, PgBouncer, HAProxy, a service) started, and stopped afterwards however
+    the block ends."""
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def is_alive(pid: int) -> bool:
