@@ -114,6 +114,14 @@ async def test_rejected_request_writes_nothing(
     assert await db_session.scalar(text("SELECT count(*) FROM widgets")) == 0
 
 
+async def committed_widgets(engine: AsyncEngine, code: str) -> int:
+    """The committed widgets with `code`, read on a connection of its own."""
+    async with engine.connect() as connection:
+        query = text("SELECT count(*) FROM widgets WHERE code = :code")
+        count: int = await connection.scalar(query, {"code": code})
+    return count
+
+
 async def test_failed_commit_never_answers_2xx(
     committing_client: AsyncClient, engine: AsyncEngine
 ) -> None:
@@ -123,9 +131,7 @@ async def test_failed_commit_never_answers_2xx(
 
     assert response.status_code == 409
     assert response.headers["content-type"] == PROBLEM
-    async with engine.connect() as connection:
-        count = await connection.scalar(text("SELECT count(*) FROM widgets WHERE code = 'twin'"))
-    assert count == 0
+    assert await committed_widgets(engine, "twin") == 0
 
 
 async def test_commit_is_real_with_committing_client(
@@ -134,9 +140,7 @@ async def test_commit_is_real_with_committing_client(
     response = await committing_client.post("/api/v1/widgets", json={"code": "kept"})
 
     assert response.status_code == 201
-    async with engine.connect() as connection:
-        count = await connection.scalar(text("SELECT count(*) FROM widgets WHERE code = 'kept'"))
-    assert count == 1
+    assert await committed_widgets(engine, "kept") == 1
 
 
 async def test_log_lines_carry_the_request_id(

@@ -38,6 +38,13 @@ def run(
     )
 
 
+async def logged_in(client: AsyncClient, email: str) -> dict[str, str]:
+    """The Authorization header of `email` logged in with the tests' password."""
+    login = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
 async def test_an_administrator_is_created_then_can_list_accounts(
     committing_client: AsyncClient, database_url: URL, engine: AsyncEngine
 ) -> None:
@@ -50,11 +57,8 @@ async def test_an_administrator_is_created_then_can_list_accounts(
         assert made.returncode == 0, made.stderr
         assert "root@example.com: created, administrator" in made.stdout
 
-        login = {"email": "root@example.com", "password": PASSWORD}
-        token = (await committing_client.post("/api/v1/auth/login", json=login)).json()
-        listed = await committing_client.get(
-            "/api/v1/users", headers={"Authorization": f"Bearer {token['access_token']}"}
-        )
+        headers = await logged_in(committing_client, "root@example.com")
+        listed = await committing_client.get("/api/v1/users", headers=headers)
         assert listed.status_code == 200
         assert [user["email"] for user in listed.json()["items"]] == ["root@example.com"]
     finally:
@@ -75,11 +79,8 @@ async def test_an_existing_account_is_promoted_without_a_password(
 
         assert made.returncode == 0, made.stderr
         assert "ada@example.com: promoted, administrator" in made.stdout
-        login = {"email": "ada@example.com", "password": PASSWORD}
-        token = (await committing_client.post("/api/v1/auth/login", json=login)).json()
-        me = await committing_client.get(
-            "/api/v1/users/me", headers={"Authorization": f"Bearer {token['access_token']}"}
-        )
+        headers = await logged_in(committing_client, "ada@example.com")
+        me = await committing_client.get("/api/v1/users/me", headers=headers)
         assert me.json()["is_superuser"] is True
     finally:
         await empty_tables(engine)
