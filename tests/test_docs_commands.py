@@ -165,6 +165,9 @@ def run_until(command: str, pattern: str, *, root: Path, env: dict[str, str]) ->
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # As a terminal starts it: Ctrl-C's default action, even when this run inherited
+            # SIGINT ignored (a CI script started in the background, `cmd &`).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
