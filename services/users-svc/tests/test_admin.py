@@ -11,18 +11,22 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 from users_factories import PASSWORD
 
+from common.settings import AppBaseSettings
 from common.testing.plugin import empty_tables
 
 SERVICE = Path(__file__).resolve().parents[1]
 
 
 def run(
-    command: list[str], *, database_url: URL, password: str = ""
+    command: list[str], *, database_url: URL, settings: AppBaseSettings, password: str = ""
 ) -> subprocess.CompletedProcess[str]:
+    """The command run as an operator would, on the tests' database (through the tests' pooler,
+    when there is one)."""
     env = {
         **os.environ,
         "ENVIRONMENT": "test",
         "USERS_DATABASE_URL": database_url.render_as_string(hide_password=False),
+        "USERS_DB_POOLER": settings.db_pooler.value,
         "USERS_PASSWORD_TIME_COST": "1",
         "USERS_PASSWORD_MEMORY_KIB": "1024",
     }
@@ -46,12 +50,16 @@ async def logged_in(client: AsyncClient, email: str) -> dict[str, str]:
 
 
 async def test_an_administrator_is_created_then_can_list_accounts(
-    committing_client: AsyncClient, database_url: URL, engine: AsyncEngine
+    committing_client: AsyncClient,
+    database_url: URL,
+    engine: AsyncEngine,
+    settings: AppBaseSettings,
 ) -> None:
     try:
         made = run(
             [sys.executable, "-m", "users_svc.admin", "--email", "Root@Example.com"],
             database_url=database_url,
+            settings=settings,
             password=PASSWORD,
         )
         assert made.returncode == 0, made.stderr
@@ -66,7 +74,10 @@ async def test_an_administrator_is_created_then_can_list_accounts(
 
 
 async def test_an_existing_account_is_promoted_without_a_password(
-    committing_client: AsyncClient, database_url: URL, engine: AsyncEngine
+    committing_client: AsyncClient,
+    database_url: URL,
+    engine: AsyncEngine,
+    settings: AppBaseSettings,
 ) -> None:
     try:
         signup = {"email": "ada@example.com", "full_name": "Ada", "password": PASSWORD}
@@ -75,6 +86,7 @@ async def test_an_existing_account_is_promoted_without_a_password(
         made = run(
             [sys.executable, "-m", "users_svc.admin", "--email", "ada@example.com"],
             database_url=database_url,
+            settings=settings,
         )
 
         assert made.returncode == 0, made.stderr
@@ -87,12 +99,13 @@ async def test_an_existing_account_is_promoted_without_a_password(
 
 
 async def test_a_short_password_is_refused_and_nothing_is_made(
-    database_url: URL, engine: AsyncEngine
+    database_url: URL, engine: AsyncEngine, settings: AppBaseSettings
 ) -> None:
     try:
         made = run(
             [sys.executable, "-m", "users_svc.admin", "--email", "root@example.com"],
             database_url=database_url,
+            settings=settings,
             password="short",
         )
 
