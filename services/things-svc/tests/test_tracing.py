@@ -22,6 +22,7 @@ from common.testing import ServiceUnderTest, TokenFactory
 from common.testing.plugin import open_client
 from common.testing.tokens import signing_key_for_tests
 from things_svc.main import build_app
+from things_svc.settings import Settings
 
 URL_THINGS = "/api/v1/things"
 ALICE = uuid.uuid4()
@@ -136,6 +137,7 @@ async def client_fetching_keys(
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(span_exporter))
     settings = service.settings(database_url, jwks_url=keys_server.url)
+    assert isinstance(settings, Settings)
     app = build_app(settings, database=test_database, tracer_provider=provider)
     try:
         async with open_client(app) as client:
