@@ -132,6 +132,10 @@ hooks: sync ## Run every pre-commit hook on every file (what the git hook runs o
 openapi: sync ## Write each service's OpenAPI document, services/<svc>/openapi.json (reviewed, tested)
 	$(UV) run --no-sync python tools/openapi.py
 
+.PHONY: event-schema
+event-schema: sync ## Write the events' envelope JSON schema, packages/common/events.schema.json (reviewed, tested)
+	$(UV) run --no-sync python tools/event_schema.py
+
 .PHONY: env-examples
 env-examples: sync ## Regenerate each service's .env.example from its settings classes
 	$(UV) run --no-sync python tools/env_examples.py

@@ -29,10 +29,12 @@ import yaml
 from common.auth import JWKS_PATH
 from connection_budget import Budget
 from devstack.pgbouncer import default_session_timeouts
-from kubernetes_dev import INIT_SCRIPTS, nats_objects, postgres_objects, service_patch
+from kubernetes_dev import INIT_SCRIPTS, NATS, nats_objects, postgres_objects, service_patch
 from kubernetes_objects import (
     AUTH_CONFIG,
+    EVENTS_CONFIG,
     HTTP_PORT,
+    NATS_PORT,
     OBSERVABILITY_CONFIG,
     ServiceRole,
     service_objects,
@@ -176,12 +178,20 @@ def base_files(services: list[ServiceFacts], budget: Budget) -> dict[str, str]:
             "traces-sampled": "0.1",
         },
     }
+    events = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": EVENTS_CONFIG},
+        # The NATS chart's service (production) or the dev overlay's NATS, in the namespace.
+        "data": {"nats-url": f"nats://{NATS}:{NATS_PORT}"},
+    }
     files |= folder(
         "base/shared",
         {
             "default-deny.yaml": default_deny(),
             "auth.yaml": auth,
             "observability.yaml": observability,
+            "events.yaml": events,
         },
     )
     files |= folder(

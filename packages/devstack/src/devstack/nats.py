@@ -6,6 +6,7 @@ package, like the embedded Postgres, so no Docker and no system install.
 - `EmbeddedNats`: a server on a free loopback port and a data folder, started, stopped, killed
   and restarted on demand (`make up`, the tests, the reliability suite, the benchmark). Its
   JetStream data outlives `stop()`: a restarted server finds its streams and consumers again.
+  Its pid file lets another process (`make down`) find and stop it.
 """
 
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from devstack.processes import HOST, free_port
+from devstack.processes import HOST, free_port, port_is_free, wait_gone
 
 TEST_NATS_URL_ENV = "TEST_NATS_URL"
 
@@ -60,14 +61,32 @@ class EmbeddedNats:
             if log_file is not None
             else self.data_dir.with_name(f"{self.data_dir.name}.log")
         )
-        self.process: psutil.Popen | None = None
+        self.pid_file = self.data_dir.with_name(f"{self.data_dir.name}.pid")
+        # The server this object started, reaped when it stops (another process's is not ours).
+        self._child: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
 
+    def pid(self) -> int | None:
+        """The server's process id while this data folder's server runs, else None."""
+        process = self._server()
+        return process.pid if process is not None else None
+
     def is_running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self._server() is not None
+
+    def _server(self) -> psutil.Process | None:
+        try:
+            process = psutil.Process(int(self.pid_file.read_text().strip()))
+            if process.status() != psutil.STATUS_ZOMBIE and any(
+                str(self.data_dir) in argument for argument in process.cmdline()
+            ):
+                return process
+        except (OSError, ValueError, psutil.Error):
+            pass
+        return None
 
     def start(self, *, timeout_seconds: float = 15.0) -> None:
         """Start the server and wait until it accepts connections."""
@@ -75,14 +94,24 @@ class EmbeddedNats:
             raise EmbeddedNatsError(f"the NATS server on {self.url} already runs")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        if not port_is_free(self.host, self.port):
+            raise EmbeddedNatsError(
+                f"port {self.port} on {self.host} is already in use: NATS cannot listen there"
+            )
         command = [str(nats_server_binary()), "--jetstream", f"--store_dir={self.data_dir}"]
         command += [f"--addr={self.host}", f"--port={self.port}", f"--log={self.log_file}"]
-        self.process = psutil.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.data_dir
+        command += [f"--pid={self.pid_file}"]
+        # A session of its own: Ctrl-C in the terminal of `make up` does not reach it.
+        process = self._child = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=self.data_dir,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if process.poll() is not None:
                 raise EmbeddedNatsError(f"nats-server exited:\n{self._log_tail()}")
             if self._accepts():
                 return
@@ -91,20 +120,29 @@ class EmbeddedNats:
 
     def stop(self, *, timeout_seconds: float = 15.0) -> None:
         """SIGTERM (the server flushes JetStream and exits), SIGKILL past `timeout_seconds`."""
-        if self.process is None or self.process.poll() is not None:
+        process = self._server()
+        if process is None:
+            self._reap()
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout_seconds)
-        except psutil.TimeoutExpired:
+        process.terminate()
+        if wait_gone([process.pid], timeout_seconds=timeout_seconds):
             self.kill()
+        self._reap()
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
-        if self.process is None or self.process.poll() is not None:
+        process = self._server()
+        if process is None:
+            self._reap()
             return
-        self.process.kill()
-        self.process.wait()
+        process.kill()
+        wait_gone([process.pid], timeout_seconds=10)
+        self._reap()
+
+    def _reap(self) -> None:
+        if self._child is not None:
+            self._child.wait()
+            self._child = None
 
     def restart(self) -> None:
         self.stop()

@@ -8,7 +8,7 @@ its own metadata (`add_outbox`, `add_inbox`), so its Alembic history creates the
 """
 
 from common.events.consumer import ApplyEvent, Handler
-from common.events.envelope import Event, event_schema
+from common.events.envelope import Event, event_schema, event_schema_document
 from common.events.lifespan import Events
 from common.events.outbox import publish
 from common.events.settings import EventSettings
@@ -23,5 +23,6 @@ __all__ = [
     "add_inbox",
     "add_outbox",
     "event_schema",
+    "event_schema_document",
     "publish",
 ]

@@ -4,6 +4,7 @@ Its JSON schema is committed (`packages/common/events.schema.json`) and checked 
 the services' OpenAPI documents (`tools/openapi.py`).
 """
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -52,5 +53,14 @@ class Event(BaseModel):
 
 
 def event_schema() -> dict[str, Any]:
-    """The envelope's JSON schema, as committed."""
-    return Event.model_json_schema()
+    """The envelope's JSON schema."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "events.schema.json",
+        **Event.model_json_schema(),
+    }
+
+
+def event_schema_document() -> str:
+    """The envelope's JSON schema as committed in `packages/common/events.schema.json`."""
+    return json.dumps(event_schema(), indent=2, sort_keys=True) + "\n"
