@@ -235,6 +235,10 @@ down: sync ## Stop everything `make up` started (the data stays)
 ps: sync ## What `make up` runs, and where
 	@$(STACK) ps
 
+.PHONY: events
+events: sync ## Each service's events: outbox backlog, consumer lag, dead letters (on the make-up stack)
+	@$(STACK) events
+
 .PHONY: logs
 logs: sync ## Follow the services' logs (Ctrl-C stops following, not the services)
 	@$(STACK) logs

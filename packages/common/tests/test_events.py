@@ -27,6 +27,7 @@ from common.events import (
 )
 from common.events.broker import dead_letter_subject
 from common.events.lifespan import running_events
+from common.events.status import event_figures, figures_table
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "events.schema.json"
 
@@ -174,3 +175,11 @@ async def test_a_poison_event_is_dead_lettered_after_its_deliveries_and_the_othe
         await client.close()
     assert info.state.subjects == {dead_letters: 1}
     assert "dead-lettered by events-test after 3 deliveries" in caplog.text
+    figures = await event_figures(
+        settings.service_name,
+        database_url=settings.database_url,
+        nats_url=nats_url,
+        stream=settings.events_stream,
+    )
+    assert (figures.outbox_backlog, figures.consumer_lag, figures.dead_letters) == (0, 0, 1)
+    assert figures_table([figures]).splitlines()[1].split() == ["events-test", "0", "0", "1"]
