@@ -185,6 +185,10 @@ bench: sync ## Benchmark the services against a raw asyncpg floor: make bench BE
 			$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y wrk; }; }
 	$(UV) run --no-sync python bench/run.py $(BENCH_ARGS)
 
+.PHONY: bench-events
+bench-events: sync ## Events users-svc → things-svc: events/s relay → consumer, p50/p99 commit → applied
+	$(UV) run --no-sync python bench/events.py $(BENCH_ARGS)
+
 .PHONY: migrate
 migrate: sync ## Apply migrations on the make-up database: every service, or SERVICE=things-svc
 	@$(STACK) migrate $(if $(SERVICE),--service "$(SERVICE)")
