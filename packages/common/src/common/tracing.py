@@ -15,7 +15,7 @@ sampler from `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG`, batched OTLP/HTTP 
 Off, none of the SDK is imported and nothing is instrumented: a request pays FastAPI's check of
 whether a tracer provider is set, as it did before.
 
-For events (not built yet): `event_headers()` is what a producer stores in an envelope, and
+For events (common.events): `event_headers()` is what a producer stores in an envelope, and
 `consuming()` the span a consumer applies the event in, joined to the producer's trace.
 """
 
