@@ -89,7 +89,9 @@ async def watching_revocations(
 ) -> AsyncIterator[RevokedSubjects]:
     """The revoked subjects, kept current while the context lasts."""
     revoked = RevokedSubjects()
-    await revoked.reload(engine)
+    # Loaded before the first request when the database answers; a service started while it
+    # does not (its readiness says so) loads the set as soon as it does, within a second.
+    await _reload(revoked, engine)
     task = asyncio.create_task(_keep_current(settings, engine, revoked))
     try:
         yield revoked
@@ -105,7 +107,11 @@ async def _keep_current(
     async with listening(settings, REVOCATIONS_CHANNEL) as wakeup:
         while True:
             await wakeup.wait(RELOAD_EVERY_SECONDS)
-            try:
-                await revoked.reload(engine)
-            except Exception as exc:  # the database is away: keep the last set, try again
-                logger.warning("revoked subjects not reloaded: %s", exc)
+            await _reload(revoked, engine)
+
+
+async def _reload(revoked: RevokedSubjects, engine: AsyncEngine) -> None:
+    try:
+        await revoked.reload(engine)
+    except Exception as exc:  # the database is away: keep the last set, try again
+        logger.warning("revoked subjects not reloaded: %s", exc)
