@@ -65,9 +65,9 @@ class Consumer:
         self.js = js
         self.name = settings.service_name
         self.handlers = {handler.event_type: handler for handler in handlers}
+        self.subjects = {f"{settings.events_stream}.{event_type}" for event_type in self.handlers}
 
     def config(self) -> ConsumerConfig:
-        stream = self.settings.events_stream
         return ConsumerConfig(
             durable_name=self.name,
             deliver_policy=DeliverPolicy.ALL,
@@ -77,7 +77,7 @@ class Consumer:
             # an event on its last failure, so none is dropped without a trace.
             max_deliver=-1,
             max_ack_pending=1,
-            filter_subjects=[f"{stream}.{event_type}" for event_type in sorted(self.handlers)],
+            filter_subjects=sorted(self.subjects),
         )
 
     async def run(self) -> None:
@@ -106,6 +106,11 @@ class Consumer:
                 await self.record_lag()
 
     async def handle(self, message: Msg) -> None:
+        if message.subject not in self.subjects:
+            # A server before 2.10 ignores `filter_subjects` and delivers the whole stream
+            # (dead letters included): what has no handler here is not this consumer's.
+            await message.ack()
+            return
         deliveries = message.metadata.num_delivered
         try:
             event = Event.model_validate_json(message.data)
