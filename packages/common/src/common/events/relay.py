@@ -80,7 +80,11 @@ class Relay:
                         json.dumps(envelope).encode(),
                         timeout=PUBLISH_TIMEOUT_SECONDS,
                         stream=self.settings.events_stream,
-                        headers={MESSAGE_ID_HEADER: str(event_id)},
+                        # The trace context too, for tools that read headers only.
+                        headers={
+                            **envelope.get("trace_context", {}),
+                            MESSAGE_ID_HEADER: str(event_id),
+                        },
                     )
                 except (NatsError, TimeoutError, OSError) as exc:
                     failure = exc
