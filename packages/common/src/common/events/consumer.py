@@ -9,7 +9,8 @@ after committing, before its ack arrived) finds its id there and is acknowledged
 A handler that raises rolls its transaction back; the event is redelivered after a delay that
 doubles each time, and after `events_max_deliver` deliveries it is republished to the
 dead-letter subject `<stream>.dead.<consumer>`, logged as an error and dropped, so the events
-behind it go on.
+behind it go on. A failure because the database is unreachable is not the event's: it is retried
+(at most every 30 s) for as long as the outage lasts, never dead-lettered.
 """
 
 import asyncio
@@ -27,6 +28,7 @@ from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.errors import is_database_unavailable
 from common.events.broker import dead_letter_subject, ensure_stream
 from common.events.envelope import MESSAGE_ID_HEADER, Event
 from common.events.settings import EventSettings
@@ -122,10 +124,12 @@ class Consumer:
             with consuming(f"apply {event.type}", event.trace_context):
                 await self.apply(event)
         except Exception as exc:
-            if deliveries >= self.settings.events_max_deliver:
+            # The database away is no fault of the event's: retried for as long as it lasts.
+            its_fault = not is_database_unavailable(exc)
+            if its_fault and deliveries >= self.settings.events_max_deliver:
                 await self.dead_letter(message, repr(exc), event=event)
                 return
-            delay = self.settings.events_backoff_seconds * 2 ** (deliveries - 1)
+            delay = min(self.settings.events_backoff_seconds * 2 ** (deliveries - 1), 30.0)
             logger.warning(
                 "event %s (%s) failed, delivery %d of %d, retried in %.2fs: %r",
                 event.id, event.type, deliveries, self.settings.events_max_deliver, delay, exc,
