@@ -61,7 +61,7 @@ class Settings(TokenSettings, EventSettings):
         default=900,
         ge=30,
         le=900,
-        description="Access tokens' lifetime: nothing revokes them before they expire",
+        description="Access tokens' lifetime: only a deactivation or an erasure cuts it short",
     )
     refresh_token_seconds: int = Field(
         default=30 * 86_400,
