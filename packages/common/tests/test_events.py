@@ -10,7 +10,7 @@ from typing import Any
 
 import nats
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, func, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, func, insert, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -27,6 +27,7 @@ from common.events import (
 )
 from common.events.broker import dead_letter_subject
 from common.events.lifespan import running_events
+from common.events.relay import prune_sent
 from common.events.status import event_figures, figures_table
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "events.schema.json"
@@ -183,3 +184,27 @@ async def test_a_poison_event_is_dead_lettered_after_its_deliveries_and_the_othe
     )
     assert (figures.outbox_backlog, figures.consumer_lag, figures.dead_letters) == (0, 0, 1)
     assert figures_table([figures]).splitlines()[1].split() == ["events-test", "0", "0", "1"]
+
+
+async def test_sent_events_are_pruned_once_the_stream_no_longer_keeps_them(
+    settings_for: Callable[..., Settings],
+) -> None:
+    outbox = metadata.tables["event_outbox"]
+    database = Database.from_settings(settings_for())
+    try:
+        await publish_numbers(database, [uuid.uuid4()], 3)
+        async with database.engine.begin() as connection:
+            order = select(outbox.c.position).order_by(outbox.c.position)
+            positions = list(await connection.scalars(order))
+            ages = {positions[0]: "8 days", positions[1]: "6 days"}  # the third is not sent
+            for position, age in ages.items():
+                await connection.execute(
+                    outbox.update()
+                    .where(outbox.c.position == position)
+                    .values(sent_at=func.now() - text(f"interval '{age}'"))
+                )
+            assert await prune_sent(connection) == 1
+            left = list(await connection.scalars(order))
+    finally:
+        await database.dispose()
+    assert left == positions[1:]

@@ -11,13 +11,14 @@ import asyncio
 import json
 import logging
 import zlib
+from datetime import timedelta
 
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from common.events.broker import ensure_stream
+from common.events.broker import MAX_AGE_SECONDS, ensure_stream
 from common.events.envelope import MESSAGE_ID_HEADER
 from common.events.listener import Wakeup
 from common.events.settings import EventSettings
@@ -98,8 +99,10 @@ class Relay:
         return len(published)
 
     async def record_backlog(self) -> None:
-        async with self.engine.connect() as connection:
+        """The backlog gauge; and, while at it, the sent rows past their keeping dropped."""
+        async with self.engine.connect() as connection, connection.begin():
             backlog = await pending_count(connection)
+            await prune_sent(connection)
         OUTBOX_BACKLOG.labels(outbox=self.settings.service_name).set(backlog)
 
 
@@ -108,6 +111,16 @@ async def mark_sent(connection: AsyncConnection, positions: list[int]) -> None:
         await connection.execute(
             update(OUTBOX).where(OUTBOX.c.position.in_(positions)).values(sent_at=func.now())
         )
+
+
+async def prune_sent(connection: AsyncConnection) -> int:
+    """Delete the rows sent longer ago than the stream keeps events (its `max_age`): past that,
+    nothing can ask for them again, and an erased user's id is not kept longer. The number
+    deleted."""
+    deleted = await connection.execute(
+        delete(OUTBOX).where(OUTBOX.c.sent_at < func.now() - timedelta(seconds=MAX_AGE_SECONDS))
+    )
+    return int(deleted.rowcount)
 
 
 async def pending_count(connection: AsyncConnection) -> int:
