@@ -10,6 +10,11 @@ from typing import Any
 
 import nats
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, func, insert, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -29,6 +34,7 @@ from common.events.broker import dead_letter_subject
 from common.events.lifespan import running_events
 from common.events.relay import prune_sent
 from common.events.status import event_figures, figures_table
+from common.tracing import tracing
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "events.schema.json"
 
@@ -208,3 +214,30 @@ async def test_sent_events_are_pruned_once_the_stream_no_longer_keeps_them(
     finally:
         await database.dispose()
     assert left == positions[1:]
+
+
+async def test_the_consumer_applies_an_event_in_the_trace_of_the_request_that_made_it(
+    settings_for: Callable[..., Settings],
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    settings = settings_for()
+    database = Database.from_settings(settings)
+    events = Events(relay=True, handlers=[Handler("thing.counted", record)])
+    try:
+        async with tracing(settings, provider):
+            request = provider.get_tracer("test").start_span("POST /things", kind=SpanKind.SERVER)
+            with trace.use_span(request, end_on_exit=True):
+                await publish_numbers(database, [uuid.uuid4()], 1)
+            async with running_events(settings, database, events):
+                await applied_rows(database.engine, expected=1)
+    finally:
+        await database.dispose()
+        provider.shutdown()
+
+    (applying,) = [span for span in exporter.get_finished_spans() if span.name.startswith("apply")]
+    assert applying.name == "apply thing.counted"
+    assert applying.kind is SpanKind.CONSUMER
+    assert applying.context is not None
+    assert applying.context.trace_id == request.get_span_context().trace_id
