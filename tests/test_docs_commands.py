@@ -52,8 +52,8 @@ NOT_HERE = {
 }
 # Run until their output shows this, then stopped with Ctrl-C (SIGINT).
 UNTIL = {
-    "make logs": r"things-svc\s*\|",
-    "make up ATTACH=1": r"things-svc\s*\|",
+    "make logs": r"things-svc(\.\d+)?\s*\|",
+    "make up ATTACH=1": r"things-svc(\.\d+)?\s*\|",
     "make dev SERVICE=things-svc": r"Application startup complete",
     "make dev SERVICE=things-svc PORT=9000": r"Application startup complete",
 }
