@@ -132,6 +132,10 @@ hooks: sync ## Run every pre-commit hook on every file (what the git hook runs o
 openapi: sync ## Write each service's OpenAPI document, services/<svc>/openapi.json (reviewed, tested)
 	$(UV) run --no-sync python tools/openapi.py
 
+.PHONY: event-schema
+event-schema: sync ## Write the events' envelope JSON schema, packages/common/events.schema.json (reviewed, tested)
+	$(UV) run --no-sync python tools/event_schema.py
+
 .PHONY: env-examples
 env-examples: sync ## Regenerate each service's .env.example from its settings classes
 	$(UV) run --no-sync python tools/env_examples.py
@@ -180,6 +184,10 @@ bench: sync ## Benchmark the services against a raw asyncpg floor: make bench BE
 			$(if $(filter 0,$(shell id -u)),,sudo) apt-get update && \
 			$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y wrk; }; }
 	$(UV) run --no-sync python bench/run.py $(BENCH_ARGS)
+
+.PHONY: bench-events
+bench-events: sync ## Events users-svc → things-svc: events/s relay → consumer, p50/p99 commit → applied
+	$(UV) run --no-sync python bench/events.py $(BENCH_ARGS)
 
 .PHONY: migrate
 migrate: sync ## Apply migrations on the make-up database: every service, or SERVICE=things-svc
@@ -230,6 +238,10 @@ down: sync ## Stop everything `make up` started (the data stays)
 .PHONY: ps
 ps: sync ## What `make up` runs, and where
 	@$(STACK) ps
+
+.PHONY: events
+events: sync ## Each service's events: outbox backlog, consumer lag, dead letters (on the make-up stack)
+	@$(STACK) events
 
 .PHONY: logs
 logs: sync ## Follow the services' logs (Ctrl-C stops following, not the services)

@@ -26,6 +26,7 @@ class StackRunner:
             **os.environ,
             "STACK_DIR": str(state_dir),
             "STACK_POSTGRES_PORT": str(free_port()),
+            "STACK_NATS_PORT": str(free_port()),
             "STACK_PROMETHEUS_PORT": str(free_port()),
             **{f"STACK_{name.upper()}_PORT": str(free_port()) for name in names},
             **{f"STACK_{name.upper()}_METRICS_PORT": str(free_port()) for name in names},

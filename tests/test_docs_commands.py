@@ -44,6 +44,7 @@ NOT_HERE = {
         "`kubectl kustomize` and validates it offline"
     ),
     "helm ": "no Kubernetes cluster here, nor any chart repository to reach",
+    "make bench-events": "a minute of its own; docs/events.md has its figures, dated",
     "make bench": "about 10 minutes on its own; docs/speed.md has its figures, dated",
     "make test-affected BASE=main HEAD=my-branch": (
         "names a branch of yours; `make test-affected BASE=main` runs here"

@@ -17,10 +17,10 @@ import yaml
 
 from devstack.pgbouncer import default_session_timeouts
 from devstack.postgres import EMBEDDED_POSTGRES_VERSION
-from kubernetes_platform import PGBOUNCER_IMAGE
+from kubernetes_platform import NATS_IMAGE, PGBOUNCER_IMAGE
 from native_stack import COMPOSE_FILE, INFRA_DIR
 from stack_services import Service, discover_services
-from stack_state import ROOT
+from stack_state import DEFAULT_NATS_PORT, ROOT
 
 SERVICES = discover_services({})
 UV_VERSION = re.search(r"^UV_VERSION \?= (\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
@@ -97,6 +97,15 @@ def test_compose_runs_postgres_of_the_embedded_major_version(compose: dict[str, 
     assert "./postgres:/docker-entrypoint-initdb.d:ro" in postgres["volumes"]
 
 
+def test_compose_runs_nats_with_jetstream_as_kubernetes_does(compose: dict[str, Any]) -> None:
+    nats = compose["services"]["nats"]
+    assert nats["image"] == NATS_IMAGE
+    assert "--jetstream" in nats["command"]
+    assert "nats-data:/data" in nats["volumes"]
+    assert "js-enabled-only=true" in " ".join(nats["healthcheck"]["test"])
+    assert nats["ports"] == [f"127.0.0.1:${{STACK_NATS_PORT:-{DEFAULT_NATS_PORT}}}:4222"]
+
+
 @pytest.mark.parametrize("service", SERVICES, ids=by_name)
 def test_compose_has_every_service_with_its_database_migrator_and_healthcheck(
     compose: dict[str, Any], service: Service
@@ -123,9 +132,11 @@ def test_compose_has_every_service_with_its_database_migrator_and_healthcheck(
     assert api["depends_on"] == {
         "postgres": {"condition": "service_healthy"},
         "pgbouncer": {"condition": "service_started"},
+        "nats": {"condition": "service_healthy"},
         f"{service.database}-migrate": {"condition": "service_completed_successfully"},
     }
     assert api["environment"][url_env] == pooled
+    assert api["environment"][f"{service.env_prefix}NATS_URL"] == "nats://nats:4222"
     assert api["environment"][f"{service.env_prefix}DB_POOLER"] == "pgbouncer"
     assert "/health/ready" in " ".join(api["healthcheck"]["test"])
     # The same host port as the native stack, on loopback only.

@@ -171,6 +171,24 @@ def test_each_service_is_scraped_on_its_metrics_port_and_traces_where_the_overla
     assert observability["otlp-endpoint"] == ""  # no traces sent until an overlay says where
 
 
+@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_and_its_migrator_read_the_nats_url_its_settings_name(
+    service: ServiceFacts, overlay: str
+) -> None:
+    pod = find(overlay, "Deployment", service.name)["spec"]["template"]["spec"]
+    events = find(overlay, "ConfigMap", "events")["data"]
+    nats = find(overlay, "Service", "nats") if overlay == "dev" else None
+
+    for container in (pod["containers"][0], pod["initContainers"][0]):
+        env = {e["name"]: e for e in container["env"]}
+        reference = env[f"{service.env_prefix}NATS_URL"]["valueFrom"]["configMapKeyRef"]
+        assert (reference["name"], reference["key"]) == ("events", "nats-url")
+    assert events["nats-url"] == "nats://nats:4222"
+    if nats is not None:  # the dev overlay's own NATS answers at that name and port
+        assert [port["port"] for port in nats["spec"]["ports"]] == [4222]
+
+
 def test_prod_references_its_secrets_and_commits_none() -> None:
     documents = rendered("prod")
     referenced = {

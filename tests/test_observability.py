@@ -28,6 +28,8 @@ def production_things(folder: Path, *, metrics_port: int) -> ServiceProcess:
         f"{prefix}TOKEN_ISSUER": "http://users.test",
         f"{prefix}TOKEN_AUDIENCE": "api",
         f"{prefix}JWKS_URL": "http://127.0.0.1:9/.well-known/jwks.json",
+        # Never reached either: the events wait (docs/events.md).
+        f"{prefix}NATS_URL": "nats://127.0.0.1:9",
         f"{prefix}METRICS_PORT": str(metrics_port),
         f"{prefix}METRICS_HOST": "127.0.0.1",
         f"{prefix}DB_POOL_SIZE": str(POOL_SIZE),

@@ -76,6 +76,7 @@ def assert_nothing_left(runner: StackRunner) -> None:
     for service in runner.services.values():
         assert port_is_free("127.0.0.1", service.port), service.name
     assert port_is_free("127.0.0.1", int(runner.env["STACK_POSTGRES_PORT"]))
+    assert port_is_free("127.0.0.1", int(runner.env["STACK_NATS_PORT"]))
 
 
 def test_stack_serves_every_service_keeps_data_and_stops_cleanly(
@@ -102,10 +103,17 @@ def test_stack_serves_every_service_keeps_data_and_stops_cleanly(
     assert stack_runner.main("ps") == 0
     status = capsys.readouterr().out
     assert "postgres   up" in status
+    assert "nats       up" in status
     assert status.count(" ready ") == len(stack_runner.services)
     for service in stack_runner.services.values():
         assert f"{service.base_url}/docs" in status
     stack_runner.env.update(ports)
+    # `make events`: users-svc relayed everything (no event yet, here), things-svc lags nothing.
+    events = stack_runner.run("events")
+    assert events.returncode == 0, events.stderr
+    figures = {line.split()[0]: line.split()[1:] for line in events.stdout.splitlines()[1:]}
+    assert figures["users-svc"][0] == "0"
+    assert figures["things-svc"][1:] == ["0", "0"]
 
     stopped = stack_runner.run("down")
 

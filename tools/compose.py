@@ -12,7 +12,7 @@ from dotenv import dotenv_values
 from common.auth import JWKS_PATH
 from native_stack import COMPOSE_FILE, INFRA_DIR
 from stack_services import TOKEN_ISSUER_SERVICE, Service, StackError
-from stack_state import DEFAULT_POSTGRES_PORT, HOST
+from stack_state import DEFAULT_NATS_PORT, DEFAULT_POSTGRES_PORT, HOST
 
 # Inside Compose's network users-svc is `users-svc:8000`: what its tokens name as their issuer.
 COMPOSE_ISSUER = f"http://{TOKEN_ISSUER_SERVICE}:8000"
@@ -45,7 +45,7 @@ def ensure_env_file() -> None:
 
 def host_env(service: Service, services: Sequence[Service]) -> dict[str, str]:
     """A service's settings for a process on the host (`make dev`, `make migrate`) that uses
-    Compose's Postgres and users-svc, published on loopback."""
+    Compose's Postgres, NATS and users-svc, published on loopback."""
     values = dotenv_values(INFRA_DIR / ".env")
     password = values.get(f"{service.database.upper()}_DB_PASSWORD")
     if not password:
@@ -56,9 +56,11 @@ def host_env(service: Service, services: Sequence[Service]) -> dict[str, str]:
         f"postgresql+asyncpg://{database}:{password}@{HOST}:{port or DEFAULT_POSTGRES_PORT}/"
         f"{database}"
     )
+    nats_port = os.environ.get("STACK_NATS_PORT") or values.get("STACK_NATS_PORT")
     env = {
         "ENVIRONMENT": str(values.get("ENVIRONMENT") or "development"),
         f"{service.env_prefix}DATABASE_URL": url,
+        f"{service.env_prefix}NATS_URL": f"nats://{HOST}:{nats_port or DEFAULT_NATS_PORT}",
     }
     issuer = next((s for s in services if s.name == TOKEN_ISSUER_SERVICE), None)
     if issuer is not None:

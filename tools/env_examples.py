@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 
 from common.settings import AppBaseSettings
 from monorepo import ServiceFacts, Workspace
-from stack_state import DEFAULT_POSTGRES_PORT
+from stack_state import DEFAULT_NATS_PORT, DEFAULT_POSTGRES_PORT
 
 ROOT = Path(__file__).resolve().parents[1]
 FILE_NAME = ".env.example"
@@ -95,7 +95,10 @@ def stack_example(workspace: Workspace) -> str:
     services = sorted(workspace.services(), key=lambda facts: facts.database)
     lines = [f"{facts.database.upper()}_DB_PASSWORD={facts.database}" for facts in services]
     lines += ["", "# Ports on 127.0.0.1 (the same defaults as the native stack)."]
-    lines += [f"# STACK_POSTGRES_PORT={DEFAULT_POSTGRES_PORT}"]
+    lines += [
+        f"# STACK_POSTGRES_PORT={DEFAULT_POSTGRES_PORT}",
+        f"# STACK_NATS_PORT={DEFAULT_NATS_PORT}",
+    ]
     lines += [f"# STACK_{facts.database.upper()}_PORT={facts.port}" for facts in services]
     return STACK_HEADER + "\n".join(lines) + "\n"
 

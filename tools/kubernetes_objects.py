@@ -39,6 +39,7 @@ SIGNING_KEYS_DIR = "/var/run/secrets/signing-keys"
 AUTH_CONFIG = "auth"  # token issuer, audience and JWKS URL, shared by every verifier
 # Where traces go: empty (no tracing) until an overlay names a collector.
 OBSERVABILITY_CONFIG = "observability"
+EVENTS_CONFIG = "events"  # the NATS URL every service's events go through
 # The annotations Prometheus's usual `kubernetes-pods` job (the community chart's) scrapes by.
 SCRAPE_ANNOTATIONS = {
     "prometheus.io/scrape": "true",
@@ -132,6 +133,8 @@ def environment(facts: ServiceFacts, role: ServiceRole, *, migrate: bool) -> lis
         env.append(config_env(f"{prefix}TOKEN_AUDIENCE", AUTH_CONFIG, "token-audience"))
     if role.verifies_tokens:
         env.append(config_env(f"{prefix}JWKS_URL", AUTH_CONFIG, "jwks-url"))
+    # Production requires it (common.events.EventSettings), the migrator's checks included.
+    env.append(config_env(f"{prefix}NATS_URL", EVENTS_CONFIG, "nats-url"))
     # The production profile serves metrics on METRICS_PORT; traces go where this says.
     env.append(config_env("OTEL_EXPORTER_OTLP_ENDPOINT", OBSERVABILITY_CONFIG, "otlp-endpoint"))
     # A caller's decision wins, else a share of the traces (docs/observability.md).

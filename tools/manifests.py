@@ -28,10 +28,12 @@ import generated_yaml
 from common.auth import JWKS_PATH
 from connection_budget import Budget
 from devstack.pgbouncer import default_session_timeouts
-from kubernetes_dev import INIT_SCRIPTS, nats_objects, postgres_objects, service_patch
+from kubernetes_dev import INIT_SCRIPTS, NATS, nats_objects, postgres_objects, service_patch
 from kubernetes_objects import (
     AUTH_CONFIG,
+    EVENTS_CONFIG,
     HTTP_PORT,
+    NATS_PORT,
     OBSERVABILITY_CONFIG,
     ServiceRole,
     service_objects,
@@ -122,6 +124,36 @@ def folder(prefix: str, objects: dict[str, dict[str, Any]], **fields: Any) -> di
     return files
 
 
+def config_map(name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def shared_objects(issuer: str) -> dict[str, dict[str, Any]]:
+    """What every service's pods share: the default NetworkPolicy and the ConfigMaps."""
+    issuer_url = f"http://{issuer}:{HTTP_PORT}"
+    auth = {
+        "token-issuer": issuer_url,
+        "token-audience": AUDIENCE,
+        "jwks-url": f"{issuer_url}{JWKS_PATH}",
+        # During a key rotation: the JSON list of the published, no longer signing keys.
+        "previous-key-files": "[]",
+    }
+    observability = {
+        # Your collector's OTLP/HTTP address (http://otel-collector.monitoring:4318); empty: no
+        # traces are sent.
+        "otlp-endpoint": "",
+        "traces-sampled": "0.1",
+    }
+    # The NATS chart's service (production) or the dev overlay's NATS, in the namespace.
+    events = {"nats-url": f"nats://{NATS}:{NATS_PORT}"}
+    return {
+        "default-deny.yaml": default_deny(),
+        "auth.yaml": config_map(AUTH_CONFIG, auth),
+        "observability.yaml": config_map(OBSERVABILITY_CONFIG, observability),
+        "events.yaml": config_map(EVENTS_CONFIG, events),
+    }
+
+
 def base_files(services: list[ServiceFacts], budget: Budget) -> dict[str, str]:
     issuer = issuer_of(services) or ""
     files: dict[str, str] = {}
@@ -130,38 +162,7 @@ def base_files(services: list[ServiceFacts], budget: Budget) -> dict[str, str]:
             facts, service_role(facts), issuer=issuer, shutdown_seconds=shutdown_seconds(facts)
         )
         files |= folder(f"base/{facts.name}", objects)
-    issuer_url = f"http://{issuer}:{HTTP_PORT}"
-    auth = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": AUTH_CONFIG},
-        "data": {
-            "token-issuer": issuer_url,
-            "token-audience": AUDIENCE,
-            "jwks-url": f"{issuer_url}{JWKS_PATH}",
-            # During a key rotation: the JSON list of the published, no longer signing keys.
-            "previous-key-files": "[]",
-        },
-    }
-    observability = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": OBSERVABILITY_CONFIG},
-        "data": {
-            # Your collector's OTLP/HTTP address (http://otel-collector.monitoring:4318); empty:
-            # no traces are sent.
-            "otlp-endpoint": "",
-            "traces-sampled": "0.1",
-        },
-    }
-    files |= folder(
-        "base/shared",
-        {
-            "default-deny.yaml": default_deny(),
-            "auth.yaml": auth,
-            "observability.yaml": observability,
-        },
-    )
+    files |= folder("base/shared", shared_objects(issuer))
     files |= folder(
         f"base/{PGBOUNCER}",
         pgbouncer_objects(PGBOUNCER_CONFIG),

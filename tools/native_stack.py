@@ -2,7 +2,8 @@
 
 An embedded PostgreSQL (`devstack.postgres.EmbeddedPostgres`) whose data lives in the stack's
 folder, each service's database and role made by infra/postgres's own script, every service's
-migrations, then every service under uvicorn, supervised by honcho in the background
+migrations, an embedded NATS with JetStream (`devstack.nats.EmbeddedNats`) for the events, then
+every service under uvicorn, supervised by honcho in the background
 (tools/supervisor.py). `tools/stack.py` is the command line over it.
 
 The services are the folders of `services/`: a service added later joins without a change here.
@@ -24,12 +25,13 @@ import observability as obs
 import stack_database
 import stack_scale
 import supervisor
+from devstack.nats import EmbeddedNats, EmbeddedNatsError
 from devstack.pgbouncer import PgBouncer
 from devstack.postgres import EmbeddedPostgres, EmbeddedPostgresError
 from devstack.processes import HOST, is_alive, port_is_free, service_environment
 from stack_scale import Scale
 from stack_services import TOKEN_ISSUER_SERVICE, Service, StackError
-from stack_state import DEFAULT_POSTGRES_PORT, ROOT, Ports, State
+from stack_state import DEFAULT_NATS_PORT, DEFAULT_POSTGRES_PORT, ROOT, Ports, State
 
 INFRA_DIR = ROOT / "infra"
 COMPOSE_FILE = INFRA_DIR / "docker-compose.yml"
@@ -53,6 +55,12 @@ class Stack:
         chosen = port if port is not None else self.ports.choose("postgres", DEFAULT_POSTGRES_PORT)
         return EmbeddedPostgres(
             self.state_dir / "pgdata", port=chosen, log_file=self.state_dir / "postgres.log"
+        )
+
+    def nats(self, port: int | None = None) -> EmbeddedNats:
+        chosen = port if port is not None else self.ports.choose("nats", DEFAULT_NATS_PORT)
+        return EmbeddedNats(
+            self.state_dir / "nats", port=chosen, log_file=self.state_dir / "nats.log"
         )
 
     def state(self) -> State | None:
@@ -90,6 +98,7 @@ class Stack:
             )
         try:
             postgres = self.start_database(say)
+            self._start_nats(say)
             pooler = self._start_pooler(postgres, say) if scale.pooler else None
             self._start_services(
                 postgres, pooler, replicas=scale.replicas, observability=observability
@@ -127,6 +136,19 @@ class Stack:
             postgres.start()
         except EmbeddedPostgresError as exc:
             raise StackError(f"Postgres did not start: {exc}") from None
+
+    def _start_nats(self, say: Say) -> None:
+        nats = self.nats()
+        if nats.is_running():
+            return
+        say(f"nats: starting on {nats.url}, JetStream on (data in {nats.data_dir})")
+        try:
+            nats.start()
+        except EmbeddedNatsError as exc:
+            raise StackError(
+                f"NATS did not start: {exc}; choose another port with STACK_NATS_PORT"
+            ) from None
+        self.ports.remember({"nats": nats.port})
 
     def _start_pooler(self, postgres: EmbeddedPostgres, say: Say) -> PgBouncer:
         pooler = stack_scale.pgbouncer(
@@ -175,6 +197,7 @@ class Stack:
                 database_url=database_url,
                 token_issuer=issuer.base_url if issuer is not None else None,
                 metrics_port=obs.metrics_port(service.database, service.port),
+                nats_url=self.nats().url,
             ),
         }
         if pooler is not None:
@@ -211,6 +234,7 @@ class Stack:
             pooler_port=pooler.port if pooler is not None else None,
             replicas=replicas,
             prometheus_port=prometheus.port if prometheus is not None else None,
+            nats_port=self.nats().port,
         )
         state.save(self.state_file)
         if replicas > 1:
@@ -284,13 +308,14 @@ class Stack:
     # -- down, ps, logs ---------------------------------------------------------------------
 
     def down(self, *, say: Say = print) -> None:
-        """Stop the services, then Postgres. The data stays for the next `up`."""
+        """Stop the services, then NATS and Postgres. The data stays for the next `up`."""
         with _ignoring_ctrl_c():  # a second Ctrl-C must not leave half a stack running
             state = self.state()
             if state is not None:
                 supervisor.stop(state.processes, supervisor_pid=state.supervisor_pid)
             postgres = self.postgres(state.postgres_port if state is not None else None)
             stack_scale.stop(self.state_dir, postgres, [s.name for s in self.services])
+            self.nats(state.nats_port if state is not None else None).stop()
             if postgres.is_running():
                 try:
                     postgres.stop()
@@ -311,6 +336,13 @@ class Stack:
             f"postgres   {'up (pid ' + str(pid) + ')' if pid else 'down':<16}"
             f"{HOST}:{state.postgres_port}  data in {postgres.data_dir}",
         ]
+        if state.nats_port is not None:
+            nats = self.nats(state.nats_port)
+            nats_pid = nats.pid()
+            lines.append(
+                f"nats       {'up (pid ' + str(nats_pid) + ')' if nats_pid else 'down':<16}"
+                f"{HOST}:{state.nats_port}  JetStream, data in {nats.data_dir}"
+            )
         if state.pooler_port is not None:
             lines.append(f"pgbouncer  {'up':<16}{HOST}:{state.pooler_port}  transaction mode")
         each = f" ({state.replicas} replicas behind HAProxy)" if state.replicas > 1 else ""

@@ -57,12 +57,14 @@ SERVICE_FILES: dict[str | None, str] = {
     "src/main.py.tmpl": "src/$package/main.py",
     "src/settings.py.tmpl": "src/$package/settings.py",
     "src/database.py.tmpl": "src/$package/database.py",
+    "src/events.py.tmpl": "src/$package/events.py",
     None: "src/$package/domains/__init__.py",
     "tests/conftest.py.tmpl": "tests/conftest.py",
     "tests/test_app.py.tmpl": "tests/test_app.py",
     "tests/test_health.py.tmpl": "tests/test_health.py",
     "tests/test_migrations.py.tmpl": "tests/test_migrations.py",
     "tests/test_security.py.tmpl": "tests/test_security.py",
+    "tests/test_events.py.tmpl": "tests/test_events.py",
 }
 DOMAIN_FILES: dict[str | None, str] = {
     "__init__.py.tmpl": "src/$package/domains/$domain/__init__.py",
@@ -203,9 +205,7 @@ def plan_domain(
         raise ScaffoldError(f"{service.name} already has a table {names.domain!r}")
     values = {"package": service.package, **names.values()}
     files = planned_files(TEMPLATES / "domain", DOMAIN_FILES, values)
-    # Deterministic: the same service, domain and parent always give the same revision id.
-    seed = f"{service.name}/{names.domain}/{down_revision}".encode()
-    revision = hashlib.sha256(seed).hexdigest()[:12]
+    revision = revision_id(f"{service.name}/{names.domain}/{down_revision}")
     now = datetime.now()
     content = render(
         TEMPLATES / "domain" / "revision.py.tmpl",
@@ -219,6 +219,27 @@ def plan_domain(
     )
     files[Path(f"alembic/versions/{now:%Y%m%d}_{revision}_create_{names.domain}.py")] = content
     return {service.directory / path: text for path, text in files.items()}
+
+
+def revision_id(seed: str) -> str:
+    """Deterministic: the same service, domain and parent always give the same revision id."""
+    return hashlib.sha256(seed.encode()).hexdigest()[:12]
+
+
+def events_revision(service: ExistingService, *, down_revision: str) -> dict[Path, str]:
+    """The Alembic revision creating a new service's event outbox and inbox (common.events)."""
+    revision = revision_id(f"{service.name}/events/{down_revision}")
+    now = datetime.now()
+    content = render(
+        TEMPLATES / "service" / "alembic" / "events_revision.py.tmpl",
+        {
+            "revision": revision,
+            "down_revision": down_revision,
+            "create_date": now.isoformat(sep=" "),
+        },
+    )
+    path = service.directory / f"alembic/versions/{now:%Y%m%d}_{revision}_event_outbox_and_inbox.py"
+    return {path: content}
 
 
 def new_domain(root: Path, service_name: str, name: str, *, singular: str | None = None) -> None:
@@ -260,6 +281,8 @@ def new_service(
     }
     service = ExistingService(name=name, directory=directory, package=names.package)
     files.update(plan_domain(service, domain_names, down_revision=None))
+    first = revision_id(f"{name}/{domain_names.domain}/None")
+    files.update(events_revision(service, down_revision=first))
     edits = {
         root / "pyproject.toml": with_first_party(read(root / "pyproject.toml"), names.package),
         root / "infra/docker-compose.yml": with_compose_service(

@@ -1,8 +1,9 @@
 """What a running stack leaves in its folder, so every later command finds it again.
 
 The folder is `.local/stack/` (git-ignored), or `STACK_DIR`. `state.json` says what runs: the
-mode, each service's port, Postgres's port, the supervisor and its processes. `ports.json`
-outlives `make down`: the next `make up` serves Postgres and every service where they were.
+mode, each service's port, Postgres's and NATS's ports, the supervisor and its processes.
+`ports.json` outlives `make down`: the next `make up` serves Postgres and every service where
+they were.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ HOST = "127.0.0.1"
 # The stack's Postgres, natively and in Compose: beside a system Postgres on 5432, never on it.
 # The services' development defaults (`<PREFIX>_DATABASE_URL`) point here.
 DEFAULT_POSTGRES_PORT = 5433
+# The stack's NATS: beside a system NATS on 4222. The services' `<PREFIX>_NATS_URL` default too.
+DEFAULT_NATS_PORT = 4223
 
 
 def state_dir() -> Path:
@@ -39,6 +42,7 @@ class State:
     replicas: int = 1  # processes per service, behind a balancer when more than one
     # Set when the observability profile runs (`make up OBSERVABILITY=1`).
     prometheus_port: int | None = None
+    nats_port: int | None = None
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +63,7 @@ class State:
             pooler_port=raw.get("pooler_port"),
             replicas=raw.get("replicas", 1),
             prometheus_port=raw.get("prometheus_port"),
+            nats_port=raw.get("nats_port"),
         )
 
 

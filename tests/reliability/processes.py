@@ -42,10 +42,12 @@ def service_env(
     service: str, database: URL, *, issuer: str, audience: str, **settings: str
 ) -> dict[str, str]:
     """A service's settings for a test process: its database and migrations, the issuer and
-    audience of the tokens it accepts, and `settings` (field names) on top."""
+    audience of the tokens it accepts, no broker (events stay in the outbox) unless `settings`
+    names one, and `settings` (field names) on top."""
     facts = SERVICES[service]
     prefix = facts.env_prefix
     return {
+        f"{prefix}NATS_URL": "",
         **service_environment(
             prefix,
             database_url=database.render_as_string(hide_password=False),

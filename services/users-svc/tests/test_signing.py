@@ -46,12 +46,24 @@ def test_production_refuses_to_start_without_a_signing_key(
     monkeypatch.setenv("USERS_DATABASE_URL", PRODUCTION_DATABASE)
     monkeypatch.setenv("USERS_TOKEN_ISSUER", "https://users.example.com")
     monkeypatch.setenv("USERS_TOKEN_AUDIENCE", "https://api.example.com")
+    monkeypatch.setenv("USERS_NATS_URL", "nats://nats:4222")
 
     with pytest.raises(ValidationError, match="USERS_SIGNING_KEY or USERS_SIGNING_KEY_FILE"):
         Settings(_env_file=None)
 
     monkeypatch.setenv("USERS_SIGNING_KEY_FILE", "/run/secrets/signing-key.pem")
     assert KeyRing.from_settings(Settings(_env_file=None)) is not None
+
+
+def test_production_requires_the_events_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("USERS_DATABASE_URL", PRODUCTION_DATABASE)
+    monkeypatch.setenv("USERS_SIGNING_KEY_FILE", "/run/secrets/signing-key.pem")
+    monkeypatch.setenv("USERS_TOKEN_ISSUER", "https://users.example.com")
+    monkeypatch.setenv("USERS_TOKEN_AUDIENCE", "https://api.example.com")
+
+    with pytest.raises(ValidationError, match="USERS_NATS_URL must be set explicitly"):
+        Settings(_env_file=None)
 
 
 def test_production_requires_the_issuer_and_audience(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,11 +10,14 @@ from opentelemetry.trace import TracerProvider
 
 from common import health
 from common.auth import TokenVerifier
+from common.auth.revocations import RevokedSubjects, watching_revocations
 from common.body_limit import BodyLimitMiddleware
 from common.db import Database
 from common.discovery import discover_root_routers, discover_routers
 from common.docs import install_offline_docs
 from common.errors import UnhandledErrorMiddleware, document_problems, install_error_handlers
+from common.events.lifespan import Events, running_events
+from common.events.settings import EventSettings
 from common.logs import configure_logging
 from common.metrics import MetricsMiddleware
 from common.observability import observing
@@ -31,6 +34,8 @@ class AppState(TypedDict):
     readiness: health.ReadinessCheck
     # Present when the service gave `create_app` one: what `CurrentUser` verifies tokens with.
     token_verifier: NotRequired[TokenVerifier]
+    # Present with `revocations=True`: the subjects whose tokens `CurrentUser` refuses.
+    revoked_subjects: NotRequired[RevokedSubjects]
 
 
 # A service's own lifespan: what it yields joins the request state (`request.state.<name>`).
@@ -44,6 +49,8 @@ def create_app(
     database: Database | None = None,
     token_verifier: TokenVerifier | None = None,
     lifespan: ServiceLifespan | None = None,
+    events: Events | None = None,
+    revocations: bool = False,
     tracer_provider: TracerProvider | None = None,
     version: str = "0.1.0",
 ) -> FastAPI:
@@ -54,8 +61,11 @@ def create_app(
     them from `settings` and disposes of them on shutdown. `token_verifier` verifies the access
     tokens of `CurrentUser` and `CurrentClaims`; its key source is opened in the lifespan, after
     the service's own `lifespan` has started (users-svc loads its keys there) and closed before it
-    ends. An app without one verifies no tokens. `tracer_provider` traces the app with that
-    provider whatever the environment says (tests give the SDK's in-memory one).
+    ends. An app without one verifies no tokens. `events` runs the service's event relay and
+    consumer in the lifespan (its settings are then `EventSettings`); with `revocations`,
+    `CurrentUser` refuses the subjects of its `revoked_subjects` table. `tracer_provider` traces
+    the app with that provider whatever the environment says (tests give the SDK's in-memory
+    one).
     """
     configure_logging(
         settings.effective_log_level, sql=settings.debug, log_format=settings.log_format
@@ -69,6 +79,8 @@ def create_app(
             database=database,
             token_verifier=token_verifier,
             lifespan=lifespan,
+            events=events,
+            revocations=revocations,
             tracer_provider=tracer_provider,
         ),
         telemetry=fastapi_telemetry(tracer_provider),
@@ -126,10 +138,12 @@ def _app_lifespan(
     database: Database | None,
     token_verifier: TokenVerifier | None,
     lifespan: ServiceLifespan | None,
+    events: Events | None,
+    revocations: bool,
     tracer_provider: TracerProvider | None,
 ) -> ServiceLifespan:
-    """The app's lifespan: its database (unless given), then the service's own lifespan, then
-    the token verifier's keys; ended in the reverse order."""
+    """The app's lifespan: its database (unless given), then the service's own lifespan, the
+    token verifier's keys, the revoked subjects and the events; ended in the reverse order."""
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -155,6 +169,14 @@ def _app_lifespan(
                     await token_verifier.open()
                     stack.push_async_callback(token_verifier.aclose)
                     state["token_verifier"] = token_verifier
+                if revocations:
+                    state["revoked_subjects"] = await stack.enter_async_context(
+                        watching_revocations(settings, active.engine)
+                    )
+                if events is not None:
+                    if not isinstance(settings, EventSettings):
+                        raise TypeError("a service with events needs settings of EventSettings")
+                    await stack.enter_async_context(running_events(settings, active, events))
                 yield {**state, **own}
         finally:
             readiness.cancel()

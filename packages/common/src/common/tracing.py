@@ -15,7 +15,7 @@ sampler from `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG`, batched OTLP/HTTP 
 Off, none of the SDK is imported and nothing is instrumented: a request pays FastAPI's check of
 whether a tracer provider is set, as it did before.
 
-For events (not built yet): `event_headers()` is what a producer stores in an envelope, and
+For events (common.events): `event_headers()` is what a producer stores in an envelope, and
 `consuming()` the span a consumer applies the event in, joined to the producer's trace.
 """
 
@@ -25,7 +25,8 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from fastapi.telemetry import TelemetryConfig
-from opentelemetry import propagate, trace
+from opentelemetry import context, propagate, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import Span, SpanKind, TracerProvider
 
 from common.settings import AppBaseSettings
@@ -150,3 +151,14 @@ def consuming(name: str, headers: Mapping[str, str]) -> Iterator[Span]:
     tracer = (_active or trace.get_tracer_provider()).get_tracer("common.events")
     with tracer.start_as_current_span(name, context=parent, kind=SpanKind.CONSUMER) as span:
         yield span
+
+
+@contextmanager
+def untraced() -> Iterator[None]:
+    """No span inside: for background polls (the events relay, the revocations reload), which
+    are nobody's request and would otherwise add a trace every second."""
+    token = context.attach(context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        yield
+    finally:
+        context.detach(token)

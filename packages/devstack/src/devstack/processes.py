@@ -93,11 +93,15 @@ def service_environment(
     database_url: str,
     token_issuer: str | None = None,
     metrics_port: int | None = None,
+    nats_url: str | None = None,
 ) -> dict[str, str]:
     """The variables that point a service at its database and, for a service that verifies
     tokens, at their issuer (users-svc's base URL, where its JWKS is published); with
-    `metrics_port`, where it serves its metrics, on loopback."""
+    `metrics_port`, where it serves its metrics, on loopback; with `nats_url`, its events'
+    broker."""
     env = {f"{env_prefix}DATABASE_URL": database_url}
+    if nats_url is not None:
+        env[f"{env_prefix}NATS_URL"] = nats_url
     if metrics_port is not None:
         env[f"{env_prefix}METRICS_PORT"] = str(metrics_port)
         env[f"{env_prefix}METRICS_HOST"] = HOST

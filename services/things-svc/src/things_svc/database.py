@@ -1,5 +1,7 @@
+from common.auth.revocations import add_revocations
 from common.db import Base as CommonBase
 from common.db import new_metadata
+from common.events import add_inbox
 
 
 class Base(CommonBase):
@@ -7,3 +9,8 @@ class Base(CommonBase):
 
     __abstract__ = True
     metadata = new_metadata()
+
+
+# The events things-svc applied (common.events), and the users whose tokens it refuses.
+add_inbox(Base.metadata)
+add_revocations(Base.metadata)

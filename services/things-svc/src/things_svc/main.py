@@ -4,6 +4,8 @@ from opentelemetry.trace import TracerProvider
 from common.app import create_app
 from common.auth import KeySource, RemoteJwks, TokenVerifier
 from common.db import Database
+from common.events import Events
+from things_svc.events import HANDLERS
 from things_svc.settings import Settings, get_settings
 
 
@@ -21,6 +23,8 @@ def build_app(
         domains="things_svc.domains",
         database=database,
         token_verifier=TokenVerifier.from_settings(keys, settings),
+        events=Events(handlers=HANDLERS),
+        revocations=True,
         tracer_provider=tracer_provider,
     )
 

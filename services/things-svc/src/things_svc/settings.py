@@ -3,12 +3,18 @@ from functools import lru_cache
 from pydantic_settings import SettingsConfigDict
 
 from common.auth import JwksSettings
+from common.events import EventSettings
 
 
-class Settings(JwksSettings):
-    """Tokens are checked against THINGS_TOKEN_ISSUER, THINGS_TOKEN_AUDIENCE, THINGS_JWKS_URL."""
+class Settings(JwksSettings, EventSettings):
+    """Tokens are checked against THINGS_TOKEN_ISSUER, THINGS_TOKEN_AUDIENCE, THINGS_JWKS_URL;
+    users-svc's account events come from THINGS_NATS_URL."""
 
     model_config = SettingsConfigDict(env_prefix="THINGS_")
+    required_in_production = (
+        *JwksSettings.required_in_production,
+        *EventSettings.required_in_production,
+    )
 
     service_name: str = "things-svc"
     # Development: the `make up` stack's database, as its own role (production sets its own).

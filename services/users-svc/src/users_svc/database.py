@@ -1,5 +1,6 @@
 from common.db import Base as CommonBase
 from common.db import new_metadata
+from common.events import add_outbox
 
 
 class Base(CommonBase):
@@ -7,3 +8,7 @@ class Base(CommonBase):
 
     __abstract__ = True
     metadata = new_metadata()
+
+
+# The events users-svc publishes wait here for its relay (common.events).
+add_outbox(Base.metadata)

@@ -11,6 +11,7 @@ from opentelemetry.trace import TracerProvider
 from common.app import create_app
 from common.auth import TokenVerifier
 from common.db import Database
+from common.events import Events
 from users_svc.passwords import PasswordHasher
 from users_svc.settings import Settings, get_settings
 from users_svc.signing import KeyRing
@@ -43,6 +44,7 @@ def build_app(
         database=database,
         token_verifier=TokenVerifier.from_settings(ring, settings),
         lifespan=lifespan,
+        events=Events(relay=True),
         tracer_provider=tracer_provider,
     )
 

@@ -7,14 +7,19 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from common.auth import TokenSettings
+from common.events import EventSettings
 from common.session import settings_of
 
 # Where development keeps the key it generates, relative to where the service runs: git-ignored.
 DEVELOPMENT_KEY_FILE = Path(".local/signing-key.pem")
 
 
-class Settings(TokenSettings):
+class Settings(TokenSettings, EventSettings):
     model_config = SettingsConfigDict(env_prefix="USERS_")
+    required_in_production = (
+        *TokenSettings.required_in_production,
+        *EventSettings.required_in_production,
+    )
 
     service_name: str = "users-svc"
     # Development: the `make up` stack's database, as its own role (production sets its own).
@@ -56,7 +61,7 @@ class Settings(TokenSettings):
         default=900,
         ge=30,
         le=900,
-        description="Access tokens' lifetime: nothing revokes them before they expire",
+        description="Access tokens' lifetime: only a deactivation or an erasure cuts it short",
     )
     refresh_token_seconds: int = Field(
         default=30 * 86_400,

@@ -12,7 +12,13 @@ from fastapi import Depends, Request
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
 
-from common.auth.verifier import AccessClaims, NotAuthenticatedError, TokenVerifier
+from common.auth.revocations import RevokedSubjects
+from common.auth.verifier import (
+    AccessClaims,
+    InvalidTokenError,
+    NotAuthenticatedError,
+    TokenVerifier,
+)
 from common.errors import Problem
 
 # For a router's `responses=`: every protected operation documents its 401.
@@ -34,7 +40,13 @@ async def authenticate(request: Request) -> AccessClaims:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise NotAuthenticatedError
-    return await token_verifier_of(request).verify(token)
+    claims = await token_verifier_of(request).verify(token)
+    # Only in an app made with `create_app(..., revocations=True)`.
+    revoked: RevokedSubjects | None = getattr(request.state, "revoked_subjects", None)
+    if revoked is not None and claims.subject in revoked:
+        # The same answer as any refused token: a deactivated account is not told apart.
+        raise InvalidTokenError
+    return claims
 
 
 class _BearerScheme(SecurityBase):

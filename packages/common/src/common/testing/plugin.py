@@ -18,6 +18,8 @@ Fixtures, from the outside in:
   tests need no users-svc;
 - `span_exporter` / `traced_client`: the app traced by the OpenTelemetry SDK, its finished spans
   kept in memory;
+- `nats_url`: a NATS server with JetStream (embedded, or `TEST_NATS_URL`), once per run, and
+  `events_stream`: a stream name of the test's own on it, so tests never see each other's events;
 - and for every test, a scan of what it logged: a secret in a log line fails it
   (common.testing.secrets).
 
@@ -25,15 +27,19 @@ A service's conftest only provides the `service` fixture (a `ServiceUnderTest`).
 """
 
 import asyncio
+import contextlib
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
+import nats
 import pytest
 from alembic import command
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from nats.js.errors import NotFoundError
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -52,6 +58,7 @@ from common.testing.secrets import (  # noqa: F401 - the plugin's hooks
 )
 from common.testing.service import ServiceUnderTest
 from common.testing.tokens import TokenFactory
+from devstack.nats import EmbeddedNats, test_nats_url
 from devstack.postgres import drop_database, recreate_database, server_url, traffic_server_url
 
 BASE_URL = "http://testserver"
@@ -64,6 +71,34 @@ def worker_id() -> str:
 @pytest.fixture(scope="session")
 def postgres_server(request: pytest.FixtureRequest) -> URL:
     return server_url(request.config.rootpath / ".local" / "test-postgres")
+
+
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A NATS server with JetStream: `TEST_NATS_URL`, else an embedded one of this worker's own."""
+    configured = test_nats_url()
+    if configured is not None:
+        yield configured
+        return
+    server = EmbeddedNats(tmp_path_factory.mktemp("nats") / "data")
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def events_stream(nats_url: str) -> AsyncIterator[str]:
+    """A JetStream stream name for this test alone, deleted afterwards."""
+    name = f"test-{worker_id()}-{uuid.uuid4().hex[:12]}"
+    yield name
+    client = await nats.connect(nats_url)
+    try:
+        with contextlib.suppress(NotFoundError):
+            await client.jetstream().delete_stream(name)
+    finally:
+        await client.close()
 
 
 @pytest.fixture(scope="session")

@@ -45,6 +45,8 @@ class ServiceUnderTest:
             # The test run's traffic may go through a pooler (common.testing.plugin).
             "db_pooler": test_database_pooler() or Pooler.NONE,
             "migrations_dir": self.project_dir / "alembic",
+            # No broker unless a test gives one (the `nats_url` fixture): the outbox keeps events.
+            **({"nats_url": None} if "nats_url" in self.settings_class.model_fields else {}),
             **self.settings_overrides,
             **overrides,
         }

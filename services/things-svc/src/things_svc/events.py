@@ -1,0 +1,33 @@
+"""The events things-svc applies: users-svc's account events (common.events, docs/events.md).
+
+A deactivated or deleted user's tokens are refused from the commit of the event's transaction
+(`common.auth.revocations`); a reactivated user's are accepted again; a deleted user's things
+are erased.
+"""
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.auth.revocations import restore, revoke
+from common.events import Event, Handler
+from things_svc.domains.things.models import Thing
+
+
+async def user_deactivated(session: AsyncSession, event: Event) -> None:
+    await revoke(session, event.subject_id)
+
+
+async def user_reactivated(session: AsyncSession, event: Event) -> None:
+    await restore(session, event.subject_id)
+
+
+async def user_deleted(session: AsyncSession, event: Event) -> None:
+    await revoke(session, event.subject_id)
+    await session.execute(delete(Thing).where(Thing.owner_id == event.subject_id))
+
+
+HANDLERS = (
+    Handler("user.deactivated", user_deactivated),
+    Handler("user.reactivated", user_reactivated),
+    Handler("user.deleted", user_deleted),
+)

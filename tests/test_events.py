@@ -1,0 +1,153 @@
+"""Account events across services, as real processes on a real NATS and Postgres: users-svc
+publishes, things-svc applies (docs/events.md).
+
+A deactivated user's token is refused by things-svc within a second; reactivated, accepted
+again; an erased user's things are gone.
+"""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from reliability.processes import migrate, service_process, things_env, users_env
+from sqlalchemy.engine import URL
+
+from common.testing.plugin import worker_id
+from devstack.postgres import asyncpg_dsn, drop_database, recreate_database
+from devstack.processes import ServiceProcess
+
+AUDIENCE = "events-api"
+PASSWORD = "correct horse"
+
+
+@dataclass(frozen=True)
+class Stack:
+    users: ServiceProcess
+    things: ServiceProcess
+    databases: dict[str, URL]
+
+
+@pytest.fixture
+async def stack(
+    postgres_server: URL, nats_url: str, events_stream: str, tmp_path: Path
+) -> AsyncIterator[Stack]:
+    names = {svc: f"test_events_{svc}_{worker_id()}" for svc in ("users", "things")}
+    databases = {}
+    for svc, name in names.items():
+        databases[svc] = await asyncio.to_thread(recreate_database, postgres_server, name)
+        await asyncio.to_thread(migrate, f"{svc}-svc", databases[svc])
+    events = {"nats_url": nats_url, "events_stream": events_stream}
+    users = service_process("users-svc", folder=tmp_path / "users", env={})
+    users.env.update(users_env(databases["users"], issuer=users.url, audience=AUDIENCE, **events))
+    things = service_process(
+        "things-svc",
+        folder=tmp_path / "things",
+        env=things_env(databases["things"], users_url=users.url, audience=AUDIENCE, **events),
+    )
+    try:
+        users.start()
+        things.start()
+        await asyncio.gather(users.wait_ready(), things.wait_ready())
+        yield Stack(users=users, things=things, databases=databases)
+    finally:
+        users.stop()
+        things.stop()
+        for name in names.values():
+            await asyncio.to_thread(drop_database, postgres_server, name)
+
+
+async def sign_up(client: httpx.AsyncClient, users: ServiceProcess, email: str) -> str:
+    """A new account's access token."""
+    signup = {"email": email, "full_name": email.split("@")[0], "password": PASSWORD}
+    assert (await client.post(f"{users.url}/api/v1/users", json=signup)).status_code == 201
+    login = await client.post(
+        f"{users.url}/api/v1/auth/login", json={"email": email, "password": PASSWORD}
+    )
+    assert login.status_code == 200, login.text
+    return str(login.json()["access_token"])
+
+
+async def sql(database: URL, query: str, *args: object) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(asyncpg_dsn(database))
+    try:
+        return list(await connection.fetch(query, *args))
+    finally:
+        await connection.close()
+
+
+async def seconds_until(check: Callable[[], Awaitable[bool]], *, timeout: float = 10.0) -> float:
+    """How long until `check()` holds, polled every few milliseconds."""
+    started = time.perf_counter()
+    while not await check():
+        assert time.perf_counter() - started < timeout, "never happened"
+        await asyncio.sleep(0.005)
+    return time.perf_counter() - started
+
+
+async def test_a_deactivated_user_is_refused_by_things_svc_within_a_second_and_back_on_reactivation(
+    stack: Stack,
+) -> None:
+    users, things = stack.users, stack.things
+    async with httpx.AsyncClient(timeout=10) as client:
+        alice = {"Authorization": f"Bearer {await sign_up(client, users, 'alice@x.io')}"}
+        admin = {"Authorization": f"Bearer {await sign_up(client, users, 'admin@x.io')}"}
+        promote = "UPDATE users SET is_superuser = true WHERE email = 'admin@x.io'"
+        await sql(stack.databases["users"], promote)
+        alice_id = (await client.get(f"{users.url}/api/v1/users/me", headers=alice)).json()["id"]
+        things_url = f"{things.url}/api/v1/things"
+        assert (await client.get(things_url, headers=alice)).status_code == 200
+
+        async def status() -> int:
+            return (await client.get(things_url, headers=alice)).status_code
+
+        async def refused() -> bool:
+            return await status() == 401
+
+        async def accepted() -> bool:
+            return await status() == 200
+
+        deactivated = await client.post(f"{users.url}/api/v1/users/me/deactivate", headers=alice)
+        assert deactivated.status_code == 204
+        delay = await seconds_until(refused)
+        print(f"deactivated → refused by things-svc after {delay * 1000:.0f} ms")
+        assert delay < 1.0
+
+        activated = await client.post(
+            f"{users.url}/api/v1/users/{alice_id}/activate", headers=admin
+        )
+        assert activated.status_code == 200, activated.text
+        delay = await seconds_until(accepted)
+        print(f"reactivated → accepted by things-svc after {delay * 1000:.0f} ms")
+        assert delay < 1.0
+
+
+async def test_an_erased_users_things_are_erased_in_things_svc(stack: Stack) -> None:
+    users, things = stack.users, stack.things
+    async with httpx.AsyncClient(timeout=10) as client:
+        bob = {"Authorization": f"Bearer {await sign_up(client, users, 'bob@x.io')}"}
+        carol = {"Authorization": f"Bearer {await sign_up(client, users, 'carol@x.io')}"}
+        for name, owner in (("Lamp", bob), ("Desk", bob), ("Chair", carol)):
+            created = await client.post(
+                f"{things.url}/api/v1/things", json={"name": name}, headers=owner
+            )
+            assert created.status_code == 201, created.text
+
+        erased = await client.request(
+            "DELETE", f"{users.url}/api/v1/users/me", json={"password": PASSWORD}, headers=bob
+        )
+        assert erased.status_code == 204, erased.text
+
+        async def bobs_things_gone() -> bool:
+            rows = await sql(stack.databases["things"], "SELECT name FROM things ORDER BY name")
+            return [row["name"] for row in rows] == ["Chair"]
+
+        delay = await seconds_until(bobs_things_gone)
+        print(f"erased → things erased in things-svc after {delay * 1000:.0f} ms")
+        listing = await client.get(f"{things.url}/api/v1/things", headers=carol)
+        assert [thing["name"] for thing in listing.json()["items"]] == ["Chair"]
+        assert (await client.get(f"{things.url}/api/v1/things", headers=bob)).status_code == 401
