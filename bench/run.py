@@ -59,6 +59,8 @@ from targets import (
 )
 
 from common.auth import JWKS_PATH, SigningKey, access_claims
+from devstack import processes
+from devstack.nats import EmbeddedNats
 from devstack.postgres import EmbeddedPostgres, asyncpg_dsn, scratch_dir
 
 ENDPOINTS = [
@@ -102,11 +104,13 @@ async def start_targets(
     postgres: EmbeddedPostgres,
     targets: list[Target],
     *,
+    nats_url: str,
     seed: Seed,
     folder: Path,
     args: argparse.Namespace,
 ) -> SigningKey:
-    """Every target's processes, ready; the key users-svc signs with."""
+    """Every target's processes, ready; the key users-svc signs with. Each target's services
+    relay and consume on a stream of their own, as production runs them (on a broker)."""
     key = SigningKey.generate()
     floor, services, generated, traced = targets
     # Where the traced target's spans go; kept with the floor's processes (stopped with them).
@@ -130,6 +134,8 @@ async def start_targets(
                 "token_audience": AUDIENCE,
                 "db_pool_size": str(args.pool_size),
                 "db_read_pool_size": str(args.pool_size),
+                "nats_url": nats_url,
+                "events_stream": f"bench-{target.name}",
             }
             if service == "users":
                 settings["signing_key"] = key.private_pem()
@@ -213,12 +219,13 @@ async def bench(args: argparse.Namespace) -> None:
             print(
                 f"Postgres ready, databases migrated and seeded ({time.monotonic() - started:.0f}s)"
             )
-            try:
-                await measure(args, postgres, targets, endpoints, seed, folder)
-            finally:
-                for target in targets:
-                    for server in set(target.servers.values()):
-                        server.process.stop()
+            with processes.started(EmbeddedNats(folder / "nats")) as nats:
+                try:
+                    await measure(args, postgres, nats.url, targets, endpoints, seed, folder)
+                finally:
+                    for target in targets:
+                        for server in set(target.servers.values()):
+                            server.process.stop()
         finally:
             postgres.stop()
     load_after = os.getloadavg()
@@ -260,12 +267,15 @@ async def start_postgres(postgres: EmbeddedPostgres) -> None:
 async def measure(
     args: argparse.Namespace,
     postgres: EmbeddedPostgres,
+    nats_url: str,
     targets: list[Target],
     endpoints: list[Endpoint],
     seed: Seed,
     folder: Path,
 ) -> None:
-    key = await start_targets(postgres, targets, seed=seed, folder=folder, args=args)
+    key = await start_targets(
+        postgres, targets, nats_url=nats_url, seed=seed, folder=folder, args=args
+    )
     await check_same_json(targets, seed, mint_token(key, seed.subject))
     post_script = folder / "post.lua"
     post_script.write_text(
