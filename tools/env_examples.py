@@ -8,7 +8,6 @@ classes themselves (each field's `description`), so the example can never drift 
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import json
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 from pydantic.fields import FieldInfo
 
 from common.settings import AppBaseSettings
+from generated_files import sync_file
 from monorepo import ServiceFacts, Workspace
 from stack_state import DEFAULT_NATS_PORT, DEFAULT_POSTGRES_PORT
 
@@ -116,22 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     stale = 0
-    for path, expected in generate(args.root.resolve()).items():
-        current = path.read_text() if path.exists() else ""
-        if current == expected:
-            continue
-        stale += 1
-        if args.check:
-            diff = difflib.unified_diff(
-                current.splitlines(keepends=True),
-                expected.splitlines(keepends=True),
-                f"{path} (committed)",
-                f"{path} (generated)",
-            )
-            sys.stdout.writelines(diff)
-        else:
-            path.write_text(expected)
-            print(f"wrote {path.relative_to(args.root.resolve())}")
+    root = args.root.resolve()
+    for path, expected in generate(root).items():
+        stale += sync_file(path, expected, check=args.check, label=str(path.relative_to(root)))
     if args.check and stale:
         print(f"{stale} .env.example file(s) out of date: run `make env-examples`")
         return 1

@@ -9,11 +9,11 @@ pre-commit hook (this script, `--check`).
 """
 
 import argparse
-import difflib
 import sys
 from pathlib import Path
 
 from common.events import event_schema_document
+from generated_files import sync_file
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "packages" / "common" / "events.schema.json"
 
@@ -23,21 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 on a difference")
     args = parser.parse_args(argv)
     document = event_schema_document()
-    current = SCHEMA_FILE.read_text(encoding="utf-8") if SCHEMA_FILE.exists() else ""
-    if current == document:
-        return 0
-    if args.check:
-        diff = difflib.unified_diff(
-            current.splitlines(keepends=True),
-            document.splitlines(keepends=True),
-            fromfile=f"{SCHEMA_FILE.name} (committed)",
-            tofile=f"{SCHEMA_FILE.name} (from the code)",
-        )
-        sys.stdout.writelines(diff)
+    label = str(SCHEMA_FILE.relative_to(SCHEMA_FILE.parents[2]))
+    if sync_file(SCHEMA_FILE, document, check=args.check, label=label) and args.check:
         print("the events' schema is out of date: run `make event-schema`", file=sys.stderr)
         return 1
-    SCHEMA_FILE.write_text(document, encoding="utf-8")
-    print(f"wrote {SCHEMA_FILE.relative_to(SCHEMA_FILE.parents[2])}")
     return 0
 
 

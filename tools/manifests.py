@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import difflib
 import json
 import re
 import sys
@@ -28,6 +27,7 @@ import generated_yaml
 from common.auth import JWKS_PATH
 from connection_budget import Budget
 from devstack.pgbouncer import default_session_timeouts
+from generated_files import sync_file
 from kubernetes_dev import INIT_SCRIPTS, NATS, nats_objects, postgres_objects, service_patch
 from kubernetes_objects import (
     AUTH_CONFIG,
@@ -303,23 +303,7 @@ def sync(root: Path, *, check: bool) -> int:
     expected = generate(Workspace.load(root))
     out_of_date = 0
     for relative, content in expected.items():
-        path = root / relative
-        current = path.read_text(encoding="utf-8") if path.exists() else ""
-        if current == content:
-            continue
-        out_of_date += 1
-        if check:
-            sys.stdout.writelines(
-                difflib.unified_diff(
-                    current.splitlines(keepends=True),
-                    content.splitlines(keepends=True),
-                    fromfile=f"{relative} (committed)",
-                    tofile=f"{relative} (generated)",
-                )
-            )
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content, encoding="utf-8")
+        out_of_date += sync_file(root / relative, content, check=check, label=relative)
     for relative in sorted(files_on_disk(root) - expected.keys()):
         out_of_date += 1
         if check:

@@ -10,12 +10,12 @@ tests fail when it is out of date, and so does the pre-commit hook (this script,
 """
 
 import argparse
-import difflib
 import importlib
 import sys
 from pathlib import Path
 
 from common.testing.openapi import OPENAPI_FILE, openapi_document
+from generated_files import sync_file
 from monorepo import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,21 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.service or found:
         path = found[name] / OPENAPI_FILE
         document = document_of(root, name)
-        current = path.read_text(encoding="utf-8") if path.exists() else ""
-        if current == document:
-            continue
-        stale.append(name)
-        if args.check:
-            diff = difflib.unified_diff(
-                current.splitlines(keepends=True),
-                document.splitlines(keepends=True),
-                fromfile=f"{path.relative_to(root)} (committed)",
-                tofile=f"{path.relative_to(root)} (the code's)",
-            )
-            sys.stdout.writelines(diff)
-        else:
-            path.write_text(document, encoding="utf-8")
-            print(f"wrote {path.relative_to(root)}")
+        if sync_file(path, document, check=args.check, label=str(path.relative_to(root))):
+            stale.append(name)
     if args.check and stale:
         print(f"\nout of date: {', '.join(stale)}; run `make openapi`", file=sys.stderr)
         return 1

@@ -9,13 +9,13 @@ workflow by running this script; a removed member's generated workflow is delete
 """
 
 import argparse
-import difflib
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import generated_yaml
+from generated_files import sync_file
 from monorepo import (
     SHARED_FILES,
     WORKFLOWS_DIR,
@@ -208,24 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     stale = generated_files_on_disk(root) - expected.keys()
     out_of_date = 0
     for relative, content in expected.items():
-        path = root / relative
-        current = path.read_text(encoding="utf-8") if path.exists() else ""
-        if current == content:
-            continue
-        out_of_date += 1
-        if args.check:
-            sys.stdout.writelines(
-                difflib.unified_diff(
-                    current.splitlines(keepends=True),
-                    content.splitlines(keepends=True),
-                    fromfile=f"{relative} (committed)",
-                    tofile=f"{relative} (generated)",
-                )
-            )
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content, encoding="utf-8")
-            print(f"wrote {relative}")
+        out_of_date += sync_file(root / relative, content, check=args.check, label=relative)
     for relative in sorted(stale):
         out_of_date += 1
         if args.check:
