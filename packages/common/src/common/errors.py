@@ -92,6 +92,14 @@ class NotFoundError(DomainError):
     title = "Not Found"
 
 
+class UnauthorizedError(DomainError):
+    """The caller is not known: RFC 6750's answer names the scheme it should authenticate with."""
+
+    status_code = 401
+    title = "Unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 - never mutated
+
+
 class ForbiddenError(DomainError):
     status_code = 403
     title = "Forbidden"

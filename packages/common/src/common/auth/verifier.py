@@ -14,7 +14,7 @@ from jwt import PyJWK
 from common.auth.claims import REQUIRED_CLAIMS
 from common.auth.keys import ACCESS_TOKEN_TYPE, ALGORITHMS, KeySource
 from common.auth.settings import TokenSettings
-from common.errors import DomainError
+from common.errors import UnauthorizedError
 
 logger = logging.getLogger(__name__)
 
@@ -26,20 +26,14 @@ MAX_TOKEN_LENGTH = 4096
 DEFAULT_CACHE_SIZE = 4096
 
 
-class NotAuthenticatedError(DomainError):
+class NotAuthenticatedError(UnauthorizedError):
     """No token at all: RFC 6750 says to answer with the scheme and no error code."""
-
-    status_code = 401
-    title = "Unauthorized"
-    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 - never mutated
 
     def __init__(self) -> None:
         super().__init__("Send an access token: `Authorization: Bearer <token>`.")
 
 
-class InvalidTokenError(DomainError):
-    status_code = 401
-    title = "Unauthorized"
+class InvalidTokenError(UnauthorizedError):
     headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}  # noqa: RUF012
 
     def __init__(self) -> None:

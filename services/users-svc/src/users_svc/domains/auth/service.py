@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.auth import access_claims
 from common.db import new_id
-from common.errors import DomainError, ForbiddenError, TooManyRequestsError
+from common.errors import DomainError, ForbiddenError, TooManyRequestsError, UnauthorizedError
 from common.metrics import LOGIN_FAILURES, LOGIN_THROTTLED
 from users_svc.domains.auth import repository
 from users_svc.domains.auth.models import ACCOUNT, CLIENT
@@ -37,12 +37,8 @@ REFRESH_SECRET_BYTES = 32
 USER_AGENT_LENGTH = 200
 
 
-class InvalidCredentialsError(DomainError):
+class InvalidCredentialsError(UnauthorizedError):
     """The same answer for an unknown email and a wrong password."""
-
-    status_code = 401
-    title = "Unauthorized"
-    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 - never mutated
 
     def __init__(self) -> None:
         super().__init__("Incorrect email or password.")
