@@ -12,6 +12,8 @@ from pathlib import Path
 import asyncpg
 import psutil
 
+from common.background import in_background
+
 # An idle Postgres backend publishes its pending counters (pg_stat_database) within 10 s.
 STATS_FLUSH_SECONDS = 11.0
 CONNECTION_SAMPLE_SECONDS = 0.1
@@ -140,9 +142,5 @@ async def peak_connections(
             measurement.peak_connections = max(measurement.peak_connections, count)
             await asyncio.sleep(CONNECTION_SAMPLE_SECONDS)
 
-    sampler = asyncio.create_task(sample())
-    try:
+    async with in_background(sample()):
         yield
-    finally:
-        sampler.cancel()
-        await asyncio.gather(sampler, return_exceptions=True)

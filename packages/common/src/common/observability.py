@@ -23,6 +23,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app, multip
 from prometheus_client.exposition import ThreadingWSGIServer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from common.background import in_background
 from common.db import Database
 from common.metrics import POOL_CAPACITY, POOL_CONNECTIONS, POOL_WAITING
 from common.metrics import multiprocess as multiprocess_mode
@@ -146,12 +147,10 @@ async def watching_pools(database: Database) -> AsyncIterator[None]:
                     gauge.set(reader[name]())
             await asyncio.sleep(POOL_SAMPLE_SECONDS)
 
-    sampler = asyncio.create_task(sample())
     try:
-        yield
+        async with in_background(sample(), name="pool gauges"):
+            yield
     finally:
-        sampler.cancel()
-        await asyncio.gather(sampler, return_exceptions=True)
         # This worker's live gauges leave the sums with it.
         multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 

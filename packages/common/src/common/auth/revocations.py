@@ -7,8 +7,6 @@ notification, on commit, and every second should one be lost: `CurrentUser` chec
 subject against that set, with no query per request.
 """
 
-import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -30,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from common.background import in_background
 from common.events.listener import listening
 from common.settings import AppBaseSettings
 from common.tracing import untraced
@@ -92,13 +91,8 @@ async def watching_revocations(
     # Loaded before the first request when the database answers; a service started while it
     # does not (its readiness says so) loads the set as soon as it does, within a second.
     await _reload(revoked, engine)
-    task = asyncio.create_task(_keep_current(settings, engine, revoked))
-    try:
+    async with in_background(_keep_current(settings, engine, revoked)):
         yield revoked
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _keep_current(

@@ -7,12 +7,12 @@ does not check NATS.
 """
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from common.background import in_background
 from common.db import Database
 from common.events.broker import connected
 from common.events.consumer import Consumer, Handler
@@ -40,13 +40,8 @@ async def running_events(
     if not settings.nats_url or not (events.relay or events.handlers):
         yield
         return
-    task = asyncio.create_task(_run(settings, database, events), name="events")
-    try:
+    async with in_background(_run(settings, database, events), name="events"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _run(settings: EventSettings, database: Database, events: Events) -> None:

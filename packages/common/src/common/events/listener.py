@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from common.background import in_background
 from common.settings import AppBaseSettings, Pooler
 
 logger = logging.getLogger("common.events")
@@ -44,13 +45,8 @@ async def listening(settings: AppBaseSettings, channel: str) -> AsyncIterator[Wa
         # PgBouncer in transaction mode cannot hold a LISTEN: polling alone, then.
         yield wakeup
         return
-    task = asyncio.create_task(_listen(settings, channel, wakeup))
-    try:
+    async with in_background(_listen(settings, channel, wakeup)):
         yield wakeup
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _listen(settings: AppBaseSettings, channel: str, wakeup: Wakeup) -> None:
