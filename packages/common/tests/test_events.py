@@ -34,7 +34,9 @@ from common.events.broker import dead_letter_subject
 from common.events.lifespan import running_events
 from common.events.relay import prune_sent
 from common.events.status import event_figures, figures_table
+from common.settings import Pooler
 from common.tracing import tracing
+from devstack.postgres import test_database_pooler as pooler_of_the_tests
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "events.schema.json"
 
@@ -92,6 +94,8 @@ def settings_for(
             "nats_url": nats_url,
             "events_stream": events_stream,
             "events_poll_seconds": 0.2,
+            # Through the tests' PgBouncer, when there is one (`make test-pgbouncer`).
+            "db_pooler": pooler_of_the_tests() or Pooler.NONE,
             **overrides,
         }
         return Settings(**values)  # type: ignore[arg-type]
