@@ -154,6 +154,15 @@ def stack_env(root: Path, env: dict[str, str], service: str) -> dict[str, str]:
     )
 
 
+def why_it_failed(output: str) -> str:
+    """The part of a failed command's output that says why: pytest's report from its first
+    ERRORS or FAILURES section on (captured logs can run long before it), else the tail."""
+    report = re.search(r"^=+ (ERRORS|FAILURES) =+$", output, flags=re.MULTILINE)
+    if report is None:
+        return output[-4000:]
+    return output[report.start() :][:12000] + "\n...\n" + output[-1500:]
+
+
 def run_until(command: str, pattern: str, *, root: Path, env: dict[str, str]) -> str:
     """Run `command` until its output matches `pattern`, then Ctrl-C it (its whole group)."""
     log = root / ".local" / "docs-command.log"
@@ -207,6 +216,6 @@ def test_the_docs_commands_run_on_a_fresh_copy(copy: tuple[Path, dict[str, str]]
                 check=False,
             )
             output = result.stdout + result.stderr
-            assert result.returncode == 0, f"{document}: {command}\n{output[-4000:]}"
+            assert result.returncode == 0, f"{document}: {command}\n{why_it_failed(output)}"
         ran.append(f"{time.monotonic() - started:6.1f}s  {document}: {command}")
     print("\n" + "\n".join(ran))

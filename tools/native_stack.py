@@ -29,6 +29,7 @@ from devstack.nats import EmbeddedNats, EmbeddedNatsError
 from devstack.pgbouncer import PgBouncer
 from devstack.postgres import EmbeddedPostgres, EmbeddedPostgresError
 from devstack.processes import HOST, is_alive, port_is_free, service_environment
+from devstack.server import log_tail
 from stack_scale import Scale
 from stack_services import TOKEN_ISSUER_SERVICE, Service, StackError
 from stack_state import DEFAULT_NATS_PORT, DEFAULT_POSTGRES_PORT, ROOT, Ports, State
@@ -292,12 +293,12 @@ class Stack:
                 if not is_alive(supervisor_pid):
                     raise StackError(
                         f"the services stopped while starting; the end of {self.log_file}:\n"
-                        + self.log_tail()
+                        + log_tail(self.log_file, 20)
                     )
                 if time.monotonic() > deadline:
                     raise StackError(
                         f"not ready after {READY_TIMEOUT_SECONDS:.0f}s: {', '.join(waiting)}; "
-                        f"the end of {self.log_file}:\n" + self.log_tail()
+                        f"the end of {self.log_file}:\n" + log_tail(self.log_file, 20)
                     )
                 for name, url in list(waiting.items()):
                     with contextlib.suppress(httpx.TransportError):
@@ -359,16 +360,9 @@ class Stack:
             lines.append(f"{'prometheus':<10} {'':<16}http://{HOST}:{state.prometheus_port}")
         return lines
 
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_file.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
     def follow_logs(self, *, lines: int = 50) -> None:
         """Print the services' log as it grows, until the stack stops (or Ctrl-C)."""
-        print(self.log_tail(lines))
+        print(log_tail(self.log_file, lines))
         with self.log_file.open(errors="replace") as log:
             log.seek(0, os.SEEK_END)
             while True:

@@ -24,8 +24,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from devstack.daemon import PidFileDaemon, system_binary
-from devstack.processes import HOST, free_port, port_is_free
+from devstack.processes import HOST, free_port
+from devstack.server import PidFileDaemon
 
 HAPROXY = "haproxy"
 # Longer than a service's slowest answer (its command timeout and pool timeout together).
@@ -37,17 +37,12 @@ class LoadBalancerError(RuntimeError):
     """HAProxy could not do what was asked; the message says why, for a user."""
 
 
-def haproxy_binary() -> str:
-    found = system_binary(HAPROXY)
-    if found is None:
-        raise LoadBalancerError("haproxy is not installed: apt-get install haproxy")
-    return found
-
-
 class LoadBalancer(PidFileDaemon):
     """HAProxy on `host:port`, spreading HTTP requests over `backends` (loopback ports)."""
 
     program = HAPROXY
+    label = "HAProxy"
+    error = LoadBalancerError
 
     def __init__(
         self,
@@ -117,16 +112,13 @@ class LoadBalancer(PidFileDaemon):
             raise LoadBalancerError("a load balancer needs at least one backend")
         if self.is_running():
             raise LoadBalancerError(f"HAProxy already runs from {self.folder}")
-        if not port_is_free(self.host, self.port):
-            raise LoadBalancerError(
-                f"port {self.port} on {self.host} is already in use: HAProxy cannot listen there"
-            )
+        self._refuse_a_taken_port()
         self.folder.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(self.config(), encoding="utf-8")
         self.pid_file.unlink(missing_ok=True)
         for mode in ("-c", "-D"):  # check the configuration, then start as a daemon
             result = subprocess.run(
-                [haproxy_binary(), mode, "-q", "-f", str(self.config_file)],
+                [self.binary(), mode, "-q", "-f", str(self.config_file)],
                 capture_output=True,
                 text=True,
                 check=False,

