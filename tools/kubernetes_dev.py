@@ -1,8 +1,9 @@
 """The `dev` overlay's own objects: one Postgres and one NATS in the cluster, for trying it out.
 
-Postgres runs the very init script Compose runs (infra/postgres/, copied into the overlay), and
-trusts the connections its NetworkPolicy lets in (PgBouncer's alone): a development cluster's
-throwaway database needs no password, so none is committed. NATS runs one JetStream server.
+Postgres runs the very init script Compose runs (infra/postgres/, made a ConfigMap by the
+kustomization beside it, which the overlay includes), and trusts the connections its
+NetworkPolicy lets in (PgBouncer's alone): a development cluster's throwaway database needs no
+password, so none is committed. NATS runs one JetStream server.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from typing import Any
 from kubernetes_objects import (
     NATS_PORT,
     SIGNING_KEYS_DIR,
-    labels,
     metadata,
-    pod_security,
     resources,
     restricted_container_security,
     selector,
     service,
     service_account,
+    workload,
 )
 from kubernetes_platform import (
     NATS_IMAGE,
@@ -86,29 +86,15 @@ def postgres_statefulset(databases: list[str]) -> dict[str, Any]:
             {"name": "init", "mountPath": "/docker-entrypoint-initdb.d", "readOnly": True},
         ],
     }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": metadata(POSTGRES, "database"),
-        "spec": {
+    return workload(
+        "StatefulSet",
+        POSTGRES,
+        "database",
+        # The image runs as any user: it makes its data folder inside the volume.
+        user=POSTGRES_USER,
+        spec={
             "serviceName": POSTGRES,
             "replicas": 1,
-            "selector": {"matchLabels": selector(POSTGRES)},
-            "template": {
-                "metadata": {"labels": labels(POSTGRES, "database")},
-                "spec": {
-                    "serviceAccountName": POSTGRES,
-                    "automountServiceAccountToken": False,
-                    # The image runs as any user: it makes its data folder inside the volume.
-                    "securityContext": pod_security(POSTGRES_USER),
-                    "containers": [container],
-                    "volumes": [
-                        {"name": "run", "emptyDir": {}},
-                        {"name": "tmp", "emptyDir": {}},
-                        {"name": "init", "configMap": {"name": INIT_SCRIPTS}},
-                    ],
-                },
-            },
             "volumeClaimTemplates": [
                 {
                     "metadata": {"name": "data"},
@@ -119,7 +105,15 @@ def postgres_statefulset(databases: list[str]) -> dict[str, Any]:
                 }
             ],
         },
-    }
+        pod={
+            "containers": [container],
+            "volumes": [
+                {"name": "run", "emptyDir": {}},
+                {"name": "tmp", "emptyDir": {}},
+                {"name": "init", "configMap": {"name": INIT_SCRIPTS}},
+            ],
+        },
+    )
 
 
 def nats_deployment() -> dict[str, Any]:
@@ -138,26 +132,17 @@ def nats_deployment() -> dict[str, Any]:
         "securityContext": restricted_container_security(),
         "volumeMounts": [{"name": "data", "mountPath": "/data"}],
     }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata(NATS, "events"),
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": selector(NATS)},
-            "strategy": {"type": "Recreate"},
-            "template": {
-                "metadata": {"labels": labels(NATS, "events")},
-                "spec": {
-                    "serviceAccountName": NATS,
-                    "automountServiceAccountToken": False,
-                    "securityContext": pod_security(NATS_USER),
-                    "containers": [container],
-                    "volumes": [{"name": "data", "emptyDir": {"sizeLimit": "1Gi"}}],
-                },
-            },
+    return workload(
+        "Deployment",
+        NATS,
+        "events",
+        user=NATS_USER,
+        spec={"replicas": 1, "strategy": {"type": "Recreate"}},
+        pod={
+            "containers": [container],
+            "volumes": [{"name": "data", "emptyDir": {"sizeLimit": "1Gi"}}],
         },
-    }
+    )
 
 
 def postgres_objects(databases: list[str]) -> dict[str, dict[str, Any]]:

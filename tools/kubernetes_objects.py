@@ -212,6 +212,41 @@ def api_container(facts: ServiceFacts, role: ServiceRole) -> dict[str, Any]:
     }
 
 
+def workload(
+    kind: str,
+    name: str,
+    component: str,
+    *,
+    user: int,
+    pod: dict[str, Any],
+    spec: dict[str, Any],
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A Deployment or StatefulSet of `name`'s pods: run as `user`, under the service account of
+    the same name, with no Kubernetes API token; `spec` and `pod` add what this one needs."""
+    template_metadata: dict[str, Any] = {"labels": labels(name, component)}
+    if annotations:
+        template_metadata["annotations"] = annotations
+    return {
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "metadata": metadata(name, component),
+        "spec": {
+            **spec,
+            "selector": {"matchLabels": selector(name)},
+            "template": {
+                "metadata": template_metadata,
+                "spec": {
+                    "serviceAccountName": name,
+                    "automountServiceAccountToken": False,
+                    "securityContext": pod_security(user),
+                    **pod,
+                },
+            },
+        },
+    }
+
+
 def deployment(facts: ServiceFacts, role: ServiceRole, *, shutdown_seconds: int) -> dict[str, Any]:
     volumes: list[dict[str, Any]] = [
         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
@@ -220,11 +255,13 @@ def deployment(facts: ServiceFacts, role: ServiceRole, *, shutdown_seconds: int)
     if role.signs_tokens:
         volumes.append({"name": "signing-keys", "secret": {"secretName": SIGNING_SECRET}})
     grace = PRE_STOP_SLEEP_SECONDS + shutdown_seconds + GRACE_MARGIN_SECONDS
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata(facts.name, "api"),
-        "spec": {
+    return workload(
+        "Deployment",
+        facts.name,
+        "api",
+        user=APP_USER,
+        annotations=SCRAPE_ANNOTATIONS,
+        spec={
             # No `replicas`: the HorizontalPodAutoscaler owns the count, and an apply must not
             # reset it.
             "revisionHistoryLimit": 5,
@@ -235,26 +272,16 @@ def deployment(facts: ServiceFacts, role: ServiceRole, *, shutdown_seconds: int)
                 # docs/deployment.md (migrations) and the connection budget, which counts it.
                 "rollingUpdate": {"maxSurge": "100%", "maxUnavailable": 0},
             },
-            "selector": {"matchLabels": selector(facts.name)},
-            "template": {
-                "metadata": {
-                    "labels": labels(facts.name, "api"),
-                    "annotations": SCRAPE_ANNOTATIONS,
-                },
-                "spec": {
-                    "serviceAccountName": facts.name,
-                    "automountServiceAccountToken": False,
-                    "securityContext": pod_security(APP_USER),
-                    # Longer than the preStop sleep and uvicorn's graceful shutdown together.
-                    "terminationGracePeriodSeconds": grace,
-                    "topologySpreadConstraints": [spread(facts.name)],
-                    "initContainers": [migrate_container(facts, role)],
-                    "containers": [api_container(facts, role)],
-                    "volumes": volumes,
-                },
-            },
         },
-    }
+        pod={
+            # Longer than the preStop sleep and uvicorn's graceful shutdown together.
+            "terminationGracePeriodSeconds": grace,
+            "topologySpreadConstraints": [spread(facts.name)],
+            "initContainers": [migrate_container(facts, role)],
+            "containers": [api_container(facts, role)],
+            "volumes": volumes,
+        },
+    )
 
 
 def spread(name: str) -> dict[str, Any]:

@@ -18,12 +18,12 @@ from kubernetes_objects import (
     disruption_budget,
     dns_egress,
     metadata,
-    pod_security,
     resources,
     restricted_container_security,
     selector,
     service,
     service_account,
+    workload,
 )
 
 PGBOUNCER = "pgbouncer"
@@ -110,31 +110,22 @@ def pgbouncer_deployment(config_map: str) -> dict[str, Any]:
             {"name": "userlist", "mountPath": "/etc/pgbouncer/userlist", "readOnly": True},
         ],
     }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata(PGBOUNCER, "pooler"),
-        "spec": {
-            "replicas": PGBOUNCER_REPLICAS,
-            "revisionHistoryLimit": 5,
-            "selector": {"matchLabels": selector(PGBOUNCER)},
-            "template": {
-                "metadata": {"labels": metadata(PGBOUNCER, "pooler")["labels"]},
-                "spec": {
-                    "serviceAccountName": PGBOUNCER,
-                    "automountServiceAccountToken": False,
-                    "securityContext": pod_security(PGBOUNCER_USER),
-                    "terminationGracePeriodSeconds": 30,
-                    "containers": [container],
-                    "volumes": [
-                        {"name": "config", "configMap": {"name": config_map}},
-                        # userlist.txt: each service role and its password (or SCRAM secret).
-                        {"name": "userlist", "secret": {"secretName": "pgbouncer-userlist"}},
-                    ],
-                },
-            },
+    return workload(
+        "Deployment",
+        PGBOUNCER,
+        "pooler",
+        user=PGBOUNCER_USER,
+        spec={"replicas": PGBOUNCER_REPLICAS, "revisionHistoryLimit": 5},
+        pod={
+            "terminationGracePeriodSeconds": 30,
+            "containers": [container],
+            "volumes": [
+                {"name": "config", "configMap": {"name": config_map}},
+                # userlist.txt: each service role and its password (or SCRAM secret).
+                {"name": "userlist", "secret": {"secretName": "pgbouncer-userlist"}},
+            ],
         },
-    }
+    )
 
 
 def pgbouncer_network_policy() -> dict[str, Any]:

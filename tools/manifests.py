@@ -17,9 +17,11 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import re
 import sys
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,9 +120,11 @@ def kustomization(**fields: Any) -> str:
     )
 
 
-def folder(prefix: str, objects: dict[str, dict[str, Any]], **fields: Any) -> dict[str, str]:
+def folder(
+    prefix: str, objects: dict[str, dict[str, Any]], *, also: Sequence[str] = (), **fields: Any
+) -> dict[str, str]:
     files = {f"{prefix}/{name}": to_yaml(obj) for name, obj in objects.items()}
-    files[f"{prefix}/kustomization.yaml"] = kustomization(resources=list(objects), **fields)
+    files[f"{prefix}/kustomization.yaml"] = kustomization(resources=[*objects, *also], **fields)
     return files
 
 
@@ -202,21 +206,13 @@ def prod_files(services: list[ServiceFacts]) -> dict[str, str]:
     }
 
 
-def dev_files(root: Path, services: list[ServiceFacts], budget: Budget) -> dict[str, str]:
+def dev_files(services: list[ServiceFacts], budget: Budget) -> dict[str, str]:
     prefix = "overlays/dev"
     databases = [facts.database for facts in services]
-    files = folder(
-        f"{prefix}/postgres",
-        postgres_objects(databases),
-        configMapGenerator=[
-            {
-                "name": INIT_SCRIPTS,
-                "files": sorted(p.name for p in (root / INFRA_POSTGRES).iterdir()),
-            }
-        ],
-    )
-    for script in sorted((root / INFRA_POSTGRES).iterdir()):
-        files[f"{prefix}/postgres/{script.name}"] = script.read_text(encoding="utf-8")
+    # Compose's own init scripts, as the ConfigMap infra/postgres's kustomization makes of them.
+    postgres_dir = f"{DEPLOY_DIR}/{prefix}/postgres"
+    init_scripts = Path(os.path.relpath(INFRA_POSTGRES, postgres_dir)).as_posix()
+    files = folder(f"{prefix}/postgres", postgres_objects(databases), also=[init_scripts])
     files |= folder(f"{prefix}/nats", nats_objects())
     patches = []
     for facts in services:
@@ -287,10 +283,21 @@ def generate(workspace: Workspace) -> dict[str, str]:
     files = {
         **base_files(services, budget),
         **prod_files(services),
-        **dev_files(workspace.root, services, budget),
+        **dev_files(services, budget),
         "external/nats-values.yaml": to_yaml(nats_values()),
     }
-    return {f"{DEPLOY_DIR}/{path}": content for path, content in sorted(files.items())}
+    return {
+        **{f"{DEPLOY_DIR}/{path}": content for path, content in sorted(files.items())},
+        f"{INFRA_POSTGRES}/kustomization.yaml": init_scripts_kustomization(workspace.root),
+    }
+
+
+def init_scripts_kustomization(root: Path) -> str:
+    """The ConfigMap of Postgres's init scripts, next to the scripts Compose mounts."""
+    scripts = sorted(
+        p.name for p in (root / INFRA_POSTGRES).iterdir() if p.name != "kustomization.yaml"
+    )
+    return kustomization(configMapGenerator=[{"name": INIT_SCRIPTS, "files": scripts}])
 
 
 def files_on_disk(root: Path) -> set[str]:

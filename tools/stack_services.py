@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from devstack.processes import HOST
 from monorepo import ServiceFacts, Workspace
@@ -20,31 +19,8 @@ class StackError(Exception):
 
 
 @dataclass(frozen=True)
-class Service:
-    """A service of the workspace, as the stack runs it: its facts, on the stack's port."""
-
-    facts: ServiceFacts
-    port: int
-
-    @property
-    def name(self) -> str:
-        return self.facts.name
-
-    @property
-    def database(self) -> str:
-        return self.facts.database
-
-    @property
-    def env_prefix(self) -> str:
-        return self.facts.env_prefix
-
-    @property
-    def directory(self) -> Path:
-        return self.facts.directory
-
-    @property
-    def app(self) -> str:
-        return self.facts.app
+class Service(ServiceFacts):
+    """A service of the workspace, as the stack runs it: on its port, or `STACK_<DB>_PORT`."""
 
     @property
     def base_url(self) -> str:
@@ -56,7 +32,8 @@ def discover_services(environ: Mapping[str, str] = os.environ) -> list[Service]:
     services = []
     for facts in Workspace.load(ROOT).services():
         port = environ.get(f"STACK_{facts.database.upper()}_PORT")
-        services.append(Service(facts, port=int(port) if port else facts.port))
+        chosen = int(port) if port else facts.port
+        services.append(Service(**{**vars(facts), "port": chosen}))
     ports = [service.port for service in services]
     if len(set(ports)) != len(ports):
         raise StackError(f"two services share a port ({ports}): give each its own")

@@ -11,6 +11,7 @@ import contextlib
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.errors import problem_response
+from common.middleware import HttpMiddleware
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 # Every header's name and value together; nginx and Node refuse far less than this by default.
@@ -21,7 +22,7 @@ class RequestBodyTooLargeError(Exception):
     """Raised by the body read that crosses the limit; the middleware answers 413 itself."""
 
 
-class BodyLimitMiddleware:
+class BodyLimitMiddleware(HttpMiddleware):
     def __init__(
         self,
         app: ASGIApp,
@@ -29,14 +30,11 @@ class BodyLimitMiddleware:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     ) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_body_bytes = max_body_bytes
         self.max_header_bytes = max_header_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         header_bytes, declared, chunked = _framing(scope)
         if header_bytes > self.max_header_bytes:
             await _refuse(

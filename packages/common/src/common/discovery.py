@@ -23,28 +23,25 @@ def domain_packages(package: str) -> list[ModuleType]:
 
 
 def discover_routers(package: str) -> list[APIRouter]:
-    routers = []
-    for domain in domain_packages(package):
-        router = getattr(domain, "router", None)
-        if not isinstance(router, APIRouter):
-            raise DiscoveryError(
-                f"domain {domain.__name__} exports no APIRouter named `router` from its __init__.py"
-            )
-        routers.append(router)
-    return routers
+    """Each domain's `router`, which every domain must export."""
+    return _routers_named("router", package=package, required=True)
 
 
 def discover_root_routers(package: str) -> list[APIRouter]:
     """Each domain's optional `root_router`: paths that must not sit under the API prefix,
     such as `/.well-known/...` (RFC 8615)."""
+    return _routers_named("root_router", package=package, required=False)
+
+
+def _routers_named(name: str, *, package: str, required: bool) -> list[APIRouter]:
     routers = []
     for domain in domain_packages(package):
-        router = getattr(domain, "root_router", None)
-        if router is None:
+        router = getattr(domain, name, None)
+        if router is None and not required:
             continue
         if not isinstance(router, APIRouter):
             raise DiscoveryError(
-                f"domain {domain.__name__} exports a `root_router` that is no APIRouter"
+                f"domain {domain.__name__} exports no APIRouter named `{name}` from its __init__.py"
             )
         routers.append(router)
     return routers

@@ -13,8 +13,9 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from common.middleware import HttpMiddleware
 from common.request_id import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -49,15 +50,21 @@ class Problem(BaseModel):
 
 
 class DomainError(Exception):
-    """An error a domain raises on purpose. Its class decides the HTTP status."""
+    """An error a domain raises on purpose. Its class decides the HTTP status, and says what
+    went wrong in `detail` unless the raise says it: `raise EmailTakenError()`."""
 
     status_code: ClassVar[int] = 400
-    title: ClassVar[str] = "Bad Request"
     headers: ClassVar[Mapping[str, str] | None] = None
+    detail: str = "The request cannot be carried out."
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    def __init__(self, detail: str | None = None) -> None:
+        if detail is not None:
+            self.detail = detail
+        super().__init__(self.detail)
+
+    @property
+    def title(self) -> str:
+        return HTTPStatus(self.status_code).phrase
 
     def response_headers(self) -> dict[str, str] | None:
         """The headers of the answer: the class's, and whatever this instance adds."""
@@ -67,7 +74,7 @@ class DomainError(Exception):
 class RetryLaterError(DomainError):
     """A refusal for now, not for good: `Retry-After` tells the client when to try again."""
 
-    def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
+    def __init__(self, detail: str | None = None, *, retry_after_seconds: int) -> None:
         super().__init__(detail)
         self.retry_after_seconds = max(0, retry_after_seconds)
 
@@ -77,37 +84,31 @@ class RetryLaterError(DomainError):
 
 class TooManyRequestsError(RetryLaterError):
     status_code = 429
-    title = "Too Many Requests"
 
 
 class BusyError(RetryLaterError):
     """The service has no capacity to spare for this request right now."""
 
     status_code = 503
-    title = "Service Unavailable"
 
 
 class NotFoundError(DomainError):
     status_code = 404
-    title = "Not Found"
 
 
 class UnauthorizedError(DomainError):
     """The caller is not known: RFC 6750's answer names the scheme it should authenticate with."""
 
     status_code = 401
-    title = "Unauthorized"
     headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 - never mutated
 
 
 class ForbiddenError(DomainError):
     status_code = 403
-    title = "Forbidden"
 
 
 class ConflictError(DomainError):
     status_code = 409
-    title = "Conflict"
 
 
 class ProblemResponse(JSONResponse):
@@ -269,19 +270,13 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OSError, _database_error)
 
 
-class UnhandledErrorMiddleware:
+class UnhandledErrorMiddleware(HttpMiddleware):
     """Turns any exception no handler took into a logged 500 problem, without internals.
 
     It sits inside the request-ID middleware, so even a 500 carries its request ID.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         response_started = False
 
         async def tracking_send(message: Message) -> None:

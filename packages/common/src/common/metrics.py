@@ -26,6 +26,7 @@ from fastapi.routing import iter_route_contexts
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from common.middleware import HttpMiddleware
 from common.settings import MULTIPROCESS_DIR_ENV
 
 # Seconds: the boundaries OpenTelemetry's HTTP conventions advise (FastAPI's own telemetry too).
@@ -92,7 +93,7 @@ def multiprocess() -> bool:
     return bool(os.environ.get(MULTIPROCESS_DIR_ENV))
 
 
-class MetricsMiddleware:
+class MetricsMiddleware(HttpMiddleware):
     """Times every HTTP request and counts it by method, route template and status.
 
     The template is read after the app has routed the request (`scope["route"]`) and mapped to
@@ -101,14 +102,11 @@ class MetricsMiddleware:
     """
 
     def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+        super().__init__(app)
         self._templates: dict[int, str] | None = None  # by id(route): routes are not hashable
         self._children: dict[tuple[str, str, int], Any] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = perf_counter()
         status = 500  # unless a response starts: an exception or a client gone first
 

@@ -4,7 +4,9 @@ import re
 import secrets
 from contextvars import ContextVar
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from common.middleware import HttpMiddleware
 
 # A caller's ID is kept only when it is short and plain, so it cannot forge log lines.
 _ACCEPTABLE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -16,14 +18,8 @@ def current_request_id() -> str | None:
     return _request_id.get()
 
 
-class RequestIdMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class RequestIdMiddleware(HttpMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = _incoming_id(scope) or secrets.token_hex(16)
         _request_id.set(request_id)
 

@@ -29,16 +29,14 @@ DEFAULT_CACHE_SIZE = 4096
 class NotAuthenticatedError(UnauthorizedError):
     """No token at all: RFC 6750 says to answer with the scheme and no error code."""
 
-    def __init__(self) -> None:
-        super().__init__("Send an access token: `Authorization: Bearer <token>`.")
+    detail = "Send an access token: `Authorization: Bearer <token>`."
 
 
 class InvalidTokenError(UnauthorizedError):
     headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}  # noqa: RUF012
 
-    def __init__(self) -> None:
-        # One answer for every reason: the reason is logged, not told.
-        super().__init__("The access token is invalid or has expired.")
+    # One answer for every reason: the reason is logged, not told.
+    detail = "The access token is invalid or has expired."
 
 
 @dataclass(frozen=True, slots=True)

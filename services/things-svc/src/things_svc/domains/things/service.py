@@ -12,8 +12,7 @@ from things_svc.domains.things.schemas import ThingCreate, ThingUpdate
 
 
 class ThingNotFoundError(NotFoundError):
-    def __init__(self) -> None:
-        super().__init__("No thing with this id.")
+    detail = "No thing with this id."
 
 
 async def create_thing(session: AsyncSession, data: ThingCreate, *, owner_id: uuid.UUID) -> Thing:

@@ -40,32 +40,24 @@ USER_AGENT_LENGTH = 200
 class InvalidCredentialsError(UnauthorizedError):
     """The same answer for an unknown email and a wrong password."""
 
-    def __init__(self) -> None:
-        super().__init__("Incorrect email or password.")
+    detail = "Incorrect email or password."
 
 
 class AccountDeactivatedError(ForbiddenError):
-    def __init__(self) -> None:
-        super().__init__("This account is deactivated.")
+    detail = "This account is deactivated."
 
 
 class TooManyLoginsError(TooManyRequestsError):
     """The same answer whether or not an account has the email."""
 
-    def __init__(self, *, retry_after_seconds: int) -> None:
-        super().__init__(
-            "Too many failed logins for this account or from this address. Retry later.",
-            retry_after_seconds=retry_after_seconds,
-        )
+    detail = "Too many failed logins for this account or from this address. Retry later."
 
 
 class InvalidRefreshTokenError(DomainError):
     status_code = 401
-    title = "Unauthorized"
 
-    def __init__(self) -> None:
-        # One answer for every reason: unknown, expired, ended, or reused.
-        super().__init__("The refresh token is invalid, expired or revoked. Log in again.")
+    # One answer for every reason: unknown, expired, ended, or reused.
+    detail = "The refresh token is invalid, expired or revoked. Log in again."
 
 
 @dataclass(frozen=True, slots=True)

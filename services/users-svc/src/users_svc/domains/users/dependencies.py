@@ -34,8 +34,7 @@ current_token_claims = _PasswordFlowClaims(
 
 
 class AdminOnlyError(ForbiddenError):
-    def __init__(self) -> None:
-        super().__init__("Only administrators may do this.")
+    detail = "Only administrators may do this."
 
 
 TokenClaims = Annotated[AccessClaims, Depends(current_token_claims)]

@@ -24,23 +24,19 @@ from users_svc.passwords import PasswordHasher
 
 
 class UserNotFoundError(NotFoundError):
-    def __init__(self) -> None:
-        super().__init__("No user with this id.")
+    detail = "No user with this id."
 
 
 class SessionNotFoundError(NotFoundError):
-    def __init__(self) -> None:
-        super().__init__("You have no session with this id.")
+    detail = "You have no session with this id."
 
 
 class EmailTakenError(ConflictError):
-    def __init__(self) -> None:
-        super().__init__("A user with this email already exists.")
+    detail = "A user with this email already exists."
 
 
 class WrongPasswordError(ForbiddenError):
-    def __init__(self) -> None:
-        super().__init__("The current password is not correct.")
+    detail = "The current password is not correct."
 
 
 async def get_signed_in(session: AsyncSession, user_id: uuid.UUID) -> User:
