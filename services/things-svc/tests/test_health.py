@@ -1,15 +1,3 @@
-from httpx import AsyncClient
+"""Live and ready, as every service answers them: `common`'s tests, run against this service."""
 
-
-async def test_live(client: AsyncClient) -> None:
-    response = await client.get("/health/live")
-
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
-
-
-async def test_ready_when_migrated_to_head(client: AsyncClient) -> None:
-    response = await client.get("/health/ready")
-
-    assert response.status_code == 200
-    assert response.json() == {"status": "ready"}
+from common.testing.health import test_live, test_ready_when_migrated_to_head  # noqa: F401
