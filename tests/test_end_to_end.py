@@ -4,18 +4,16 @@ Each runs under uvicorn on a free loopback port with its own database on the tes
 migrated first, in development mode in an empty folder (so users-svc makes its own key).
 """
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from reliability.processes import migrate, service_process, things_env, users_env
+from reliability.processes import users_and_things
 from sqlalchemy.engine import URL
 
 from common.logs import mask_secrets
 from common.testing.plugin import worker_id
-from devstack.postgres import drop_database, recreate_database
 from devstack.processes import ServiceProcess
 
 AUDIENCE = "e2e-api"
@@ -25,29 +23,12 @@ AUDIENCE = "e2e-api"
 async def stack(
     postgres_server: URL, tmp_path: Path
 ) -> AsyncIterator[tuple[ServiceProcess, ServiceProcess]]:
-    names = {svc: f"test_e2e_{svc}_{worker_id()}" for svc in ("users", "things")}
-    databases = {}
-    for svc, name in names.items():
-        databases[svc] = await asyncio.to_thread(recreate_database, postgres_server, name)
-        await asyncio.to_thread(migrate, f"{svc}-svc", databases[svc])
     # The access log shows users-svc's JWKS being fetched by things-svc.
-    users = service_process("users-svc", folder=tmp_path / "users", env={}, access_log=True)
-    users.env.update(users_env(databases["users"], issuer=users.url, audience=AUDIENCE))
-    things = service_process(
-        "things-svc",
-        folder=tmp_path / "things",
-        env=things_env(databases["things"], users_url=users.url, audience=AUDIENCE),
-    )
-    try:
-        users.start()
-        things.start()
-        await asyncio.gather(users.wait_ready(), things.wait_ready())
-        yield users, things
-    finally:
-        users.stop()
-        things.stop()
-        for name in names.values():
-            await asyncio.to_thread(drop_database, postgres_server, name)
+    name = f"test_e2e_{worker_id()}"
+    async with users_and_things(
+        postgres_server, tmp_path, name=name, audience=AUDIENCE, access_log=True
+    ) as services:
+        yield services.users, services.things
 
 
 async def sign_up_and_log_in(client: httpx.AsyncClient, users: ServiceProcess, email: str) -> str:

@@ -8,57 +8,36 @@ again; an erased user's things are gone.
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
-from reliability.processes import migrate, service_process, things_env, users_env
+from reliability.processes import UsersAndThings, users_and_things
 from sqlalchemy.engine import URL
 
 from common.testing.plugin import worker_id
-from devstack.postgres import asyncpg_dsn, drop_database, recreate_database
+from devstack.postgres import asyncpg_dsn
 from devstack.processes import ServiceProcess
 
 AUDIENCE = "events-api"
 PASSWORD = "correct horse"
 
 
-@dataclass(frozen=True)
-class Stack:
-    users: ServiceProcess
-    things: ServiceProcess
-    databases: dict[str, URL]
-
-
 @pytest.fixture
 async def stack(
     postgres_server: URL, nats_url: str, events_stream: str, tmp_path: Path
-) -> AsyncIterator[Stack]:
-    names = {svc: f"test_events_{svc}_{worker_id()}" for svc in ("users", "things")}
-    databases = {}
-    for svc, name in names.items():
-        databases[svc] = await asyncio.to_thread(recreate_database, postgres_server, name)
-        await asyncio.to_thread(migrate, f"{svc}-svc", databases[svc])
+) -> AsyncIterator[UsersAndThings]:
     events = {"nats_url": nats_url, "events_stream": events_stream}
-    users = service_process("users-svc", folder=tmp_path / "users", env={})
-    users.env.update(users_env(databases["users"], issuer=users.url, audience=AUDIENCE, **events))
-    things = service_process(
-        "things-svc",
-        folder=tmp_path / "things",
-        env=things_env(databases["things"], users_url=users.url, audience=AUDIENCE, **events),
-    )
-    try:
-        users.start()
-        things.start()
-        await asyncio.gather(users.wait_ready(), things.wait_ready())
-        yield Stack(users=users, things=things, databases=databases)
-    finally:
-        users.stop()
-        things.stop()
-        for name in names.values():
-            await asyncio.to_thread(drop_database, postgres_server, name)
+    async with users_and_things(
+        postgres_server,
+        tmp_path,
+        name=f"test_events_{worker_id()}",
+        audience=AUDIENCE,
+        users_settings=events,
+        things_settings=events,
+    ) as services:
+        yield services
 
 
 async def sign_up(client: httpx.AsyncClient, users: ServiceProcess, email: str) -> str:
@@ -90,7 +69,7 @@ async def seconds_until(check: Callable[[], Awaitable[bool]], *, timeout: float 
 
 
 async def test_a_deactivated_user_is_refused_by_things_svc_within_a_second_and_back_on_reactivation(
-    stack: Stack,
+    stack: UsersAndThings,
 ) -> None:
     users, things = stack.users, stack.things
     async with httpx.AsyncClient(timeout=10) as client:
@@ -126,7 +105,7 @@ async def test_a_deactivated_user_is_refused_by_things_svc_within_a_second_and_b
         assert delay < 1.0
 
 
-async def test_an_erased_users_things_are_erased_in_things_svc(stack: Stack) -> None:
+async def test_an_erased_users_things_are_erased_in_things_svc(stack: UsersAndThings) -> None:
     users, things = stack.users, stack.things
     async with httpx.AsyncClient(timeout=10) as client:
         bob = {"Authorization": f"Bearer {await sign_up(client, users, 'bob@x.io')}"}

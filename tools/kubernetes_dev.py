@@ -13,9 +13,9 @@ from typing import Any
 from kubernetes_objects import (
     NATS_PORT,
     SIGNING_KEYS_DIR,
+    container,
     metadata,
     resources,
-    restricted_container_security,
     selector,
     service,
     service_account,
@@ -69,23 +69,21 @@ def postgres_statefulset(databases: list[str]) -> dict[str, Any]:
         *({"name": f"{d.upper()}_DB_PASSWORD", "value": f"unused-{d}"} for d in databases),
     ]
     ready = probe(["pg_isready", "--username=postgres", "--dbname=postgres"], 5)
-    container = {
-        "name": POSTGRES,
-        "image": POSTGRES_IMAGE,
-        "imagePullPolicy": "Always",
-        "ports": [{"name": "postgres", "containerPort": POSTGRES_PORT, "protocol": "TCP"}],
-        "env": env,
-        "readinessProbe": ready,
-        "livenessProbe": {**ready, "periodSeconds": 10, "failureThreshold": 6},
-        "resources": resources(cpu="100m", memory="256Mi", cpu_limit="1", memory_limit="512Mi"),
-        "securityContext": restricted_container_security(),
-        "volumeMounts": [
+    main = container(
+        POSTGRES,
+        POSTGRES_IMAGE,
+        resources=resources(cpu="100m", memory="256Mi", cpu_limit="1", memory_limit="512Mi"),
+        ports=[{"name": "postgres", "containerPort": POSTGRES_PORT, "protocol": "TCP"}],
+        env=env,
+        readinessProbe=ready,
+        livenessProbe={**ready, "periodSeconds": 10, "failureThreshold": 6},
+        volumeMounts=[
             {"name": "data", "mountPath": "/var/lib/postgresql"},
             {"name": "run", "mountPath": "/var/run/postgresql"},
             {"name": "tmp", "mountPath": "/tmp"},
             {"name": "init", "mountPath": "/docker-entrypoint-initdb.d", "readOnly": True},
         ],
-    }
+    )
     return workload(
         "StatefulSet",
         POSTGRES,
@@ -106,7 +104,7 @@ def postgres_statefulset(databases: list[str]) -> dict[str, Any]:
             ],
         },
         pod={
-            "containers": [container],
+            "containers": [main],
             "volumes": [
                 {"name": "run", "emptyDir": {}},
                 {"name": "tmp", "emptyDir": {}},
@@ -117,21 +115,19 @@ def postgres_statefulset(databases: list[str]) -> dict[str, Any]:
 
 
 def nats_deployment() -> dict[str, Any]:
-    container = {
-        "name": NATS,
-        "image": NATS_IMAGE,
-        "imagePullPolicy": "Always",
-        "args": ["--jetstream", "--store_dir=/data", f"--port={NATS_PORT}", "--http_port=8222"],
-        "ports": [
+    main = container(
+        NATS,
+        NATS_IMAGE,
+        resources=resources(cpu="50m", memory="64Mi", cpu_limit="1", memory_limit="256Mi"),
+        args=["--jetstream", "--store_dir=/data", f"--port={NATS_PORT}", "--http_port=8222"],
+        ports=[
             {"name": "client", "containerPort": NATS_PORT, "protocol": "TCP"},
             {"name": "monitor", "containerPort": 8222, "protocol": "TCP"},
         ],
-        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "monitor"}, "periodSeconds": 5},
-        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "monitor"}, "periodSeconds": 10},
-        "resources": resources(cpu="50m", memory="64Mi", cpu_limit="1", memory_limit="256Mi"),
-        "securityContext": restricted_container_security(),
-        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-    }
+        readinessProbe={"httpGet": {"path": "/healthz", "port": "monitor"}, "periodSeconds": 5},
+        livenessProbe={"httpGet": {"path": "/healthz", "port": "monitor"}, "periodSeconds": 10},
+        volumeMounts=[{"name": "data", "mountPath": "/data"}],
+    )
     return workload(
         "Deployment",
         NATS,
@@ -139,7 +135,7 @@ def nats_deployment() -> dict[str, Any]:
         user=NATS_USER,
         spec={"replicas": 1, "strategy": {"type": "Recreate"}},
         pod={
-            "containers": [container],
+            "containers": [main],
             "volumes": [{"name": "data", "emptyDir": {"sizeLimit": "1Gi"}}],
         },
     )

@@ -179,37 +179,46 @@ def probes() -> dict[str, Any]:
     }
 
 
+def container(name: str, image: str, *, resources: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A container that pulls its image at each start and runs restricted: not as root, no
+    privilege to gain, nothing written outside its volumes."""
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "Always",
+        **fields,
+        "resources": resources,
+        "securityContext": restricted_container_security(),
+    }
+
+
 def migrate_container(facts: ServiceFacts, role: ServiceRole) -> dict[str, Any]:
     """`alembic upgrade head` before the API starts, on a session of its own (PgBouncer's
     session-mode entry): the advisory lock makes concurrent pods wait for each other."""
-    return {
-        "name": "migrate",
-        "image": facts.name,
-        "imagePullPolicy": "Always",
-        "command": ["alembic", "upgrade", "head"],
-        "env": environment(facts, role, migrate=True),
-        "resources": resources(cpu="100m", memory="128Mi", cpu_limit="1", memory_limit="256Mi"),
-        "securityContext": restricted_container_security(),
-        "volumeMounts": mounts(role),
-    }
+    return container(
+        "migrate",
+        facts.name,
+        resources=resources(cpu="100m", memory="128Mi", cpu_limit="1", memory_limit="256Mi"),
+        command=["alembic", "upgrade", "head"],
+        env=environment(facts, role, migrate=True),
+        volumeMounts=mounts(role),
+    )
 
 
 def api_container(facts: ServiceFacts, role: ServiceRole) -> dict[str, Any]:
-    return {
-        "name": "api",
-        "image": facts.name,
-        "imagePullPolicy": "Always",
-        "ports": [
+    return container(
+        "api",
+        facts.name,
+        resources=resources(cpu="100m", memory="160Mi", cpu_limit="1", memory_limit="320Mi"),
+        ports=[
             {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
             {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
         ],
-        "env": environment(facts, role, migrate=False),
+        env=environment(facts, role, migrate=False),
         **probes(),
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SLEEP_SECONDS)]}}},
-        "resources": resources(cpu="100m", memory="160Mi", cpu_limit="1", memory_limit="320Mi"),
-        "securityContext": restricted_container_security(),
-        "volumeMounts": mounts(role),
-    }
+        lifecycle={"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SLEEP_SECONDS)]}}},
+        volumeMounts=mounts(role),
+    )
 
 
 def workload(

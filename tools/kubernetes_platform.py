@@ -15,11 +15,11 @@ from typing import Any
 from devstack.pgbouncer import SERVER_LOGIN_RETRY_SECONDS, query_wait_timeout
 from kubernetes_objects import (
     PGBOUNCER_PORT,
+    container,
     disruption_budget,
     dns_egress,
     metadata,
     resources,
-    restricted_container_security,
     selector,
     service,
     service_account,
@@ -88,19 +88,17 @@ def pgbouncer_ini(
 
 
 def pgbouncer_deployment(config_map: str) -> dict[str, Any]:
-    container = {
-        "name": PGBOUNCER,
-        "image": PGBOUNCER_IMAGE,
-        "imagePullPolicy": "Always",
-        "command": ["pgbouncer", "/etc/pgbouncer/pgbouncer.ini"],
-        "ports": [{"name": "postgres", "containerPort": PGBOUNCER_LISTEN_PORT, "protocol": "TCP"}],
-        "readinessProbe": {"tcpSocket": {"port": "postgres"}, "periodSeconds": 5},
-        "livenessProbe": {"tcpSocket": {"port": "postgres"}, "periodSeconds": 10},
+    main = container(
+        PGBOUNCER,
+        PGBOUNCER_IMAGE,
+        resources=resources(cpu="50m", memory="32Mi", cpu_limit="1", memory_limit="128Mi"),
+        command=["pgbouncer", "/etc/pgbouncer/pgbouncer.ini"],
+        ports=[{"name": "postgres", "containerPort": PGBOUNCER_LISTEN_PORT, "protocol": "TCP"}],
+        readinessProbe={"tcpSocket": {"port": "postgres"}, "periodSeconds": 5},
+        livenessProbe={"tcpSocket": {"port": "postgres"}, "periodSeconds": 10},
         # Kept in the endpoints a few seconds after it is told to stop (as the services).
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}},
-        "resources": resources(cpu="50m", memory="32Mi", cpu_limit="1", memory_limit="128Mi"),
-        "securityContext": restricted_container_security(),
-        "volumeMounts": [
+        lifecycle={"preStop": {"exec": {"command": ["sleep", "5"]}}},
+        volumeMounts=[
             {
                 "name": "config",
                 "mountPath": "/etc/pgbouncer/pgbouncer.ini",
@@ -109,7 +107,7 @@ def pgbouncer_deployment(config_map: str) -> dict[str, Any]:
             },
             {"name": "userlist", "mountPath": "/etc/pgbouncer/userlist", "readOnly": True},
         ],
-    }
+    )
     return workload(
         "Deployment",
         PGBOUNCER,
@@ -118,7 +116,7 @@ def pgbouncer_deployment(config_map: str) -> dict[str, Any]:
         spec={"replicas": PGBOUNCER_REPLICAS, "revisionHistoryLimit": 5},
         pod={
             "terminationGracePeriodSeconds": 30,
-            "containers": [container],
+            "containers": [main],
             "volumes": [
                 {"name": "config", "configMap": {"name": config_map}},
                 # userlist.txt: each service role and its password (or SCRAM secret).

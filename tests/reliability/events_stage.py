@@ -23,10 +23,10 @@ from nats.js.errors import NotFoundError
 from sqlalchemy.engine import URL
 
 from devstack.nats import EmbeddedNats
-from devstack.postgres import EmbeddedPostgres, asyncpg_dsn, drop_database, recreate_database
+from devstack.postgres import EmbeddedPostgres, asyncpg_dsn
 from devstack.processes import ServiceProcess
 
-from .processes import migrate, service_process, things_env, users_env
+from .processes import users_and_things
 
 AUDIENCE = "reliability-events"
 PASSWORD = "correct horse battery"
@@ -138,42 +138,33 @@ async def event_stage(
     outbox until the scenario starts it)."""
     name = f"events_{uuid.uuid4().hex[:8]}"
     folder = workdir / name
-    databases = {}
-    for svc in ("users", "things"):
-        databases[svc] = await asyncio.to_thread(recreate_database, postgres.url(), f"{name}_{svc}")
-        await asyncio.to_thread(migrate, f"{svc}-svc", databases[svc])
     broker = EmbeddedNats(folder / "nats")
     events = {"nats_url": broker.url, "events_stream": STREAM, "events_poll_seconds": "0.5"}
-    users = service_process("users-svc", folder=folder / "users", env={})
-    users.env.update(users_env(databases["users"], issuer=users.url, audience=AUDIENCE, **events))
-    things_settings = {**events, "events_ack_wait_seconds": "2"}
-    things = service_process(
-        "things-svc",
-        folder=folder / "things",
-        env=things_env(
-            databases["things"], users_url=users.url, audience=AUDIENCE, **things_settings
-        ),
-    )
-    stage = EventStage(users=users, things=things, nats=broker, databases=databases)
     try:
         if nats_running:
             broker.start()
-        users.start()
-        things.start()
-        await asyncio.gather(users.wait_ready(), things.wait_ready())
-        async with httpx.AsyncClient(base_url=users.url, timeout=10) as client:
-            _, token = await sign_up(client, "admin@events.io")
-            for n in range(USERS):
-                stage.user_ids.append((await sign_up(client, f"user{n}@events.io"))[0])
-        await stage.sql(
-            "users", "UPDATE users SET is_superuser = true WHERE email = 'admin@events.io'"
-        )
-        stage.admin = {"Authorization": f"Bearer {token}"}
-        yield stage
+        async with users_and_things(
+            postgres.url(),
+            folder,
+            name=name,
+            audience=AUDIENCE,
+            users_settings=events,
+            things_settings={**events, "events_ack_wait_seconds": "2"},
+        ) as services:
+            stage = EventStage(
+                users=services.users,
+                things=services.things,
+                nats=broker,
+                databases=services.databases,
+            )
+            async with httpx.AsyncClient(base_url=services.users.url, timeout=10) as client:
+                _, token = await sign_up(client, "admin@events.io")
+                for n in range(USERS):
+                    stage.user_ids.append((await sign_up(client, f"user{n}@events.io"))[0])
+            await stage.sql(
+                "users", "UPDATE users SET is_superuser = true WHERE email = 'admin@events.io'"
+            )
+            stage.admin = {"Authorization": f"Bearer {token}"}
+            yield stage
     finally:
-        users.stop()
-        things.stop()
         broker.stop()
-        for database in databases.values():
-            assert database.database is not None
-            await asyncio.to_thread(drop_database, postgres.url(), database.database)

@@ -7,13 +7,14 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 from sqlalchemy.engine import URL
 
 from devstack.pgbouncer import PgBouncer
-from devstack.postgres import asyncpg_dsn
+from devstack.postgres import asyncpg_dsn, drop_database, recreate_database
 from devstack.processes import ServiceProcess, service_environment
 from monorepo import Workspace
 
@@ -75,6 +76,55 @@ def users_env(database: URL, *, issuer: str, audience: str, **settings: str) -> 
 def things_env(database: URL, *, users_url: str, audience: str, **settings: str) -> dict[str, str]:
     """things-svc's settings for a test process, with users-svc as its tokens' issuer."""
     return service_env("things-svc", database, issuer=users_url, audience=audience, **settings)
+
+
+@dataclass(frozen=True)
+class UsersAndThings:
+    users: ServiceProcess
+    things: ServiceProcess
+    databases: dict[str, URL]  # by "users" and "things"
+
+
+@asynccontextmanager
+async def users_and_things(
+    server: URL,
+    folder: Path,
+    *,
+    name: str,
+    audience: str,
+    access_log: bool = False,
+    users_settings: Mapping[str, str] | None = None,
+    things_settings: Mapping[str, str] | None = None,
+) -> AsyncIterator[UsersAndThings]:
+    """users-svc signing and things-svc verifying over HTTP, as processes running in `folder`,
+    each on a database of `server` (`<name>_users`, `<name>_things`) made and migrated first and
+    dropped afterwards; `*_settings` (field names) on top of their test settings."""
+    databases = {}
+    for svc in ("users", "things"):
+        databases[svc] = await asyncio.to_thread(recreate_database, server, f"{name}_{svc}")
+        await asyncio.to_thread(migrate, f"{svc}-svc", databases[svc])
+    users = service_process("users-svc", folder=folder / "users", env={}, access_log=access_log)
+    users.env.update(
+        users_env(databases["users"], issuer=users.url, audience=audience, **(users_settings or {}))
+    )
+    things = service_process(
+        "things-svc",
+        folder=folder / "things",
+        env=things_env(
+            databases["things"], users_url=users.url, audience=audience, **(things_settings or {})
+        ),
+    )
+    try:
+        users.start()
+        things.start()
+        await asyncio.gather(users.wait_ready(), things.wait_ready())
+        yield UsersAndThings(users=users, things=things, databases=databases)
+    finally:
+        users.stop()
+        things.stop()
+        for database in databases.values():
+            assert database.database is not None
+            await asyncio.to_thread(drop_database, server, database.database)
 
 
 def upgrade_command(service: str, database: URL) -> subprocess.Popen[bytes]:

@@ -42,7 +42,6 @@ class BodyLimitMiddleware(HttpMiddleware):
                 receive,
                 send,
                 status=431,
-                title="Request Header Fields Too Large",
                 detail=f"The request headers must not exceed {self.max_header_bytes} bytes.",
             )
             return
@@ -93,18 +92,14 @@ class BodyLimitMiddleware(HttpMiddleware):
             receive,
             send,
             status=413,
-            title="Content Too Large",
             detail=f"The request body must not exceed {self.max_body_bytes} bytes.",
         )
 
 
-async def _refuse(
-    scope: Scope, receive: Receive, send: Send, *, status: int, title: str, detail: str
-) -> None:
+async def _refuse(scope: Scope, receive: Receive, send: Send, *, status: int, detail: str) -> None:
     response = problem_response(
         None,
         status=status,
-        title=title,
         detail=detail,
         # The unread rest of the body would otherwise be parsed as the next request.
         headers={"Connection": "close"},

@@ -37,6 +37,15 @@ QUERY_CANCELED = "57014"
 LOCK_NOT_AVAILABLE = "55P03"
 
 
+# RFC 9110's names, where Python 3.11's HTTPStatus phrases predate them.
+TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+
+
+def title_of(status: int) -> str:
+    """A problem's title: the name HTTP gives its status."""
+    return TITLES.get(status) or HTTPStatus(status).phrase
+
+
 class Problem(BaseModel):
     """An RFC 9457 problem document."""
 
@@ -64,7 +73,7 @@ class DomainError(Exception):
 
     @property
     def title(self) -> str:
-        return HTTPStatus(self.status_code).phrase
+        return title_of(self.status_code)
 
     def response_headers(self) -> dict[str, str] | None:
         """The headers of the answer: the class's, and whatever this instance adds."""
@@ -119,13 +128,12 @@ def problem_response(
     request: Request | None,
     *,
     status: int,
-    title: str,
     detail: str | None = None,
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> ProblemResponse:
     problem = Problem(
-        title=title,
+        title=title_of(status),
         status=status,
         detail=detail,
         instance=request.url.path if request is not None else None,
@@ -164,7 +172,6 @@ async def _domain_error(request: Request, exc: Exception) -> ProblemResponse:
     return problem_response(
         request,
         status=exc.status_code,
-        title=exc.title,
         detail=exc.detail,
         headers=exc.response_headers(),
     )
@@ -178,16 +185,15 @@ async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
         return problem_response(
             request,
             status=422,
-            title="Unprocessable Content",
             detail="The request is not valid.",
             errors=[{"loc": ["body"], "msg": "The body could not be parsed", "type": "body"}],
         )
-    title = HTTPStatus(exc.status_code).phrase
-    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
+    # Starlette's detail when none was given is the phrase: the title says it already.
+    phrase = HTTPStatus(exc.status_code).phrase
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
     return problem_response(
         request,
         status=exc.status_code,
-        title=title,
         detail=detail,
         headers=dict(exc.headers) if exc.headers else None,
     )
@@ -203,7 +209,6 @@ async def _validation_error(request: Request, exc: Exception) -> ProblemResponse
     return problem_response(
         request,
         status=422,
-        title="Unprocessable Content",
         detail="The request is not valid.",
         errors=errors,
     )
@@ -216,14 +221,13 @@ async def _integrity_error(request: Request, exc: Exception) -> ProblemResponse:
         return problem_response(
             request,
             status=422,
-            title="Unprocessable Content",
             detail="The request breaks a rule of the data it changes.",
         )
     detail = {
         UNIQUE_VIOLATION: "A resource with the same unique value already exists.",
         FOREIGN_KEY_VIOLATION: "The request refers to a resource that does not exist or is in use.",
     }.get(sqlstate or "", "The request conflicts with the current state of the resource.")
-    return problem_response(request, status=409, title="Conflict", detail=detail)
+    return problem_response(request, status=409, detail=detail)
 
 
 async def _database_error(request: Request, exc: Exception) -> ProblemResponse:
@@ -234,7 +238,6 @@ async def _database_error(request: Request, exc: Exception) -> ProblemResponse:
         return problem_response(
             request,
             status=422,
-            title="Unprocessable Content",
             detail="The request holds a value the database cannot store.",
         )
     logger.error("database error", exc_info=exc)
@@ -245,7 +248,6 @@ def service_unavailable(request: Request | None) -> ProblemResponse:
     return problem_response(
         request,
         status=503,
-        title="Service Unavailable",
         detail="The service cannot reach its database right now. Retry shortly.",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
@@ -255,7 +257,6 @@ def internal_error(request: Request | None) -> ProblemResponse:
     return problem_response(
         request,
         status=500,
-        title="Internal Server Error",
         detail="An unexpected error occurred. It has been logged.",
     )
 

@@ -88,7 +88,6 @@ def _not_ready(request: Request, detail: str) -> ProblemResponse:
     return problem_response(
         request,
         status=503,
-        title="Service Unavailable",
         detail=detail,
         headers={"Retry-After": "1"},
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from devstack.processes import HOST, wait_gone
+from devstack.processes import wait_gone
 from devstack.server import DataDirServer
 
 TEST_NATS_URL_ENV = "TEST_NATS_URL"
@@ -49,18 +49,12 @@ class EmbeddedNats(DataDirServer):
     label = "NATS"
     error = EmbeddedNatsError
 
-    def __init__(
-        self,
-        data_dir: Path,
-        *,
-        port: int | None = None,
-        host: str = HOST,
-        log_file: Path | None = None,
-    ) -> None:
-        super().__init__(data_dir, port=port, host=host, log_file=log_file)
-        self.pid_file = self.data_dir.with_name(f"{self.data_dir.name}.pid")
-        # The server this object started, reaped when it stops (another process's is not ours).
-        self._child: subprocess.Popen[bytes] | None = None
+    # The server this object started, reaped when it stops (another process's is not ours).
+    _child: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir.with_name(f"{self.data_dir.name}.pid")
 
     @property
     def url(self) -> str:

@@ -27,7 +27,7 @@ import asyncpg
 import psutil
 from sqlalchemy.engine import URL, make_url
 
-from devstack.processes import HOST, is_alive
+from devstack.processes import is_alive
 from devstack.server import DataDirServer
 
 TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
@@ -154,16 +154,9 @@ class EmbeddedPostgres(PostgresEndpoint, DataDirServer):
     label = "Postgres"
     error = EmbeddedPostgresError
 
-    def __init__(
-        self,
-        data_dir: Path,
-        *,
-        port: int | None = None,
-        host: str = HOST,
-        log_file: Path | None = None,
-    ) -> None:
-        super().__init__(data_dir, port=port, host=host, log_file=log_file)
-        self._system_user = "pgserver" if os.geteuid() == 0 else None
+    @property
+    def _system_user(self) -> str | None:
+        return "pgserver" if os.geteuid() == 0 else None
 
     @property
     def bin_dir(self) -> Path:

@@ -4,10 +4,10 @@ from typing import Annotated
 
 from pydantic import MISSING, BaseModel, ConfigDict, Field
 
-# Postgres text cannot hold a NUL character: refused up front, as the schema says.
-STORABLE = r"^[^\x00]*$"
-Name = Annotated[str, Field(min_length=1, max_length=200, pattern=STORABLE)]
-Description = Annotated[str, Field(max_length=10_000, pattern=STORABLE)]
+from common.schemas import StorableText
+
+Name = Annotated[StorableText, Field(min_length=1, max_length=200)]
+Description = Annotated[StorableText, Field(max_length=10_000)]
 
 
 class ThingCreate(BaseModel):

@@ -49,15 +49,8 @@ async def log_in_with_form(
     """OAuth2 password flow (form-encoded `username` = email, `password`): what the docs'
     Authorize button uses. Answers an access token valid for at most 15 minutes, and a refresh
     token. After too many failed logins, 429 with `Retry-After`."""
-    return await service.log_in(
-        session,
-        form.username,
-        form.password,
-        client=client,
-        hasher=hasher,
-        keys=keys,
-        settings=settings,
-    )
+    credentials = Login(email=form.username, password=form.password)
+    return await log_in(credentials, session, client, hasher, keys, settings)
 
 
 @router.post("/login", responses=LOGIN_FAILED)

@@ -2,10 +2,10 @@ from typing import Annotated, Literal
 
 from pydantic import MISSING, BaseModel, ConfigDict, Field
 
-# Postgres text cannot hold a NUL character: refused up front, as the schema says.
-STORABLE = r"^[^\x00]*$"
+from common.schemas import StorableText
+
 # Not validated as an email: a malformed one is just another unknown account.
-LoginName = Annotated[str, Field(min_length=1, max_length=320, pattern=STORABLE)]
+LoginName = Annotated[StorableText, Field(min_length=1, max_length=320)]
 LoginPassword = Annotated[str, Field(min_length=1, max_length=128)]
 
 

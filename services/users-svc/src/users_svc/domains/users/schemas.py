@@ -5,6 +5,8 @@ from typing import Annotated
 from email_validator import EmailNotValidError, validate_email
 from pydantic import MISSING, AfterValidator, BaseModel, ConfigDict, Field
 
+from common.schemas import StorableText
+
 
 def _valid_email(value: str) -> str:
     """The address, lowercased, if it has the syntax of an email address.
@@ -26,9 +28,7 @@ def _valid_email(value: str) -> str:
 Email = Annotated[
     str, Field(max_length=254, json_schema_extra={"format": "email"}), AfterValidator(_valid_email)
 ]
-# Postgres text cannot hold a NUL character: refused up front, as the schema says.
-STORABLE = r"^[^\x00]*$"
-FullName = Annotated[str, Field(min_length=1, max_length=200, pattern=STORABLE)]
+FullName = Annotated[StorableText, Field(min_length=1, max_length=200)]
 Password = Annotated[str, Field(min_length=8, max_length=128)]
 
 
