@@ -3,7 +3,7 @@
 Same paths, same status codes and the same JSON as things-svc and users-svc, so the benchmark's
 ratios say what the framework, the ORM and the checks cost. Run it under uvicorn like a service:
 
-    FLOOR_THINGS_DSN=... FLOOR_USERS_DSN=... FLOOR_SUBJECT=<user id> \
+    FLOOR_THINGS_DSN=... FLOOR_USERS_DSN=... FLOOR_SUBJECT=<user id> FLOOR_API_PREFIX=/api/v1 \
         uv run uvicorn floor:app --app-dir bench
 
 The token check is the cheapest equivalent: a request without `Authorization: Bearer ...` gets
@@ -35,6 +35,9 @@ class Floor:
         self.things: asyncpg.Pool | None = None
         self.users: asyncpg.Pool | None = None
         self.subject = uuid.UUID(os.environ.get("FLOOR_SUBJECT", str(uuid.UUID(int=0))))
+        # The services' prefix (common.settings.API_PREFIX), given by the benchmark.
+        prefix = os.environ["FLOOR_API_PREFIX"]
+        self.me, self.things_path = f"{prefix}/users/me", f"{prefix}/things"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -83,20 +86,20 @@ class Floor:
             return 200, b'{"status":"ready"}'
         if not _has_bearer(scope):
             return 401, b'{"title":"Unauthorized","status":401}'
-        if path == "/api/v1/users/me" and method == "GET":
+        if path == self.me and method == "GET":
             row = await self.users.fetchrow(
                 f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", self.subject
             )
             if row is None or not row["is_active"]:
                 return 401, b'{"title":"Unauthorized","status":401}'
             return 200, _json(dict(row))
-        if path == "/api/v1/things" and method == "GET":
+        if path == self.things_path and method == "GET":
             return await self._list_things(scope)
-        if path == "/api/v1/things" and method == "POST":
+        if path == self.things_path and method == "POST":
             return await self._create_thing(receive)
-        if path.startswith("/api/v1/things/") and method == "GET":
+        if path.startswith(f"{self.things_path}/") and method == "GET":
             try:
-                thing_id = uuid.UUID(path.removeprefix("/api/v1/things/"))
+                thing_id = uuid.UUID(path.removeprefix(f"{self.things_path}/"))
             except ValueError:
                 return 422, b'{"title":"Unprocessable Content","status":422}'
             row = await self.things.fetchrow(

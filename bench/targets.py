@@ -210,6 +210,7 @@ def floor_process(
         "FLOOR_USERS_DSN": users_dsn,
         "FLOOR_SUBJECT": subject,
         "FLOOR_POOL_SIZE": str(pool),
+        "FLOOR_API_PREFIX": API_PREFIX,
     }
     return ServiceProcess(
         "floor",

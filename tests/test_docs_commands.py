@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from commands import run_to_success
 
 from devstack.postgres import scratch_dir
 from devstack.processes import free_port
@@ -154,15 +155,6 @@ def stack_env(root: Path, env: dict[str, str], service: str) -> dict[str, str]:
     )
 
 
-def why_it_failed(output: str) -> str:
-    """The part of a failed command's output that says why: pytest's report from its first
-    ERRORS or FAILURES section on (captured logs can run long before it), else the tail."""
-    report = re.search(r"^=+ (ERRORS|FAILURES) =+$", output, flags=re.MULTILINE)
-    if report is None:
-        return output[-4000:]
-    return output[report.start() :][:12000] + "\n...\n" + output[-1500:]
-
-
 def run_until(command: str, pattern: str, *, root: Path, env: dict[str, str]) -> str:
     """Run `command` until its output matches `pattern`, then Ctrl-C it (its whole group)."""
     log = root / ".local" / "docs-command.log"
@@ -205,17 +197,12 @@ def test_the_docs_commands_run_on_a_fresh_copy(copy: tuple[Path, dict[str, str]]
         if command in UNTIL:
             run_until(command, UNTIL[command], root=root, env=env)
         else:
-            result = subprocess.run(
+            run_to_success(
                 ["bash", "-c", command],
                 cwd=root,
                 env=env,
-                input=STDIN.get(command, ""),
-                capture_output=True,
-                text=True,
-                timeout=900,
-                check=False,
+                stdin=STDIN.get(command, ""),
+                what=f"{document}: {command}",
             )
-            output = result.stdout + result.stderr
-            assert result.returncode == 0, f"{document}: {command}\n{why_it_failed(output)}"
         ran.append(f"{time.monotonic() - started:6.1f}s  {document}: {command}")
     print("\n" + "\n".join(ran))

@@ -10,13 +10,13 @@ serving the new service to a user holding a users-svc token.
 import hashlib
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from commands import run_to_success
 from sqlalchemy.engine import URL
 
 import scaffold
@@ -150,18 +150,7 @@ class Copy:
         }
 
     def run(self, *command: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
-        result = subprocess.run(
-            command,
-            cwd=cwd or self.root,
-            env={**self.env, **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-        output = result.stdout + result.stderr
-        assert result.returncode == 0, f"{' '.join(command)}:\n{output[-6000:]}"
-        return output
+        return run_to_success(command, cwd=cwd or self.root, env={**self.env, **(env or {})})
 
     def python(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
         """The copy's own Python, with what the copy's environment installs."""

@@ -23,12 +23,6 @@ pytestmark = pytest.mark.pooler
 POOL_SIZE = 3
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[EmbeddedPostgres]:
-    with scratch_dir() as folder, started(EmbeddedPostgres(folder / "pgdata")) as server:
-        yield server
-
-
 @pytest.fixture
 def folder() -> Iterator[Path]:
     with scratch_dir("pgbouncer-") as path:

@@ -10,13 +10,7 @@ import psutil
 import pytest
 
 from devstack.postgres import EmbeddedPostgres, EmbeddedPostgresError, asyncpg_dsn, scratch_dir
-from devstack.processes import free_port, is_alive, port_is_free, started
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[EmbeddedPostgres]:
-    with scratch_dir() as data_root, started(EmbeddedPostgres(data_root / "pgdata")) as postgres:
-        yield postgres
+from devstack.processes import free_port, is_alive, port_is_free
 
 
 @pytest.fixture
@@ -25,52 +19,52 @@ def data_root() -> Iterator[Path]:
         yield path
 
 
-async def query(server: EmbeddedPostgres, sql: str) -> object:
-    connection = await asyncpg.connect(asyncpg_dsn(server.url()), timeout=5)
+async def query(postgres: EmbeddedPostgres, sql: str) -> object:
+    connection = await asyncpg.connect(asyncpg_dsn(postgres.url()), timeout=5)
     try:
         return await connection.fetchval(sql)
     finally:
         await connection.close()
 
 
-async def test_serves_postgres_18_on_its_loopback_port(server: EmbeddedPostgres) -> None:
-    assert server.is_running()
-    assert not port_is_free("127.0.0.1", server.port)
-    assert await query(server, "SHOW server_version_num") >= "180000"  # type: ignore[operator]
-    assert await query(server, "SHOW unix_socket_directories") == ""
+async def test_serves_postgres_18_on_its_loopback_port(postgres: EmbeddedPostgres) -> None:
+    assert postgres.is_running()
+    assert not port_is_free("127.0.0.1", postgres.port)
+    assert await query(postgres, "SHOW server_version_num") >= "180000"  # type: ignore[operator]
+    assert await query(postgres, "SHOW unix_socket_directories") == ""
 
 
-async def test_keeps_committed_data_across_stop_and_start(server: EmbeddedPostgres) -> None:
-    await query(server, "CREATE TABLE kept AS SELECT 42 AS answer")
-    pid = server.pid()
+async def test_keeps_committed_data_across_stop_and_start(postgres: EmbeddedPostgres) -> None:
+    await query(postgres, "CREATE TABLE kept AS SELECT 42 AS answer")
+    pid = postgres.pid()
 
-    server.stop()
-    assert not server.is_running()
+    postgres.stop()
+    assert not postgres.is_running()
     assert pid is not None
     assert not is_alive(pid)
-    assert port_is_free("127.0.0.1", server.port)
-    server.start()
+    assert port_is_free("127.0.0.1", postgres.port)
+    postgres.start()
 
-    assert await query(server, "SELECT answer FROM kept") == 42
+    assert await query(postgres, "SELECT answer FROM kept") == 42
 
 
-async def test_kill_is_a_crash_it_recovers_from(server: EmbeddedPostgres) -> None:
-    await query(server, "CREATE TABLE survivor AS SELECT 'committed' AS state")
-    postmaster = psutil.Process(server.pid())
+async def test_kill_is_a_crash_it_recovers_from(postgres: EmbeddedPostgres) -> None:
+    await query(postgres, "CREATE TABLE survivor AS SELECT 'committed' AS state")
+    postmaster = psutil.Process(postgres.pid())
     backends = postmaster.children(recursive=True)
 
-    server.kill()
+    postgres.kill()
 
-    assert not server.is_running()
+    assert not postgres.is_running()
     assert not [p for p in [postmaster, *backends] if is_alive(p.pid)]
-    assert server.lock_file.exists()  # a crash leaves the lock file behind
-    server.start()
-    assert await query(server, "SELECT state FROM survivor") == "committed"
+    assert postgres.lock_file.exists()  # a crash leaves the lock file behind
+    postgres.start()
+    assert await query(postgres, "SELECT state FROM survivor") == "committed"
 
 
-def test_refuses_to_start_twice(server: EmbeddedPostgres) -> None:
+def test_refuses_to_start_twice(postgres: EmbeddedPostgres) -> None:
     with pytest.raises(EmbeddedPostgresError, match="already runs"):
-        server.start()
+        postgres.start()
 
 
 def test_refuses_a_port_in_use(data_root: Path) -> None:

@@ -2,12 +2,11 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from alembic.config import Config
-from sqlalchemy import pool
-from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from common.testing import ServiceUnderTest, token_keys_for_tests
+
+# pytest-alembic's fixtures, for this service's migrations (tests/test_migrations.py).
+from common.testing.migrations import alembic_config, alembic_engine  # noqa: F401
 from things_svc.main import build_app
 from things_svc.settings import Settings
 
@@ -22,13 +21,3 @@ def service() -> ServiceUnderTest:
         # The app trusts the tests' token key instead of fetching users-svc's.
         build_app=partial(build_app, token_keys=token_keys_for_tests()),
     )
-
-
-@pytest.fixture
-def alembic_config(service: ServiceUnderTest) -> Config:
-    return service.alembic_config()
-
-
-@pytest.fixture
-def alembic_engine(empty_database_url: URL) -> AsyncEngine:
-    return create_async_engine(empty_database_url, poolclass=pool.NullPool)

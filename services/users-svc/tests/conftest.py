@@ -1,14 +1,14 @@
 from pathlib import Path
 
 import pytest
-from alembic.config import Config
 from httpx import AsyncClient
-from sqlalchemy import pool
-from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession
 from users_factories import Accounts
 
 from common.testing import ServiceUnderTest, signing_key_for_tests
+
+# pytest-alembic's fixtures, for this service's migrations (tests/test_migrations.py).
+from common.testing.migrations import alembic_config, alembic_engine  # noqa: F401
 from users_svc.main import build_app
 from users_svc.settings import Settings
 
@@ -29,16 +29,6 @@ def service() -> ServiceUnderTest:
         },
         build_app=build_app,
     )
-
-
-@pytest.fixture
-def alembic_config(service: ServiceUnderTest) -> Config:
-    return service.alembic_config()
-
-
-@pytest.fixture
-def alembic_engine(empty_database_url: URL) -> AsyncEngine:
-    return create_async_engine(empty_database_url, poolclass=pool.NullPool)
 
 
 @pytest.fixture

@@ -3,8 +3,10 @@
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import pytest
 from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.engine import URL
@@ -16,12 +18,17 @@ from common.testing.plugin import empty_tables
 
 SERVICE = Path(__file__).resolve().parents[1]
 
+# `admin(email, password=...)`: the command's run, its output and its exit status.
+AdminCommand = Callable[..., subprocess.CompletedProcess[str]]
 
-def run(
-    command: list[str], *, database_url: URL, settings: AppBaseSettings, password: str = ""
-) -> subprocess.CompletedProcess[str]:
-    """The command run as an operator would, on the tests' database (through the tests' pooler,
-    when there is one)."""
+
+@pytest.fixture
+async def admin(
+    database_url: URL, settings: AppBaseSettings, engine: AsyncEngine
+) -> AsyncIterator[AdminCommand]:
+    """`python -m users_svc.admin --email <email>` run as an operator would, on the tests'
+    database (through the tests' pooler, when there is one), typing `password` at its prompt.
+    What it makes is committed: every table is emptied afterwards."""
     env = {
         **os.environ,
         "ENVIRONMENT": "test",
@@ -30,16 +37,23 @@ def run(
         "USERS_PASSWORD_TIME_COST": "1",
         "USERS_PASSWORD_MEMORY_KIB": "1024",
     }
-    return subprocess.run(
-        command,
-        input=f"{password}\n",
-        cwd=SERVICE,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+
+    def run(email: str, *, password: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "users_svc.admin", "--email", email],
+            input=f"{password}\n",
+            cwd=SERVICE,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    try:
+        yield run
+    finally:
+        await empty_tables(engine)
 
 
 async def logged_in(client: AsyncClient, email: str) -> dict[str, str]:
@@ -50,68 +64,39 @@ async def logged_in(client: AsyncClient, email: str) -> dict[str, str]:
 
 
 async def test_an_administrator_is_created_then_can_list_accounts(
-    committing_client: AsyncClient,
-    database_url: URL,
-    engine: AsyncEngine,
-    settings: AppBaseSettings,
+    committing_client: AsyncClient, admin: AdminCommand
 ) -> None:
-    try:
-        made = run(
-            [sys.executable, "-m", "users_svc.admin", "--email", "Root@Example.com"],
-            database_url=database_url,
-            settings=settings,
-            password=PASSWORD,
-        )
-        assert made.returncode == 0, made.stderr
-        assert "root@example.com: created, administrator" in made.stdout
+    made = admin("Root@Example.com", password=PASSWORD)
 
-        headers = await logged_in(committing_client, "root@example.com")
-        listed = await committing_client.get("/api/v1/users", headers=headers)
-        assert listed.status_code == 200
-        assert [user["email"] for user in listed.json()["items"]] == ["root@example.com"]
-    finally:
-        await empty_tables(engine)
+    assert made.returncode == 0, made.stderr
+    assert "root@example.com: created, administrator" in made.stdout
+    headers = await logged_in(committing_client, "root@example.com")
+    listed = await committing_client.get("/api/v1/users", headers=headers)
+    assert listed.status_code == 200
+    assert [user["email"] for user in listed.json()["items"]] == ["root@example.com"]
 
 
 async def test_an_existing_account_is_promoted_without_a_password(
-    committing_client: AsyncClient,
-    database_url: URL,
-    engine: AsyncEngine,
-    settings: AppBaseSettings,
+    committing_client: AsyncClient, admin: AdminCommand
 ) -> None:
-    try:
-        signup = {"email": "ada@example.com", "full_name": "Ada", "password": PASSWORD}
-        assert (await committing_client.post("/api/v1/users", json=signup)).status_code == 201
+    signup = {"email": "ada@example.com", "full_name": "Ada", "password": PASSWORD}
+    assert (await committing_client.post("/api/v1/users", json=signup)).status_code == 201
 
-        made = run(
-            [sys.executable, "-m", "users_svc.admin", "--email", "ada@example.com"],
-            database_url=database_url,
-            settings=settings,
-        )
+    made = admin("ada@example.com")
 
-        assert made.returncode == 0, made.stderr
-        assert "ada@example.com: promoted, administrator" in made.stdout
-        headers = await logged_in(committing_client, "ada@example.com")
-        me = await committing_client.get("/api/v1/users/me", headers=headers)
-        assert me.json()["is_superuser"] is True
-    finally:
-        await empty_tables(engine)
+    assert made.returncode == 0, made.stderr
+    assert "ada@example.com: promoted, administrator" in made.stdout
+    headers = await logged_in(committing_client, "ada@example.com")
+    me = await committing_client.get("/api/v1/users/me", headers=headers)
+    assert me.json()["is_superuser"] is True
 
 
 async def test_a_short_password_is_refused_and_nothing_is_made(
-    database_url: URL, engine: AsyncEngine, settings: AppBaseSettings
+    admin: AdminCommand, engine: AsyncEngine
 ) -> None:
-    try:
-        made = run(
-            [sys.executable, "-m", "users_svc.admin", "--email", "root@example.com"],
-            database_url=database_url,
-            settings=settings,
-            password="short",
-        )
+    made = admin("root@example.com", password="short")
 
-        assert made.returncode == 1
-        assert "password" in made.stderr
-        async with engine.connect() as connection:
-            assert await connection.scalar(text("SELECT count(*) FROM users")) == 0
-    finally:
-        await empty_tables(engine)
+    assert made.returncode == 1
+    assert "password" in made.stderr
+    async with engine.connect() as connection:
+        assert await connection.scalar(text("SELECT count(*) FROM users")) == 0

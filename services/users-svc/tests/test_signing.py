@@ -9,7 +9,14 @@ from common.auth import SigningKey
 from users_svc.settings import Settings
 from users_svc.signing import KeyRing
 
-PRODUCTION_DATABASE = "postgresql+asyncpg://users:s3cret-Pa55@db/users"
+PRODUCTION = {
+    "ENVIRONMENT": "production",
+    "USERS_DATABASE_URL": "postgresql+asyncpg://users:s3cret-Pa55@db/users",
+    "USERS_SIGNING_KEY_FILE": "/run/secrets/signing-key.pem",
+    "USERS_TOKEN_ISSUER": "https://users.example.com",
+    "USERS_TOKEN_AUDIENCE": "https://api.example.com",
+    "USERS_NATS_URL": "nats://nats:4222",
+}
 
 
 async def test_development_generates_a_key_once_and_keeps_it(tmp_path: Path) -> None:
@@ -39,37 +46,34 @@ async def test_a_previous_public_key_is_published_beside_the_signing_key(tmp_pat
     assert await ring.key_for(previous.kid) is not None
 
 
-def test_production_refuses_to_start_without_a_signing_key(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("ENVIRONMENT", "production")
-    monkeypatch.setenv("USERS_DATABASE_URL", PRODUCTION_DATABASE)
-    monkeypatch.setenv("USERS_TOKEN_ISSUER", "https://users.example.com")
-    monkeypatch.setenv("USERS_TOKEN_AUDIENCE", "https://api.example.com")
-    monkeypatch.setenv("USERS_NATS_URL", "nats://nats:4222")
+@pytest.fixture
+def production(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """An environment with every setting production requires; each test takes one away."""
+    for name, value in PRODUCTION.items():
+        monkeypatch.setenv(name, value)
+    return monkeypatch
+
+
+def test_production_refuses_to_start_without_a_signing_key(production: pytest.MonkeyPatch) -> None:
+    production.delenv("USERS_SIGNING_KEY_FILE")
 
     with pytest.raises(ValidationError, match="USERS_SIGNING_KEY or USERS_SIGNING_KEY_FILE"):
         Settings(_env_file=None)
 
-    monkeypatch.setenv("USERS_SIGNING_KEY_FILE", "/run/secrets/signing-key.pem")
+    production.setenv("USERS_SIGNING_KEY_FILE", "/run/secrets/signing-key.pem")
     assert KeyRing.from_settings(Settings(_env_file=None)) is not None
 
 
-def test_production_requires_the_events_broker(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ENVIRONMENT", "production")
-    monkeypatch.setenv("USERS_DATABASE_URL", PRODUCTION_DATABASE)
-    monkeypatch.setenv("USERS_SIGNING_KEY_FILE", "/run/secrets/signing-key.pem")
-    monkeypatch.setenv("USERS_TOKEN_ISSUER", "https://users.example.com")
-    monkeypatch.setenv("USERS_TOKEN_AUDIENCE", "https://api.example.com")
+def test_production_requires_the_events_broker(production: pytest.MonkeyPatch) -> None:
+    production.delenv("USERS_NATS_URL")
 
     with pytest.raises(ValidationError, match="USERS_NATS_URL must be set explicitly"):
         Settings(_env_file=None)
 
 
-def test_production_requires_the_issuer_and_audience(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ENVIRONMENT", "production")
-    monkeypatch.setenv("USERS_DATABASE_URL", PRODUCTION_DATABASE)
-    monkeypatch.setenv("USERS_SIGNING_KEY_FILE", "/run/secrets/signing-key.pem")
+def test_production_requires_the_issuer_and_audience(production: pytest.MonkeyPatch) -> None:
+    production.delenv("USERS_TOKEN_ISSUER")
+    production.delenv("USERS_TOKEN_AUDIENCE")
 
     with pytest.raises(ValidationError, match="USERS_TOKEN_ISSUER must be set explicitly"):
         Settings(_env_file=None)

@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
 import nats
@@ -258,14 +258,12 @@ async def traced_client(
     span_exporter: InMemorySpanExporter,
 ) -> AsyncIterator[AsyncClient]:
     """`client`, with the app traced by the SDK (every request sampled) into `span_exporter`."""
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(span_exporter))
-    app = service.app(settings, database=test_database, tracer_provider=provider)
-    try:
-        async with open_client(app) as client:
-            yield client
-    finally:
-        provider.shutdown()
+
+    def traced_app(provider: TracerProvider) -> FastAPI:
+        return service.app(settings, database=test_database, tracer_provider=provider)
+
+    async with open_traced_client(traced_app, span_exporter) as client:
+        yield client
 
 
 @pytest.fixture
@@ -278,6 +276,21 @@ async def committing_client(
             yield client
     finally:
         await empty_tables(engine)
+
+
+@asynccontextmanager
+async def open_traced_client(
+    build_app: Callable[[TracerProvider], FastAPI], exporter: InMemorySpanExporter
+) -> AsyncIterator[AsyncClient]:
+    """An httpx client on the app `build_app` makes with a tracer provider that samples every
+    request and hands each finished span to `exporter`."""
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    try:
+        async with open_client(build_app(provider)) as client:
+            yield client
+    finally:
+        provider.shutdown()
 
 
 @asynccontextmanager
