@@ -17,7 +17,10 @@ import pytest
 
 import manifests
 from connection_budget import Budget
-from kubernetes_objects import MAX_REPLICAS, PRE_STOP_SLEEP_SECONDS
+from kubernetes_objects import (
+    MAX_REPLICAS,
+    PRE_STOP_SLEEP_SECONDS,
+)
 from monorepo import ServiceFacts, Workspace
 from render_manifests import KUBERNETES_VERSIONS, invalid, overlays, render
 

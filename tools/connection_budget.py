@@ -12,7 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.settings import AppBaseSettings
-from kubernetes_objects import MAX_REPLICAS, MIN_REPLICAS
+from kubernetes_objects import (
+    MAX_REPLICAS,
+    MIN_REPLICAS,
+)
 from kubernetes_platform import MIGRATE_POOL_SIZE, PGBOUNCER_REPLICAS
 
 # Postgres's defaults: `max_connections` and `superuser_reserved_connections`.

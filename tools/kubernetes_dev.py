@@ -13,13 +13,7 @@ from typing import Any
 from kubernetes_objects import (
     NATS_PORT,
     SIGNING_KEYS_DIR,
-    container,
-    metadata,
-    resources,
-    selector,
     service,
-    service_account,
-    workload,
 )
 from kubernetes_platform import (
     NATS_IMAGE,
@@ -28,6 +22,14 @@ from kubernetes_platform import (
     POSTGRES_IMAGE,
     POSTGRES_PORT,
     POSTGRES_USER,
+)
+from kubernetes_pods import (
+    container,
+    metadata,
+    resources,
+    selector,
+    service_account,
+    workload,
 )
 
 POSTGRES = "postgres"

@@ -13,9 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.settings import METRICS_PORT
+from kubernetes_pods import (
+    container,
+    metadata,
+    resources,
+    selector,
+    service_account,
+    workload,
+)
 from monorepo import ServiceFacts
 
-PART_OF = "fastapi-services"
 HTTP_PORT = 8000  # what the images listen on (their CMD)
 PGBOUNCER_PORT = 5432  # the pooler's Service: clients use Postgres's usual port
 NATS_PORT = 4222
@@ -54,58 +61,6 @@ class ServiceRole:
 
     signs_tokens: bool  # users-svc: USERS_SIGNING_KEY_FILE, USERS_PREVIOUS_KEY_FILES
     verifies_tokens: bool  # JwksSettings: <PREFIX>_TOKEN_ISSUER, _TOKEN_AUDIENCE, _JWKS_URL
-
-
-def labels(name: str, component: str) -> dict[str, str]:
-    return {
-        "app.kubernetes.io/name": name,
-        "app.kubernetes.io/component": component,
-        "app.kubernetes.io/part-of": PART_OF,
-    }
-
-
-def selector(name: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": name}
-
-
-def metadata(name: str, component: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "labels": labels(name, component), **extra}
-
-
-def restricted_container_security() -> dict[str, Any]:
-    return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
-
-
-def pod_security(user: int) -> dict[str, Any]:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": user,
-        "runAsGroup": user,
-        "fsGroup": user,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def resources(*, cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> dict[str, Any]:
-    return {
-        "requests": {"cpu": cpu, "memory": memory},
-        "limits": {"cpu": cpu_limit, "memory": memory_limit},
-    }
-
-
-def service_account(name: str, component: str) -> dict[str, Any]:
-    # No pod of this project talks to the Kubernetes API: no token is mounted.
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": metadata(name, component),
-        "automountServiceAccountToken": False,
-    }
 
 
 def secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
@@ -179,19 +134,6 @@ def probes() -> dict[str, Any]:
     }
 
 
-def container(name: str, image: str, *, resources: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    """A container that pulls its image at each start and runs restricted: not as root, no
-    privilege to gain, nothing written outside its volumes."""
-    return {
-        "name": name,
-        "image": image,
-        "imagePullPolicy": "Always",
-        **fields,
-        "resources": resources,
-        "securityContext": restricted_container_security(),
-    }
-
-
 def migrate_container(facts: ServiceFacts, role: ServiceRole) -> dict[str, Any]:
     """`alembic upgrade head` before the API starts, on a session of its own (PgBouncer's
     session-mode entry): the advisory lock makes concurrent pods wait for each other."""
@@ -219,41 +161,6 @@ def api_container(facts: ServiceFacts, role: ServiceRole) -> dict[str, Any]:
         lifecycle={"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SLEEP_SECONDS)]}}},
         volumeMounts=mounts(role),
     )
-
-
-def workload(
-    kind: str,
-    name: str,
-    component: str,
-    *,
-    user: int,
-    pod: dict[str, Any],
-    spec: dict[str, Any],
-    annotations: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """A Deployment or StatefulSet of `name`'s pods: run as `user`, under the service account of
-    the same name, with no Kubernetes API token; `spec` and `pod` add what this one needs."""
-    template_metadata: dict[str, Any] = {"labels": labels(name, component)}
-    if annotations:
-        template_metadata["annotations"] = annotations
-    return {
-        "apiVersion": "apps/v1",
-        "kind": kind,
-        "metadata": metadata(name, component),
-        "spec": {
-            **spec,
-            "selector": {"matchLabels": selector(name)},
-            "template": {
-                "metadata": template_metadata,
-                "spec": {
-                    "serviceAccountName": name,
-                    "automountServiceAccountToken": False,
-                    "securityContext": pod_security(user),
-                    **pod,
-                },
-            },
-        },
-    }
 
 
 def deployment(facts: ServiceFacts, role: ServiceRole, *, shutdown_seconds: int) -> dict[str, Any]:

@@ -15,13 +15,15 @@ from typing import Any
 from devstack.pgbouncer import SERVER_LOGIN_RETRY_SECONDS, query_wait_timeout
 from kubernetes_objects import (
     PGBOUNCER_PORT,
-    container,
     disruption_budget,
     dns_egress,
+    service,
+)
+from kubernetes_pods import (
+    container,
     metadata,
     resources,
     selector,
-    service,
     service_account,
     workload,
 )
