@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import kubernetes_pods as pods
 from kubernetes_objects import (
     NATS_PORT,
     SIGNING_KEYS_DIR,
@@ -22,14 +23,6 @@ from kubernetes_platform import (
     POSTGRES_IMAGE,
     POSTGRES_PORT,
     POSTGRES_USER,
-)
-from kubernetes_pods import (
-    container,
-    metadata,
-    resources,
-    selector,
-    service_account,
-    workload,
 )
 
 POSTGRES = "postgres"
@@ -44,9 +37,9 @@ def ingress_only(
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": metadata(name, component),
+        "metadata": pods.metadata(name, component),
         "spec": {
-            "podSelector": {"matchLabels": selector(name)},
+            "podSelector": {"matchLabels": pods.selector(name)},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [
                 {
@@ -71,10 +64,10 @@ def postgres_statefulset(databases: list[str]) -> dict[str, Any]:
         *({"name": f"{d.upper()}_DB_PASSWORD", "value": f"unused-{d}"} for d in databases),
     ]
     ready = probe(["pg_isready", "--username=postgres", "--dbname=postgres"], 5)
-    main = container(
+    main = pods.container(
         POSTGRES,
         POSTGRES_IMAGE,
-        resources=resources(cpu="100m", memory="256Mi", cpu_limit="1", memory_limit="512Mi"),
+        resources=pods.resources(cpu="100m", memory="256Mi", cpu_limit="1", memory_limit="512Mi"),
         ports=[{"name": "postgres", "containerPort": POSTGRES_PORT, "protocol": "TCP"}],
         env=env,
         readinessProbe=ready,
@@ -86,7 +79,7 @@ def postgres_statefulset(databases: list[str]) -> dict[str, Any]:
             {"name": "init", "mountPath": "/docker-entrypoint-initdb.d", "readOnly": True},
         ],
     )
-    return workload(
+    return pods.workload(
         "StatefulSet",
         POSTGRES,
         "database",
@@ -117,10 +110,10 @@ def postgres_statefulset(databases: list[str]) -> dict[str, Any]:
 
 
 def nats_deployment() -> dict[str, Any]:
-    main = container(
+    main = pods.container(
         NATS,
         NATS_IMAGE,
-        resources=resources(cpu="50m", memory="64Mi", cpu_limit="1", memory_limit="256Mi"),
+        resources=pods.resources(cpu="50m", memory="64Mi", cpu_limit="1", memory_limit="256Mi"),
         args=["--jetstream", "--store_dir=/data", f"--port={NATS_PORT}", "--http_port=8222"],
         ports=[
             {"name": "client", "containerPort": NATS_PORT, "protocol": "TCP"},
@@ -130,7 +123,7 @@ def nats_deployment() -> dict[str, Any]:
         livenessProbe={"httpGet": {"path": "/healthz", "port": "monitor"}, "periodSeconds": 10},
         volumeMounts=[{"name": "data", "mountPath": "/data"}],
     )
-    return workload(
+    return pods.workload(
         "Deployment",
         NATS,
         "events",
@@ -145,18 +138,18 @@ def nats_deployment() -> dict[str, Any]:
 
 def postgres_objects(databases: list[str]) -> dict[str, dict[str, Any]]:
     return {
-        "serviceaccount.yaml": service_account(POSTGRES, "database"),
+        "serviceaccount.yaml": pods.service_account(POSTGRES, "database"),
         "statefulset.yaml": postgres_statefulset(databases),
         "service.yaml": service(POSTGRES, "database", port=POSTGRES_PORT, target="postgres"),
         "networkpolicy.yaml": ingress_only(
-            POSTGRES, "database", port=POSTGRES_PORT, sources=selector(PGBOUNCER)
+            POSTGRES, "database", port=POSTGRES_PORT, sources=pods.selector(PGBOUNCER)
         ),
     }
 
 
 def nats_objects() -> dict[str, dict[str, Any]]:
     return {
-        "serviceaccount.yaml": service_account(NATS, "events"),
+        "serviceaccount.yaml": pods.service_account(NATS, "events"),
         "deployment.yaml": nats_deployment(),
         "service.yaml": service(NATS, "events", port=NATS_PORT, target="client"),
         "networkpolicy.yaml": ingress_only(

@@ -12,15 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import kubernetes_pods as pods
 from common.settings import METRICS_PORT
-from kubernetes_pods import (
-    container,
-    metadata,
-    resources,
-    selector,
-    service_account,
-    workload,
-)
 from monorepo import ServiceFacts
 
 HTTP_PORT = 8000  # what the images listen on (their CMD)
@@ -137,10 +130,10 @@ def probes() -> dict[str, Any]:
 def migrate_container(facts: ServiceFacts, role: ServiceRole) -> dict[str, Any]:
     """`alembic upgrade head` before the API starts, on a session of its own (PgBouncer's
     session-mode entry): the advisory lock makes concurrent pods wait for each other."""
-    return container(
+    return pods.container(
         "migrate",
         facts.name,
-        resources=resources(cpu="100m", memory="128Mi", cpu_limit="1", memory_limit="256Mi"),
+        resources=pods.resources(cpu="100m", memory="128Mi", cpu_limit="1", memory_limit="256Mi"),
         command=["alembic", "upgrade", "head"],
         env=environment(facts, role, migrate=True),
         volumeMounts=mounts(role),
@@ -148,10 +141,10 @@ def migrate_container(facts: ServiceFacts, role: ServiceRole) -> dict[str, Any]:
 
 
 def api_container(facts: ServiceFacts, role: ServiceRole) -> dict[str, Any]:
-    return container(
+    return pods.container(
         "api",
         facts.name,
-        resources=resources(cpu="100m", memory="160Mi", cpu_limit="1", memory_limit="320Mi"),
+        resources=pods.resources(cpu="100m", memory="160Mi", cpu_limit="1", memory_limit="320Mi"),
         ports=[
             {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
             {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
@@ -171,7 +164,7 @@ def deployment(facts: ServiceFacts, role: ServiceRole, *, shutdown_seconds: int)
     if role.signs_tokens:
         volumes.append({"name": "signing-keys", "secret": {"secretName": SIGNING_SECRET}})
     grace = PRE_STOP_SLEEP_SECONDS + shutdown_seconds + GRACE_MARGIN_SECONDS
-    return workload(
+    return pods.workload(
         "Deployment",
         facts.name,
         "api",
@@ -205,7 +198,7 @@ def spread(name: str) -> dict[str, Any]:
         "maxSkew": 1,
         "topologyKey": "kubernetes.io/hostname",
         "whenUnsatisfiable": "ScheduleAnyway",
-        "labelSelector": {"matchLabels": selector(name)},
+        "labelSelector": {"matchLabels": pods.selector(name)},
     }
 
 
@@ -213,10 +206,10 @@ def service(name: str, component: str, *, port: int, target: str | int) -> dict[
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(name, component),
+        "metadata": pods.metadata(name, component),
         "spec": {
             "type": "ClusterIP",
-            "selector": selector(name),
+            "selector": pods.selector(name),
             "ports": [{"name": "main", "port": port, "targetPort": target, "protocol": "TCP"}],
         },
     }
@@ -227,8 +220,8 @@ def disruption_budget(name: str, component: str) -> dict[str, Any]:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": metadata(name, component),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(name)}},
+        "metadata": pods.metadata(name, component),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": pods.selector(name)}},
     }
 
 
@@ -236,7 +229,7 @@ def autoscaler(name: str) -> dict[str, Any]:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": metadata(name, "api"),
+        "metadata": pods.metadata(name, "api"),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
             "minReplicas": MIN_REPLICAS,
@@ -256,7 +249,7 @@ def autoscaler(name: str) -> dict[str, Any]:
 
 def peer(name: str, port: int, *, any_namespace: bool = False) -> dict[str, Any]:
     """An egress rule to the pods named `name` on `port`."""
-    to: dict[str, Any] = {"podSelector": {"matchLabels": selector(name)}}
+    to: dict[str, Any] = {"podSelector": {"matchLabels": pods.selector(name)}}
     if any_namespace:
         to["namespaceSelector"] = {}
     return {"to": [to], "ports": [{"protocol": "TCP", "port": port}]}
@@ -291,9 +284,9 @@ def network_policy(facts: ServiceFacts, role: ServiceRole, *, issuer: str) -> di
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": metadata(facts.name, "api"),
+        "metadata": pods.metadata(facts.name, "api"),
         "spec": {
-            "podSelector": {"matchLabels": selector(facts.name)},
+            "podSelector": {"matchLabels": pods.selector(facts.name)},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [
                 {
@@ -313,7 +306,7 @@ def service_objects(
 ) -> dict[str, dict[str, Any]]:
     """File name -> object, for the service's kustomize base."""
     return {
-        "serviceaccount.yaml": service_account(facts.name, "api"),
+        "serviceaccount.yaml": pods.service_account(facts.name, "api"),
         "deployment.yaml": deployment(facts, role, shutdown_seconds=shutdown_seconds),
         "service.yaml": service(facts.name, "api", port=HTTP_PORT, target="http"),
         "poddisruptionbudget.yaml": disruption_budget(facts.name, "api"),

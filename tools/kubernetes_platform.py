@@ -12,20 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import kubernetes_pods as pods
 from devstack.pgbouncer import SERVER_LOGIN_RETRY_SECONDS, query_wait_timeout
 from kubernetes_objects import (
     PGBOUNCER_PORT,
     disruption_budget,
     dns_egress,
     service,
-)
-from kubernetes_pods import (
-    container,
-    metadata,
-    resources,
-    selector,
-    service_account,
-    workload,
 )
 
 PGBOUNCER = "pgbouncer"
@@ -90,10 +83,10 @@ def pgbouncer_ini(
 
 
 def pgbouncer_deployment(config_map: str) -> dict[str, Any]:
-    main = container(
+    main = pods.container(
         PGBOUNCER,
         PGBOUNCER_IMAGE,
-        resources=resources(cpu="50m", memory="32Mi", cpu_limit="1", memory_limit="128Mi"),
+        resources=pods.resources(cpu="50m", memory="32Mi", cpu_limit="1", memory_limit="128Mi"),
         command=["pgbouncer", "/etc/pgbouncer/pgbouncer.ini"],
         ports=[{"name": "postgres", "containerPort": PGBOUNCER_LISTEN_PORT, "protocol": "TCP"}],
         readinessProbe={"tcpSocket": {"port": "postgres"}, "periodSeconds": 5},
@@ -110,7 +103,7 @@ def pgbouncer_deployment(config_map: str) -> dict[str, Any]:
             {"name": "userlist", "mountPath": "/etc/pgbouncer/userlist", "readOnly": True},
         ],
     )
-    return workload(
+    return pods.workload(
         "Deployment",
         PGBOUNCER,
         "pooler",
@@ -133,9 +126,9 @@ def pgbouncer_network_policy() -> dict[str, Any]:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": metadata(PGBOUNCER, "pooler"),
+        "metadata": pods.metadata(PGBOUNCER, "pooler"),
         "spec": {
-            "podSelector": {"matchLabels": selector(PGBOUNCER)},
+            "podSelector": {"matchLabels": pods.selector(PGBOUNCER)},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [
                 {
@@ -154,7 +147,7 @@ def pgbouncer_network_policy() -> dict[str, Any]:
 
 def pgbouncer_objects(config_map: str) -> dict[str, dict[str, Any]]:
     return {
-        "serviceaccount.yaml": service_account(PGBOUNCER, "pooler"),
+        "serviceaccount.yaml": pods.service_account(PGBOUNCER, "pooler"),
         "deployment.yaml": pgbouncer_deployment(config_map),
         "service.yaml": service(PGBOUNCER, "pooler", port=PGBOUNCER_PORT, target="postgres"),
         "poddisruptionbudget.yaml": disruption_budget(PGBOUNCER, "pooler"),
@@ -189,6 +182,6 @@ def external_postgres(host: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata("postgres", "database"),
+        "metadata": pods.metadata("postgres", "database"),
         "spec": {"type": "ExternalName", "externalName": host},
     }
