@@ -71,10 +71,6 @@ class DomainError(Exception):
             self.detail = detail
         super().__init__(self.detail)
 
-    @property
-    def title(self) -> str:
-        return title_of(self.status_code)
-
     def response_headers(self) -> dict[str, str] | None:
         """The headers of the answer: the class's, and whatever this instance adds."""
         return dict(self.headers) if self.headers else None
