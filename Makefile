@@ -255,7 +255,11 @@ new-service: sync ## New service with a first domain: make new-service NAME=orde
 	$(UV) sync --locked --all-packages --compile-bytecode
 	$(UV) run --no-sync python tools/openapi.py --service "$(NAME)"
 	$(UV) run --no-sync python tools/env_examples.py
-	@echo "Next: make test PYTEST_ARGS=services/$(NAME)   (then make up: it joins the stack)"
+	@echo "Next:"
+	@echo "  make test PYTEST_ARGS=services/$(NAME)   # its tests, green from the start"
+	@echo "  make up      # runs it with the others: its database made, migrated (make down first if up)"
+	@echo "  make openapi # after a change to its routes: services/$(NAME)/openapi.json is reviewed"
+	@echo "  git add -A && git commit   # what copier update starts from (docs/development.md)"
 
 .PHONY: new-domain
 new-domain: sync ## New domain in a service: make new-domain SERVICE=things-svc NAME=widgets
@@ -263,4 +267,8 @@ new-domain: sync ## New domain in a service: make new-domain SERVICE=things-svc 
 	@$(UV) run --no-sync python tools/scaffold.py new-domain "$(SERVICE)" "$(NAME)" \
 		$(if $(SINGULAR),--singular "$(SINGULAR)")
 	$(UV) run --no-sync python tools/openapi.py --service "$(SERVICE)"
-	@echo "Next: make test PYTEST_ARGS=services/$(SERVICE)"
+	@echo "Next:"
+	@echo "  make migrate SERVICE=$(SERVICE)   # its table, in the make-up stack's database"
+	@echo "  make test PYTEST_ARGS=services/$(SERVICE)   # its tests, green from the start"
+	@echo "  make openapi # after a change to its routes: services/$(SERVICE)/openapi.json is reviewed"
+	@echo "  git add -A && git commit   # what copier update starts from (docs/development.md)"

@@ -20,7 +20,6 @@ from pydantic.fields import FieldInfo
 from common.settings import AppBaseSettings
 from generated_files import sync_file
 from monorepo import ServiceFacts, Workspace
-from stack_state import DEFAULT_NATS_PORT, DEFAULT_POSTGRES_PORT
 
 ROOT = Path(__file__).resolve().parents[1]
 FILE_NAME = ".env.example"
@@ -75,39 +74,9 @@ def render(facts: ServiceFacts) -> str:
     return "\n".join(lines) + "\n"
 
 
-STACK_HEADER = """\
-# Copy to infra/.env (git-ignored): `make up` copies it when missing. Docker Compose reads it for
-# the ${...} values of docker-compose.yml. These are development passwords, the ones the services'
-# development defaults use (and the native stack too): choose real ones for anything shared.
-# Production refuses a password that is a placeholder or the role's own name.
-# Generated from the workspace by `make env-examples`.
-
-# development shows /docs; production hides them and refuses placeholder passwords.
-ENVIRONMENT=development
-
-POSTGRES_PASSWORD=change-me-postgres
-"""
-
-
-def stack_example(workspace: Workspace) -> str:
-    """infra/.env.example: each service's database password (its role's name, as its development
-    default) and port on the host."""
-    services = sorted(workspace.services(), key=lambda facts: facts.database)
-    lines = [f"{facts.database.upper()}_DB_PASSWORD={facts.database}" for facts in services]
-    lines += ["", "# Ports on 127.0.0.1 (the same defaults as the native stack)."]
-    lines += [
-        f"# STACK_POSTGRES_PORT={DEFAULT_POSTGRES_PORT}",
-        f"# STACK_NATS_PORT={DEFAULT_NATS_PORT}",
-    ]
-    lines += [f"# STACK_{facts.database.upper()}_PORT={facts.port}" for facts in services]
-    return STACK_HEADER + "\n".join(lines) + "\n"
-
-
 def generate(root: Path) -> dict[Path, str]:
     workspace = Workspace.load(root)
-    files = {facts.directory / FILE_NAME: render(facts) for facts in workspace.services()}
-    files[root / "infra" / FILE_NAME] = stack_example(workspace)
-    return files
+    return {facts.directory / FILE_NAME: render(facts) for facts in workspace.services()}
 
 
 def main(argv: list[str] | None = None) -> int:

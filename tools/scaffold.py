@@ -3,15 +3,16 @@
     uv run python tools/scaffold.py new-service orders-svc [--domain orders] [--singular order]
     uv run python tools/scaffold.py new-domain things-svc widgets [--singular widget]
 
-The code is rendered from the plain files of tools/templates/ (`string.Template`: `$name`), the
-same shape as things-svc: a domain owned by the signed-in user, with its Alembic revision written
-from the model (no database needed) and tests of every endpoint. A new service also joins the
-Compose file (its database, migrator and API: YAML edited with ruamel.yaml, comments kept), the
-root ruff configuration (TOML, with tomlkit), infra/.env.example, uv.lock, CI (tools/workflows.py),
-Prometheus (tools/observability.py) and the Kubernetes manifests (tools/manifests.py).
+copier renders the templates (copier.yml at the root: their questions and the rules of a name):
+tools/templates/service, a service shaped like things-svc, and tools/templates/domain, a domain
+shaped like things-svc's `things` with its tests and the Alembic revision creating its table. Both
+render into the service's folder and record there their answers and their template's commit
+(.copier-answers.yml for the service, .copier-answers.<domain>.yml for each domain), so that
+`copier update` in that folder brings it the later changes of its template (docs/development.md).
 
-Every name is checked before anything is written; a refused name changes nothing, and when a
-later step fails (`uv lock`, say) every file written so far is put back as it was.
+A new service also joins the files the repository shares (`join_the_repository`). Every name is
+checked before anything is written; a refused name changes nothing, and when a later step fails
+(`uv lock`, say) every file written so far is put back as it was.
 """
 
 from __future__ import annotations
@@ -21,121 +22,188 @@ import ast
 import contextlib
 import hashlib
 import importlib.util
+import io
+import keyword
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tokenize
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from string import Template
+from typing import Any
 
+import copier
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
+from copier.errors import CopierError
 
-import env_examples
-import manifests
-import observability
-import workflows
 from common.db import table_name_for
-from monorepo import Workspace, stack_port, workflow_path
-from scaffold_edits import with_compose_service, with_first_party, with_security_bodies
-from scaffold_names import TEMPLATES, DomainNames, ScaffoldError, ServiceNames
+from monorepo import Workspace, service_stem
+from scaffold_edits import (
+    ScaffoldError,
+    with_compose_service,
+    with_env_lines,
+    with_first_party,
+    with_scrape_job,
+    with_security_bodies,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
+TEMPLATES = Path("tools/templates")
 FIRST_PORT = 8000
 
-# Template (None: an empty file) -> path in the service, with `$package` and `$domain` set.
-SERVICE_FILES: dict[str | None, str] = {
-    "pyproject.toml.tmpl": "pyproject.toml",
-    "Dockerfile.tmpl": "Dockerfile",
-    "alembic/env.py.tmpl": "alembic/env.py",
-    "alembic/script.py.mako": "alembic/script.py.mako",
-    "src/__init__.py.tmpl": "src/$package/__init__.py",
-    "src/main.py.tmpl": "src/$package/main.py",
-    "src/settings.py.tmpl": "src/$package/settings.py",
-    "src/database.py.tmpl": "src/$package/database.py",
-    "src/events.py.tmpl": "src/$package/events.py",
-    None: "src/$package/domains/__init__.py",
-    "tests/conftest.py.tmpl": "tests/conftest.py",
-    "tests/test_app.py.tmpl": "tests/test_app.py",
-    "tests/test_health.py.tmpl": "tests/test_health.py",
-    "tests/test_migrations.py.tmpl": "tests/test_migrations.py",
-    "tests/test_security.py.tmpl": "tests/test_security.py",
-    "tests/test_events.py.tmpl": "tests/test_events.py",
-}
-DOMAIN_FILES: dict[str | None, str] = {
-    "__init__.py.tmpl": "src/$package/domains/$domain/__init__.py",
-    "models.py.tmpl": "src/$package/domains/$domain/models.py",
-    "schemas.py.tmpl": "src/$package/domains/$domain/schemas.py",
-    "repository.py.tmpl": "src/$package/domains/$domain/repository.py",
-    "service.py.tmpl": "src/$package/domains/$domain/service.py",
-    "routes.py.tmpl": "src/$package/domains/$domain/routes.py",
-    # A package, so two domains' test_routes.py are distinct modules for mypy.
-    None: "tests/domains/$domain/__init__.py",
-    "test_routes.py.tmpl": "tests/domains/$domain/test_routes.py",
-}
+
+@dataclass(frozen=True)
+class Templates:
+    """copier.yml and tools/templates/ of a checkout: at its HEAD commit, which the answers
+    record for `copier update`, or as they are when the checkout is no git repository."""
+
+    root: Path
+    commit: str | None
+
+    @classmethod
+    def at(cls, root: Path) -> Templates:
+        def git(*args: str) -> str:
+            result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+            return result.stdout.strip() if result.returncode == 0 else ""
+
+        if Path(git("rev-parse", "--show-toplevel") or "/").resolve() != root.resolve():
+            return cls(root, commit=None)
+        if git("status", "--porcelain", "--", "copier.yml", str(TEMPLATES)):
+            raise ScaffoldError(
+                f"copier.yml or {TEMPLATES}/ has uncommitted changes: commit them first, so that "
+                "what is generated records the commit its template came from"
+            )
+        return cls(root, commit=git("rev-parse", "HEAD"))
+
+    def render(
+        self,
+        template: str,
+        destination: Path,
+        answers: Mapping[str, Any],
+        *,
+        answers_file: str = ".copier-answers.yml",
+        pretend: bool = False,
+    ) -> copier.Worker:
+        """`template` rendered with these answers in `destination`, once copier.yml's validators
+        accept them; with `pretend`, only that check."""
+        # The answers keep the templates' path as given: relative to the folder (../..), it holds
+        # in every clone. copier reads it from the working directory.
+        where = destination if destination.is_dir() else self.root
+        try:
+            with contextlib.chdir(where):
+                return copier.run_copy(
+                    os.path.relpath(self.root, where),
+                    destination,
+                    data={"template": template, **answers},
+                    answers_file=answers_file,
+                    vcs_ref=self.commit,
+                    defaults=True,
+                    quiet=True,
+                    unsafe=True,  # copier.yml's tasks: ruff on what it renders
+                    skip_tasks=pretend,
+                    pretend=pretend,
+                    cleanup_on_error=False,
+                )
+        except (CopierError, ValueError) as exc:
+            raise ScaffoldError(str(exc)) from None
 
 
-# -- the files it writes, undone on failure -------------------------------------------------
+# copier.yml checks the form of each name; these, what it cannot see: Python, the repository.
+
+
+def singular_of(plural: str) -> str:
+    """English singular of a plural noun, for the common endings; "" when it is not plural (the
+    validator of copier.yml's `item` then asks for the singular)."""
+    if plural.endswith("ies") and len(plural) > 3:
+        return plural[:-3] + "y"
+    if plural.endswith(("sses", "shes", "ches", "xes", "zes")):
+        return plural[:-2]
+    if plural.endswith("s") and not plural.endswith("ss"):
+        return plural[:-1]
+    return ""
+
+
+def refuse_clashing_words(domain: str, item: str) -> None:
+    """A domain named like a name the domain template's code uses itself would clash with it.
+    Those names are read from the templates, each Jinja tag taken for a name of the domain's."""
+    used: set[str] = set()
+    for template in (ROOT / TEMPLATES / "domain").rglob("*.py.jinja"):
+        source = re.sub(r"{[{%#].*?[}%#]}", "zz", template.read_text(encoding="utf-8"))
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.NAME and "zz" not in token.string:
+                used.add(token.string)
+    for word in (domain, item):
+        if keyword.iskeyword(word) or word in used or f"{word}_id" in used:
+            raise ScaffoldError(
+                f"domain name {domain!r}: {word!r} is a Python keyword or a name the generated "
+                "code already uses; choose another"
+            )
+
+
+def revision_id(seed: str) -> str:
+    """Deterministic: the same service, domain and parent always give the same revision id."""
+    return hashlib.sha256(seed.encode()).hexdigest()[:12]
 
 
 class Changes:
-    """Files written or replaced; `rollback` puts every one back as it was."""
+    """Files a command replaced or created; `rollback` puts every one back as it was."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._originals: dict[Path, bytes | None] = {}
-        self._new_dirs: list[Path] = []
+        self._originals: dict[Path, bytes] = {}
+        self._created: list[Path] = []
 
     def keep(self, path: Path) -> None:
-        """Remember `path` as it is now, before something else (uv lock) rewrites it."""
-        if path not in self._originals:
-            self._originals[path] = path.read_bytes() if path.exists() else None
+        """Remember `path` as it is now, before something (uv lock) rewrites it."""
+        self._originals.setdefault(path, path.read_bytes())
 
     def write(self, path: Path, content: str) -> None:
         self.keep(path)
-        missing = [parent for parent in (path, *path.parents) if not parent.exists()][1:]
-        for directory in reversed(missing):
-            directory.mkdir()
-            self._new_dirs.append(directory)
         path.write_text(content, encoding="utf-8")
 
+    @contextlib.contextmanager
+    def creating(self, folder: Path) -> Iterator[None]:
+        """What appears in `folder` meanwhile (copier's files) is new: rollback removes it."""
+        before = {folder, *folder.rglob("*")} if folder.exists() else set()
+        folder.mkdir(exist_ok=True)
+        try:
+            yield
+        finally:
+            self._created += sorted({folder, *folder.rglob("*")} - before)
+
     def written(self) -> list[Path]:
-        return list(self._originals)
+        return sorted({*self._originals, *(path for path in self._created if path.is_file())})
 
     def rollback(self) -> None:
         for path, original in self._originals.items():
-            if original is None:
-                path.unlink(missing_ok=True)
+            path.write_bytes(original)
+        for path in reversed(self._created):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
             else:
-                path.write_bytes(original)
-        for directory in reversed(self._new_dirs):
-            # Caches a tool left behind (ruff, Python) go with the folder.
-            shutil.rmtree(directory, ignore_errors=True)
+                path.unlink(missing_ok=True)
 
 
-def render(template: Path, values: Mapping[str, str]) -> str:
-    text = template.read_text(encoding="utf-8")
-    return Template(text).substitute(values) if template.suffix == ".tmpl" else text
+@contextlib.contextmanager
+def applying(root: Path) -> Iterator[Changes]:
+    """Changes that are all kept, or all undone when anything fails (Ctrl-C included)."""
+    changes = Changes(root)
+    try:
+        yield changes
+    except BaseException:
+        written = changes.written()
+        changes.rollback()
+        if written:
+            print("every file written was put back: nothing was changed", file=sys.stderr)
+        raise
 
 
-def planned_files(
-    folder: Path, mapping: Mapping[str | None, str], values: Mapping[str, str]
-) -> dict[Path, str]:
-    files = {}
-    for source, target in mapping.items():
-        content = render(folder / source, values) if source is not None else ""
-        files[Path(Template(target).substitute(values))] = content
-    return files
-
-
-def refuse_existing(files: Mapping[Path, str]) -> None:
-    existing = [path for path in files if path.exists()]
-    if existing:
-        raise ScaffoldError(f"{existing[0]} already exists: nothing was changed")
+# -- a domain -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -150,23 +218,18 @@ class ExistingService:
         if not (directory / "pyproject.toml").is_file():
             known = sorted(p.parent.name for p in (root / "services").glob("*/pyproject.toml"))
             raise ScaffoldError(f"no service {name!r} in services/ (there are: {', '.join(known)})")
-        found = (directory / "src").glob("*/domains/__init__.py")
-        packages = sorted(path.parent.parent.name for path in found)
+        packages = [path.parents[1].name for path in directory.glob("src/*/domains/__init__.py")]
         if len(packages) != 1:
             raise ScaffoldError(f"{directory}/src must hold one package with a domains/ folder")
         return cls(name=name, directory=directory, package=packages[0])
 
-    @property
-    def domains_dir(self) -> Path:
-        return self.directory / "src" / self.package / "domains"
-
-    def tables(self) -> set[str]:
-        """The tables of the service's models: each domain's `models.py`, read (not imported)."""
-        return {
-            table
-            for path in self.domains_dir.glob("*/models.py")
-            for table in model_tables(path.read_text(encoding="utf-8"))
-        }
+    def refuse_taken(self, domain: str) -> None:
+        if (self.directory / "src" / self.package / "domains" / domain).exists():
+            raise ScaffoldError(f"{self.name} already has a domain {domain!r}")
+        models = (self.directory / "src" / self.package / "domains").glob("*/models.py")
+        tables = {table for path in models for table in model_tables(read(path))}
+        if domain in tables or domain == "alembic_version":
+            raise ScaffoldError(f"{self.name} already has a table {domain!r}")
 
     def head(self) -> str | None:
         config = Config(toml_file=str(self.directory / "pyproject.toml"))
@@ -177,187 +240,138 @@ class ExistingService:
 
 
 def model_tables(source: str) -> set[str]:
-    """The table of each model class in `source`: its `__tablename__`, or the one its class name
-    gives (`common.db.table_name_for`)."""
+    """The table of each model class in `source` (read, not imported: the service may not be
+    installed yet): its `__tablename__`, or the one `common.db.table_name_for` gives its name."""
     tables = set()
     for node in ast.parse(source).body:
-        if not isinstance(node, ast.ClassDef) or not node.bases:
-            continue
-        explicit = [
-            statement.value.value
-            for statement in node.body
-            if isinstance(statement, ast.Assign)
-            and any(isinstance(t, ast.Name) and t.id == "__tablename__" for t in statement.targets)
-            and isinstance(statement.value, ast.Constant)
-            and isinstance(statement.value.value, str)
-        ]
-        tables.add(explicit[0] if explicit else table_name_for(node.name))
+        if isinstance(node, ast.ClassDef) and node.bases:
+            explicit = [
+                statement.value.value
+                for statement in node.body
+                if isinstance(statement, ast.Assign)
+                and any(
+                    isinstance(t, ast.Name) and t.id == "__tablename__" for t in statement.targets
+                )
+                and isinstance(statement.value, ast.Constant)
+                and isinstance(statement.value.value, str)
+            ]
+            tables.add(explicit[0] if explicit else table_name_for(node.name))
     return tables
 
 
-def plan_domain(
-    service: ExistingService, names: DomainNames, *, down_revision: str | None
-) -> dict[Path, str]:
-    """The domain's package, its tests and the Alembic revision creating its table."""
-    if (service.domains_dir / names.domain).exists():
-        raise ScaffoldError(f"{service.name} already has a domain {names.domain!r}")
-    if names.domain in service.tables() or names.domain == "alembic_version":
-        raise ScaffoldError(f"{service.name} already has a table {names.domain!r}")
-    values = {"package": service.package, **names.values()}
-    files = planned_files(TEMPLATES / "domain", DOMAIN_FILES, values)
-    revision = revision_id(f"{service.name}/{names.domain}/{down_revision}")
-    now = datetime.now()
-    content = render(
-        TEMPLATES / "domain" / "revision.py.tmpl",
-        {
-            **values,
-            "revision": revision,
-            "revises": f" {down_revision}" if down_revision else "",
-            "down_revision": repr(down_revision).replace("'", '"'),
-            "create_date": now.isoformat(sep=" "),
-        },
-    )
-    files[Path(f"alembic/versions/{now:%Y%m%d}_{revision}_create_{names.domain}.py")] = content
-    return {service.directory / path: text for path, text in files.items()}
-
-
-def revision_id(seed: str) -> str:
-    """Deterministic: the same service, domain and parent always give the same revision id."""
-    return hashlib.sha256(seed.encode()).hexdigest()[:12]
-
-
-def events_revision(service: ExistingService, *, down_revision: str) -> dict[Path, str]:
-    """The Alembic revision creating a new service's event outbox and inbox (common.events)."""
-    revision = revision_id(f"{service.name}/events/{down_revision}")
-    now = datetime.now()
-    content = render(
-        TEMPLATES / "service" / "alembic" / "events_revision.py.tmpl",
-        {
-            "revision": revision,
-            "down_revision": down_revision,
-            "create_date": now.isoformat(sep=" "),
-        },
-    )
-    path = service.directory / f"alembic/versions/{now:%Y%m%d}_{revision}_event_outbox_and_inbox.py"
-    return {path: content}
-
-
-def new_domain(root: Path, service_name: str, name: str, *, singular: str | None = None) -> None:
-    service = ExistingService.find(root, service_name)
-    names = DomainNames.parse(name, singular=singular)
-    files = plan_domain(service, names, down_revision=service.head())
-    refuse_existing(files)
+def add_domain(
+    changes: Changes,
+    templates: Templates,
+    service: ExistingService,
+    *,
+    domain: str,
+    item: str,
+    down_revision: str | None,
+) -> None:
+    """The domain's package, its tests and its revision after `down_revision`, rendered in the
+    service's folder (its answers beside the service's), and its bodies in the security matrix."""
+    answers = {
+        "package": service.package,
+        "domain": domain,
+        "item": item,
+        "revision": revision_id(f"{service.name}/{domain}/{down_revision}"),
+        "down_revision": down_revision or "",
+    }
+    with changes.creating(service.directory):
+        answers_file = f".copier-answers.{domain}.yml"
+        templates.render("domain", service.directory, answers, answers_file=answers_file)
     security = service.directory / "tests" / "test_security.py"
-    edits = {security: with_security_bodies(read(security), names)} if security.exists() else {}
+    if security.exists():
+        changes.write(security, with_security_bodies(read(security), domain=domain, item=item))
+
+
+def new_domain(root: Path, service_name: str, domain: str, *, singular: str | None) -> None:
+    service = ExistingService.find(root, service_name)
+    service.refuse_taken(domain)
+    item = singular if singular is not None else singular_of(domain)
+    refuse_clashing_words(domain, item)
+    templates = Templates.at(root)
     with applying(root) as changes:
-        for path, content in {**files, **edits}.items():
-            changes.write(path, content)
-        tidy_python(root, [path for path in [*files, *edits] if path.suffix == ".py"])
-    print(f"created domain {names.domain} in {service.name}:")
-    for path in [*files, *edits]:
+        head = service.head()
+        add_domain(changes, templates, service, domain=domain, item=item, down_revision=head)
+    print(f"created domain {domain} in {service.name}:")
+    for path in changes.written():
         print(f"  {path.relative_to(root)}")
 
 
 # -- a service ------------------------------------------------------------------------------
 
 
-def new_service(
-    root: Path, name: str, *, domain: str | None = None, singular: str | None = None
-) -> None:
-    names = ServiceNames.parse(name)
+def new_service(root: Path, name: str, *, domain: str | None, singular: str | None) -> None:
     workspace = Workspace.load(root)
     directory = root / "services" / name
+    package, database = name.replace("-", "_"), service_stem(name)
+    domain = domain or database
+    item = singular if singular is not None else singular_of(domain)
+    templates = Templates.at(root)
+    events_revision = revision_id(f"{name}/events")
+    answers = {
+        "service": name,
+        "package": package,
+        "database": database,
+        # One past the highest port a service has: a new service moves no other one.
+        "port": max((facts.port for facts in workspace.services()), default=FIRST_PORT - 1) + 1,
+        "domain": domain,
+        "item": item,
+        "revision": events_revision,
+    }
     if directory.exists() or name in workspace.members:
         raise ScaffoldError(f"{name} already exists: nothing was changed")
+    templates.render("service", directory, answers, pretend=True)
     taken = {module for member in workspace.members for module in workspace.import_names(member)}
-    if names.package in taken or importlib.util.find_spec(names.package) is not None:
-        raise ScaffoldError(f"service name {name!r}: the import name {names.package} is taken")
-    domain_names = DomainNames.parse(domain or names.stem, singular=singular)
-
-    values = {**names.values(), **domain_names.values(), "port": str(next_port(root))}
-    files = {
-        directory / path: text
-        for path, text in planned_files(TEMPLATES / "service", SERVICE_FILES, values).items()
-    }
-    service = ExistingService(name=name, directory=directory, package=names.package)
-    files.update(plan_domain(service, domain_names, down_revision=None))
-    first = revision_id(f"{name}/{domain_names.domain}/None")
-    files.update(events_revision(service, down_revision=first))
-    edits = {
-        root / "pyproject.toml": with_first_party(read(root / "pyproject.toml"), names.package),
-        root / "infra/docker-compose.yml": with_compose_service(
-            read(root / "infra/docker-compose.yml"),
-            names,
-            render(TEMPLATES / "service" / "compose.yml.tmpl", values),
-        ),
-        root / "infra/prometheus/prometheus.yml": observability.compose_scrape_config(
-            [*(member.name for member in workspace.services()), name]
-        ),
-    }
-    refuse_existing(files)
+    if package in taken or importlib.util.find_spec(package) is not None:
+        raise ScaffoldError(f"service name {name!r}: the import name {package} is taken")
+    refuse_clashing_words(domain, item)
 
     with applying(root) as changes:
-        for path, content in {**files, **edits}.items():
-            changes.write(path, content)
-        tidy_python(root, [path for path in files if path.suffix == ".py"])
-        write_generated(changes, name)
+        with changes.creating(directory):
+            worker = templates.render("service", directory, answers)
+        service = ExistingService(name=name, directory=directory, package=package)
+        add_domain(
+            changes, templates, service, domain=domain, item=item, down_revision=events_revision
+        )
+        compose = (root / TEMPLATES / "compose-service.yml.jinja").read_text(encoding="utf-8")
+        rendered = worker.jinja_env.from_string(compose).render(worker.answers.combined)
+        join_the_repository(changes, workspace, answers, compose=rendered)
         changes.keep(root / "uv.lock")
-        run([os.environ.get("UV") or "uv", "lock"], cwd=root, what="uv lock")
-    print(f"created {name} (package {names.package}, database {names.stem}):")
-    for path in sorted(changes.written()):
+        uv = os.environ.get("UV") or "uv"
+        lock = subprocess.run([uv, "lock"], cwd=root, capture_output=True, text=True)
+        if lock.returncode != 0:
+            raise ScaffoldError(f"uv lock failed:\n{(lock.stdout + lock.stderr).strip()}")
+    print(f"created {name} (package {package}, database {database}):")
+    for path in changes.written():
         print(f"  {path.relative_to(root)}")
 
 
-def write_generated(changes: Changes, name: str) -> None:
-    """What the generators derive from the workspace, now that it holds the new service: its CI
-    workflow, infra/.env.example, its Kubernetes base, its place in the overlays and the
-    connection budget's new share."""
+def join_the_repository(
+    changes: Changes, workspace: Workspace, answers: Mapping[str, Any], *, compose: str
+) -> None:
+    """The edits outside the new service's folder, each through its file's structure: the root
+    ruff configuration, Compose (`compose`: its migrator and API), Prometheus's scrape jobs and
+    infra/.env.example. `workspace` is the repository before the service joined it."""
     root = changes.root
-    workspace = Workspace.load(root)
-    changes.write(root / workflow_path(name), workflows.generate(workspace)[workflow_path(name)])
-    changes.write(root / "infra/.env.example", env_examples.stack_example(workspace))
-    for relative, content in manifests.generate(workspace).items():
-        if not (root / relative).is_file() or read(root / relative) != content:
-            changes.write(root / relative, content)
+    pyproject = root / "pyproject.toml"
+    changes.write(pyproject, with_first_party(read(pyproject), answers["package"]))
+    compose_file = root / "infra" / "docker-compose.yml"
+    edited = with_compose_service(read(compose_file), database=answers["database"], block=compose)
+    changes.write(compose_file, edited)
+    prometheus = root / "infra" / "prometheus" / "prometheus.yml"
+    changes.write(prometheus, with_scrape_job(read(prometheus), answers["service"]))
+    example = root / "infra" / ".env.example"
+    others = [facts.database for facts in workspace.services()]
+    edited = with_env_lines(
+        read(example), database=answers["database"], port=answers["port"], services=others
+    )
+    changes.write(example, edited)
 
 
 def read(path: Path) -> str:
     return path.read_text(encoding="utf-8")
-
-
-def next_port(root: Path) -> int:
-    """The port for a new service: one past the highest port a service already has."""
-    taken = [stack_port(p.parent) for p in (root / "services").glob("*/pyproject.toml")]
-    return max(taken, default=FIRST_PORT - 1) + 1
-
-
-# -- running it -----------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def applying(root: Path) -> Iterator[Changes]:
-    """Changes that are all kept, or all undone when anything fails (Ctrl-C included)."""
-    changes = Changes(root)
-    try:
-        yield changes
-    except BaseException:
-        changes.rollback()
-        print("every file written was put back: nothing was changed", file=sys.stderr)
-        raise
-
-
-def run(command: list[str], *, cwd: Path, what: str) -> None:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise ScaffoldError(f"{what} failed:\n{(result.stdout + result.stderr).strip()}")
-
-
-def tidy_python(root: Path, paths: list[Path]) -> None:
-    """Sort imports and format as the repository's ruff settings say (names vary in length)."""
-    files = [str(path) for path in paths]
-    ruff = [sys.executable, "-m", "ruff"]
-    run([*ruff, "check", "--fix", "--quiet", *files], cwd=root, what="ruff check")
-    run([*ruff, "format", "--quiet", *files], cwd=root, what="ruff format")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,23 +1,30 @@
-"""The edits `make new-service` and `make new-domain` make to files the repository shares, each
-through the file's structure: TOML with tomlkit, YAML with ruamel.yaml (comments, anchors and
-order kept), Python at a place its syntax tree gives."""
+"""The edits `make new-service` and `make new-domain` make to files the repository shares and
+people own, each through the file's structure: TOML with tomlkit, YAML with ruamel.yaml (comments,
+anchors and order kept), dotenv with python-dotenv's parser, Python at a place its syntax tree
+gives."""
 
 from __future__ import annotations
 
 import ast
 import io
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Collection
 from typing import Any
 
 import tomlkit
+from dotenv.parser import parse_stream
 from ruamel.yaml import YAML
 
-from scaffold_names import DomainNames, ScaffoldError, ServiceNames
+from common.settings import API_PREFIX, METRICS_PORT
 
 
-def with_security_bodies(test_security: str, names: DomainNames) -> str:
+class ScaffoldError(Exception):
+    """A name or a repository the generator refuses; the message says why and what to do."""
+
+
+def with_security_bodies(test_security: str, *, domain: str, item: str) -> str:
     """The security matrix's BODIES with a valid body for the domain's create and update: two
-    entries inserted before the line that closes the dict, found in the module's syntax tree."""
+    entries inserted before the brace that closes the dict, found in the module's syntax tree."""
     bodies = [
         node.value
         for node in ast.parse(test_security).body
@@ -29,14 +36,20 @@ def with_security_bodies(test_security: str, names: DomainNames) -> str:
     ]
     if not bodies or not isinstance(bodies[0], ast.Dict) or bodies[0].end_lineno is None:
         raise ScaffoldError("tests/test_security.py has no `BODIES = {...}` to add the domain to")
-    values = names.values()
-    entries = [
-        f'    "{values["create_operation"]}": {{"name": "First"}},\n',
-        f'    "{values["update_operation"]}": {{"name": "Renamed"}},\n',
-    ]
+    create = operation_id(f"create_{item}", domain, "post")
+    update = operation_id(f"update_{item}", f"{domain}/{{{item}_id}}", "patch")
+    entries = f'    "{create}": {{"name": "First"}},\n    "{update}": {{"name": "Renamed"}},\n'
     lines = test_security.splitlines(keepends=True)
-    closing = bodies[0].end_lineno - 1
-    return "".join([*lines[:closing], *entries, *lines[closing:]])
+    row, column = bodies[0].end_lineno - 1, (bodies[0].end_col_offset or 1) - 1
+    before, after = lines[row][:column], lines[row][column:]
+    # An empty dict is written `{}`: its entries go on lines of their own.
+    lines[row] = before + ("\n" if before.strip() else "") + entries + after
+    return "".join(lines)
+
+
+def operation_id(route: str, path: str, method: str) -> str:
+    """FastAPI's operation id: route name, path and method, non-word characters as "_"."""
+    return re.sub(r"\W", "_", f"{route}{API_PREFIX}/{path}") + f"_{method}"
 
 
 def with_first_party(pyproject: str, package: str) -> str:
@@ -53,7 +66,8 @@ def with_first_party(pyproject: str, package: str) -> str:
     return tomlkit.dumps(document)
 
 
-def compose_yaml() -> YAML:
+def yaml_editor() -> YAML:
+    """Round-trip YAML in the layout of the repository's hand-written files."""
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.width = 4096
@@ -61,13 +75,19 @@ def compose_yaml() -> YAML:
     return yaml
 
 
-def with_compose_service(compose: str, names: ServiceNames, block: str) -> str:
-    """Compose with the service's database, password, and `block` (its migrator and API, rendered
-    from the template), each in its sorted place.
+def dump(yaml: YAML, document: Any) -> str:
+    text = io.StringIO()
+    yaml.dump(document, text)
+    return text.getvalue()
 
-    The template's entries use the file's own anchors (`*migrator`, `*api`), so they are read as
-    one more top-level key of the same document, then moved under `services:`."""
-    yaml = compose_yaml()
+
+def with_compose_service(compose: str, *, database: str, block: str) -> str:
+    """Compose with the service's database, password, and `block` (its migrator and API, rendered
+    from tools/templates/compose-service.yml.jinja), each in its sorted place.
+
+    The block's entries use the file's own anchors (`*migrator`, `*api`), so they are read as one
+    more top-level key of the same document, then moved under `services:`."""
+    yaml = yaml_editor()
     # The key after the block keeps the blank line that ends it, as the file's other entries have.
     document = yaml.load(f"{compose}\nx-scaffold:\n{block}\nx-scaffold-end:\n")
     new = document.pop("x-scaffold")
@@ -75,28 +95,69 @@ def with_compose_service(compose: str, names: ServiceNames, block: str) -> str:
     services = document["services"]
     postgres = services["postgres"]["environment"]
     postgres["SERVICE_DATABASES"] = " ".join(
-        sorted({*postgres["SERVICE_DATABASES"].split(), names.stem})
+        sorted({*postgres["SERVICE_DATABASES"].split(), database})
     )
-    upper = names.stem.upper()
+    password = f"{database.upper()}_DB_PASSWORD"
     insert_sorted(
         postgres,
-        f"{upper}_DB_PASSWORD",
-        f"${{{upper}_DB_PASSWORD:?set {upper}_DB_PASSWORD in infra/.env}}",
+        password,
+        f"${{{password}:?set {password} in infra/.env}}",
         among=lambda key: key.endswith("_DB_PASSWORD"),
     )
     for key, value in new.items():
         insert_sorted(services, key, value, among=lambda key: key.endswith(("-migrate", "-svc")))
-    text = io.StringIO()
-    yaml.dump(document, text)
-    return text.getvalue()
+    return dump(yaml, document)
+
+
+def with_scrape_job(prometheus: str, service: str) -> str:
+    """Prometheus's configuration (Compose's observability profile) with a job scraping the
+    service's metrics port inside Compose's network, in its sorted place among the services'."""
+    yaml = yaml_editor()
+    document = yaml.load(prometheus)
+    jobs = document["scrape_configs"]
+    job = {
+        "job_name": service,
+        "metrics_path": "/metrics",
+        "static_configs": [{"targets": [f"{service}:{METRICS_PORT}"]}],
+    }
+    names = [str(job["job_name"]) for job in jobs]
+    jobs.insert(sorted_place(names, service, among=lambda name: name.endswith("-svc")), job)
+    return dump(yaml, document)
+
+
+def with_env_lines(example: str, *, database: str, port: int, services: Collection[str]) -> str:
+    """infra/.env.example with the service's database password (its role's name, as the services'
+    development defaults have it) and, commented out, its port on the host: each among the other
+    services' (`services`: their databases), in alphabetical order."""
+    upper = database.upper()
+    lines = example.splitlines(keepends=True)
+    added = {
+        "{}_DB_PASSWORD": f"{upper}_DB_PASSWORD={database}\n",
+        "STACK_{}_PORT": f"# STACK_{upper}_PORT={port}\n",
+    }
+    for name, line in added.items():
+        siblings = {name.format(other.upper()) for other in services}
+        keys = [variable(existing) or "" for existing in lines]
+        lines.insert(sorted_place(keys, name.format(upper), among=siblings.__contains__), line)
+    return "".join(lines)
+
+
+def variable(line: str) -> str | None:
+    """The variable a line of a dotenv file sets, or shows commented out (`# NAME=value`)."""
+    bindings = list(parse_stream(io.StringIO(line.removeprefix("# "))))
+    return bindings[0].key if bindings and not bindings[0].error else None
 
 
 def insert_sorted(mapping: Any, key: str, value: Any, *, among: Callable[[str], bool]) -> None:
-    """Put `key` among the keys `among` picks, in alphabetical order (after the last of them when
-    it sorts after them all)."""
-    keys = list(mapping)
+    """Put `key` among the keys `among` picks, in alphabetical order."""
+    mapping.insert(sorted_place(list(mapping), key, among=among), key, value)
+
+
+def sorted_place(keys: list[str], key: str, *, among: Callable[[str], bool]) -> int:
+    """Where `key` goes among the keys `among` picks: before the first that sorts after it, else
+    after the last of them."""
     siblings = [i for i, existing in enumerate(keys) if among(existing)]
     if not siblings:
         raise ScaffoldError(f"no entry beside which to add {key!r}")
     later = [i for i in siblings if keys[i] > key]
-    mapping.insert(later[0] if later else siblings[-1] + 1, key, value)
+    return later[0] if later else siblings[-1] + 1

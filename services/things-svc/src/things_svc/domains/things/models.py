@@ -8,6 +8,8 @@ from things_svc.database import Base
 
 
 class Thing(TimestampMixin, Base):
+    __tablename__ = "things"
+
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     # A user of users-svc. No foreign key: that table lives in another service's database.
     owner_id: Mapped[uuid.UUID] = mapped_column(index=True)
