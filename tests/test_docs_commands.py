@@ -4,9 +4,10 @@ The commands are read from the fenced `sh` blocks of README.md and docs/*.md, in
 appear, and run one after the other in one copy (`make test-docs`, which `.ci/run` runs): each
 must exit 0. A command that runs until Ctrl-C (`make logs`, `make dev`) is run until it shows
 what it is for, then sent SIGINT; one that reads its standard input gets what a user would type.
-Three kinds are not run here, each said below: what `.ci/run` itself runs on its fresh clone
-(the test suites), what needs a Docker engine, and the benchmark. The quick test keeps this list
-honest: a command shown in the docs that it cannot account for fails it.
+Some are not run here, each said below with why: what `.ci/run` itself runs on its fresh clone
+(the test suites), what needs a Docker engine, the benchmark, and what needs a history this copy
+has not. The quick test keeps this list honest: a command shown in the docs that it cannot
+account for fails it.
 """
 
 import os
@@ -49,6 +50,10 @@ NOT_HERE = {
     "make bench": "about 10 minutes on its own; docs/speed.md has its figures, dated",
     "make test-affected BASE=main HEAD=my-branch": (
         "names a branch of yours; `make test-affected BASE=main` runs here"
+    ),
+    "uv run --no-sync copier update": (
+        "needs a committed service and a later commit of the templates: the scaffold suite "
+        "(`make test-scaffold`) runs these commands so, in a clone"
     ),
 }
 # Run until their output shows this, then stopped with Ctrl-C (SIGINT).
