@@ -155,12 +155,12 @@ class Changes:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._originals: dict[Path, bytes] = {}
+        self._originals: dict[Path, bytes | None] = {}
         self._created: list[Path] = []
 
     def keep(self, path: Path) -> None:
-        """Remember `path` as it is now, before something (uv lock) rewrites it."""
-        self._originals.setdefault(path, path.read_bytes())
+        """Remember `path` as it is now (or missing), before something (uv lock) rewrites it."""
+        self._originals.setdefault(path, path.read_bytes() if path.exists() else None)
 
     def write(self, path: Path, content: str) -> None:
         self.keep(path)
@@ -181,7 +181,10 @@ class Changes:
 
     def rollback(self) -> None:
         for path, original in self._originals.items():
-            path.write_bytes(original)
+            if original is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(original)
         for path in reversed(self._created):
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
