@@ -20,7 +20,7 @@ from devstack.postgres import EMBEDDED_POSTGRES_VERSION
 from kubernetes_platform import NATS_IMAGE, PGBOUNCER_IMAGE
 from native_stack import COMPOSE_FILE, INFRA_DIR
 from stack_services import Service, discover_services
-from stack_state import DEFAULT_NATS_PORT, ROOT
+from stack_state import DEFAULT_NATS_PORT, DEFAULT_POSTGRES_PORT, ROOT
 
 SERVICES = discover_services({})
 UV_VERSION = re.search(r"^UV_VERSION \?= (\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
@@ -164,10 +164,20 @@ def test_compose_runs_pgbouncer_in_transaction_mode_with_the_services_timeouts(
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=by_name)
-def test_env_example_names_every_password(service: Service) -> None:
-    example = (INFRA_DIR / ".env.example").read_text()
+def test_env_example_names_every_password_and_port(service: Service) -> None:
+    # A file people own (`make new-service` adds a service's lines): checked, not generated.
+    example = (INFRA_DIR / ".env.example").read_text().splitlines()
+    upper = service.database.upper()
 
-    assert re.search(rf"^{service.database.upper()}_DB_PASSWORD=\S+$", example, re.MULTILINE)
+    assert any(re.fullmatch(rf"{upper}_DB_PASSWORD=\S+", line) for line in example)
+    assert f"# STACK_{upper}_PORT={service.port}" in example
+
+
+def test_env_example_shows_the_native_stacks_own_ports() -> None:
+    example = (INFRA_DIR / ".env.example").read_text().splitlines()
+
+    assert f"# STACK_POSTGRES_PORT={DEFAULT_POSTGRES_PORT}" in example
+    assert f"# STACK_NATS_PORT={DEFAULT_NATS_PORT}" in example
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=by_name)
