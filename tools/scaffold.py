@@ -42,7 +42,7 @@ from alembic.util import CommandError
 from copier.errors import CopierError
 
 from common.db import table_name_for
-from monorepo import Workspace, service_stem
+from monorepo import ServiceFacts, Workspace, service_stem
 from scaffold_edits import (
     ScaffoldError,
     with_compose_service,
@@ -209,37 +209,22 @@ def applying(root: Path) -> Iterator[Changes]:
 # -- a domain -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ExistingService:
-    name: str
-    directory: Path
-    package: str
+def refuse_taken(service: ServiceFacts, domain: str) -> None:
+    domains = service.directory / "src" / service.package / "domains"
+    if (domains / domain).exists():
+        raise ScaffoldError(f"{service.name} already has a domain {domain!r}")
+    tables = {table for path in domains.glob("*/models.py") for table in model_tables(read(path))}
+    if domain in tables or domain == "alembic_version":
+        raise ScaffoldError(f"{service.name} already has a table {domain!r}")
 
-    @classmethod
-    def find(cls, root: Path, name: str) -> ExistingService:
-        directory = root / "services" / name
-        if not (directory / "pyproject.toml").is_file():
-            known = sorted(p.parent.name for p in (root / "services").glob("*/pyproject.toml"))
-            raise ScaffoldError(f"no service {name!r} in services/ (there are: {', '.join(known)})")
-        packages = [path.parents[1].name for path in directory.glob("src/*/domains/__init__.py")]
-        if len(packages) != 1:
-            raise ScaffoldError(f"{directory}/src must hold one package with a domains/ folder")
-        return cls(name=name, directory=directory, package=packages[0])
 
-    def refuse_taken(self, domain: str) -> None:
-        if (self.directory / "src" / self.package / "domains" / domain).exists():
-            raise ScaffoldError(f"{self.name} already has a domain {domain!r}")
-        models = (self.directory / "src" / self.package / "domains").glob("*/models.py")
-        tables = {table for path in models for table in model_tables(read(path))}
-        if domain in tables or domain == "alembic_version":
-            raise ScaffoldError(f"{self.name} already has a table {domain!r}")
-
-    def head(self) -> str | None:
-        config = Config(toml_file=str(self.directory / "pyproject.toml"))
-        try:
-            return ScriptDirectory.from_config(config).get_current_head()
-        except CommandError as exc:
-            raise ScaffoldError(f"{self.name}'s migrations: {exc}") from None
+def head(service: ServiceFacts) -> str | None:
+    """The service's Alembic head, the revision a new domain's revision follows."""
+    config = Config(toml_file=str(service.directory / "pyproject.toml"))
+    try:
+        return ScriptDirectory.from_config(config).get_current_head()
+    except CommandError as exc:
+        raise ScaffoldError(f"{service.name}'s migrations: {exc}") from None
 
 
 def model_tables(source: str) -> set[str]:
@@ -265,7 +250,7 @@ def model_tables(source: str) -> set[str]:
 def add_domain(
     changes: Changes,
     templates: Templates,
-    service: ExistingService,
+    service: ServiceFacts,
     *,
     domain: str,
     item: str,
@@ -289,14 +274,17 @@ def add_domain(
 
 
 def new_domain(root: Path, service_name: str, domain: str, *, singular: str | None) -> None:
-    service = ExistingService.find(root, service_name)
-    service.refuse_taken(domain)
+    services = {facts.name: facts for facts in Workspace.load(root).services()}
+    if service_name not in services:
+        raise ScaffoldError(f"no service {service_name!r} (there are: {', '.join(services)})")
+    service = services[service_name]
+    refuse_taken(service, domain)
     item = singular if singular is not None else singular_of(domain)
     refuse_clashing_words(domain, item)
     templates = Templates.at(root)
     with applying(root) as changes:
-        head = service.head()
-        add_domain(changes, templates, service, domain=domain, item=item, down_revision=head)
+        down = head(service)
+        add_domain(changes, templates, service, domain=domain, item=item, down_revision=down)
     print(f"created domain {domain} in {service.name}:")
     for path in changes.written():
         print(f"  {path.relative_to(root)}")
@@ -334,7 +322,7 @@ def new_service(root: Path, name: str, *, domain: str | None, singular: str | No
     with applying(root) as changes:
         with changes.creating(directory):
             worker = templates.render("service", directory, answers)
-        service = ExistingService(name=name, directory=directory, package=package)
+        service = ServiceFacts.read(directory)
         add_domain(
             changes, templates, service, domain=domain, item=item, down_revision=events_revision
         )
