@@ -144,14 +144,10 @@ env-examples: sync ## Regenerate each service's .env.example from its settings c
 workflows: sync ## Regenerate .github/workflows/ from the workspace
 	$(UV) run --no-sync python tools/workflows.py
 
-.PHONY: manifests
-manifests: sync ## Regenerate deploy/kubernetes/ from the workspace
-	$(UV) run --no-sync python tools/manifests.py
-
 .PHONY: manifests-check
-manifests-check: sync ## Manifests up to date; every overlay rendered, validated (each Kubernetes version), linted
-	$(UV) run --no-sync python tools/manifests.py --check
+manifests-check: sync ## Every overlay of deploy/kubernetes rendered, validated (each Kubernetes version), linted, budgeted
 	$(UV) run --no-sync python tools/render_manifests.py
+	$(UV) run --no-sync python tools/connection_budget.py --overlay prod >/dev/null
 	$(UV) run --no-sync yamllint --strict deploy/ .yamllint.yaml tools/checkov/config.yaml
 
 # checkov pins libraries the workspace needs newer: it has a locked environment of its own.
@@ -165,8 +161,8 @@ manifests-checkov: sync ## checkov on every rendered overlay, offline, in its ow
 	@echo "checkov: no failed check in" $$(cd $(CHECKOV_OUT) && ls *.yaml)
 
 .PHONY: manifests-budget
-manifests-budget: sync ## The Postgres connection budget of the Kubernetes deployment (docs/deployment.md)
-	@$(UV) run --no-sync python tools/manifests.py --budget
+manifests-budget: sync ## The Postgres connection budget of an overlay, from what it renders: make manifests-budget [OVERLAY=prod]
+	@$(UV) run --no-sync python tools/connection_budget.py --overlay $(or $(OVERLAY),prod)
 
 .PHONY: check
 check: lint typecheck test hooks ## Everything CI checks: lint, types, tests, hooks

@@ -36,7 +36,6 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
 import env_examples
-import manifests
 import observability
 import workflows
 from common.db import table_name_for
@@ -316,9 +315,6 @@ def write_generated(changes: Changes, name: str) -> None:
     workspace = Workspace.load(root)
     changes.write(root / workflow_path(name), workflows.generate(workspace)[workflow_path(name)])
     changes.write(root / "infra/.env.example", env_examples.stack_example(workspace))
-    for relative, content in manifests.generate(workspace).items():
-        if not (root / relative).is_file() or read(root / relative) != content:
-            changes.write(root / relative, content)
 
 
 def read(path: Path) -> str:
