@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 
 from common.auth import JwksSettings
 from common.settings import AppBaseSettings
@@ -67,9 +66,9 @@ def settings_class(service: ServiceFacts) -> type[AppBaseSettings]:
     return settings
 
 
-def app_of(service: ServiceFacts) -> FastAPI:
-    app: FastAPI = importlib.import_module(f"{service.package}.main").app
-    return app
+def openapi_of(service: ServiceFacts) -> dict[str, Any]:
+    document: dict[str, Any] = importlib.import_module(f"{service.package}.main").app.openapi()
+    return document
 
 
 def environment(overlay: str, container: Document) -> dict[str, str]:
@@ -195,7 +194,7 @@ def test_each_service_runs_restricted_with_probes_on_routes_its_app_serves(
     deployment = find("prod", "Deployment", service.name)
     pod = deployment["spec"]["template"]["spec"]
     api = pod["containers"][0]
-    paths = app_of(service).openapi()["paths"]
+    paths = openapi_of(service)["paths"]
     ports = {port["name"] for port in api["ports"]}
 
     assert pod["securityContext"]["runAsNonRoot"] is True
