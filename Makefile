@@ -113,9 +113,10 @@ test-pgbouncer: sync system-packages ## The pooler's own tests, then make test a
 		$(MAKE) --no-print-directory test test-reliability PYTEST_ARGS="$(PYTEST_ARGS)"
 
 .PHONY: lint
-lint: sync ## Check lint and formatting (ruff)
+lint: sync ## Check lint and formatting (ruff), and the CI workflow (zizmor, offline)
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
+	$(UV) run --no-sync zizmor --offline .github/workflows
 
 .PHONY: format
 format: sync ## Fix what ruff can fix, and format
