@@ -309,8 +309,7 @@ def new_service(
 
 def write_generated(changes: Changes) -> None:
     """What the generators derive from the workspace, now that it holds the new service:
-    infra/.env.example, its Kubernetes base, its place in the overlays and the connection
-    budget's new share."""
+    infra/.env.example."""
     root = changes.root
     workspace = Workspace.load(root)
     changes.write(root / "infra/.env.example", env_examples.stack_example(workspace))
