@@ -32,6 +32,10 @@ $(LOCAL_UV):
 .PHONY: uv
 uv: $(if $(filter $(LOCAL_UV),$(UV)),$(LOCAL_UV))
 
+.PHONY: uv-version
+uv-version: ## The uv version this Makefile installs (CI installs the same one)
+	@echo $(UV_VERSION)
+
 .PHONY: sync
 sync: uv ## Install the locked workspace (every member and the dev tools) into .venv
 	$(UV) sync --locked --all-packages --compile-bytecode
@@ -109,9 +113,10 @@ test-pgbouncer: sync system-packages ## The pooler's own tests, then make test a
 		$(MAKE) --no-print-directory test test-reliability PYTEST_ARGS="$(PYTEST_ARGS)"
 
 .PHONY: lint
-lint: sync ## Check lint and formatting (ruff)
+lint: sync ## Check lint and formatting (ruff), and the CI workflow (zizmor, offline)
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
+	$(UV) run --no-sync zizmor --offline .github/workflows
 
 .PHONY: format
 format: sync ## Fix what ruff can fix, and format
@@ -139,10 +144,6 @@ event-schema: sync ## Write the events' envelope JSON schema, packages/common/ev
 .PHONY: env-examples
 env-examples: sync ## Regenerate each service's .env.example from its settings classes
 	$(UV) run --no-sync python tools/env_examples.py
-
-.PHONY: workflows
-workflows: sync ## Regenerate .github/workflows/ from the workspace
-	$(UV) run --no-sync python tools/workflows.py
 
 .PHONY: manifests-check
 manifests-check: sync ## Every overlay of deploy/kubernetes rendered, validated (each Kubernetes version), linted, budgeted

@@ -7,8 +7,9 @@ The code is rendered from the plain files of tools/templates/ (`string.Template`
 same shape as things-svc: a domain owned by the signed-in user, with its Alembic revision written
 from the model (no database needed) and tests of every endpoint. A new service also joins the
 Compose file (its database, migrator and API: YAML edited with ruamel.yaml, comments kept), the
-root ruff configuration (TOML, with tomlkit), infra/.env.example, uv.lock, CI (tools/workflows.py),
-Prometheus (tools/observability.py) and the Kubernetes manifests (tools/manifests.py).
+root ruff configuration (TOML, with tomlkit), infra/.env.example, uv.lock, Prometheus
+(tools/observability.py) and the Kubernetes manifests (tools/manifests.py). CI needs no edit: its
+workflow runs every member the workspace lists.
 
 Every name is checked before anything is written; a refused name changes nothing, and when a
 later step fails (`uv lock`, say) every file written so far is put back as it was.
@@ -37,9 +38,8 @@ from alembic.util import CommandError
 
 import env_examples
 import observability
-import workflows
 from common.db import table_name_for
-from monorepo import Workspace, stack_port, workflow_path
+from monorepo import Workspace, stack_port
 from scaffold_edits import with_compose_service, with_first_party, with_security_bodies
 from scaffold_names import TEMPLATES, DomainNames, ScaffoldError, ServiceNames
 
@@ -299,7 +299,7 @@ def new_service(
         for path, content in {**files, **edits}.items():
             changes.write(path, content)
         tidy_python(root, [path for path in files if path.suffix == ".py"])
-        write_generated(changes, name)
+        write_generated(changes)
         changes.keep(root / "uv.lock")
         run([os.environ.get("UV") or "uv", "lock"], cwd=root, what="uv lock")
     print(f"created {name} (package {names.package}, database {names.stem}):")
@@ -307,13 +307,11 @@ def new_service(
         print(f"  {path.relative_to(root)}")
 
 
-def write_generated(changes: Changes, name: str) -> None:
-    """What the generators derive from the workspace, now that it holds the new service: its CI
-    workflow, infra/.env.example, its Kubernetes base, its place in the overlays and the
-    connection budget's new share."""
+def write_generated(changes: Changes) -> None:
+    """What the generators derive from the workspace, now that it holds the new service:
+    infra/.env.example."""
     root = changes.root
     workspace = Workspace.load(root)
-    changes.write(root / workflow_path(name), workflows.generate(workspace)[workflow_path(name)])
     changes.write(root / "infra/.env.example", env_examples.stack_example(workspace))
 
 
