@@ -32,6 +32,10 @@ $(LOCAL_UV):
 .PHONY: uv
 uv: $(if $(filter $(LOCAL_UV),$(UV)),$(LOCAL_UV))
 
+.PHONY: uv-version
+uv-version: ## The uv version this Makefile installs (CI installs the same one)
+	@echo $(UV_VERSION)
+
 .PHONY: sync
 sync: uv ## Install the locked workspace (every member and the dev tools) into .venv
 	$(UV) sync --locked --all-packages --compile-bytecode
@@ -109,9 +113,10 @@ test-pgbouncer: sync system-packages ## The pooler's own tests, then make test a
 		$(MAKE) --no-print-directory test test-reliability PYTEST_ARGS="$(PYTEST_ARGS)"
 
 .PHONY: lint
-lint: sync ## Check lint and formatting (ruff)
+lint: sync ## Check lint and formatting (ruff), and the CI workflow (zizmor, offline)
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
+	$(UV) run --no-sync zizmor --offline .github/workflows
 
 .PHONY: format
 format: sync ## Fix what ruff can fix, and format
@@ -140,18 +145,10 @@ event-schema: sync ## Write the events' envelope JSON schema, packages/common/ev
 env-examples: sync ## Regenerate each service's .env.example from its settings classes
 	$(UV) run --no-sync python tools/env_examples.py
 
-.PHONY: workflows
-workflows: sync ## Regenerate .github/workflows/ from the workspace
-	$(UV) run --no-sync python tools/workflows.py
-
-.PHONY: manifests
-manifests: sync ## Regenerate deploy/kubernetes/ from the workspace
-	$(UV) run --no-sync python tools/manifests.py
-
 .PHONY: manifests-check
-manifests-check: sync ## Manifests up to date; every overlay rendered, validated (each Kubernetes version), linted
-	$(UV) run --no-sync python tools/manifests.py --check
+manifests-check: sync ## Every overlay of deploy/kubernetes rendered, validated (each Kubernetes version), linted, budgeted
 	$(UV) run --no-sync python tools/render_manifests.py
+	$(UV) run --no-sync python tools/connection_budget.py --overlay prod >/dev/null
 	$(UV) run --no-sync yamllint --strict deploy/ .yamllint.yaml tools/checkov/config.yaml
 
 # checkov pins libraries the workspace needs newer: it has a locked environment of its own.
@@ -165,8 +162,8 @@ manifests-checkov: sync ## checkov on every rendered overlay, offline, in its ow
 	@echo "checkov: no failed check in" $$(cd $(CHECKOV_OUT) && ls *.yaml)
 
 .PHONY: manifests-budget
-manifests-budget: sync ## The Postgres connection budget of the Kubernetes deployment (docs/deployment.md)
-	@$(UV) run --no-sync python tools/manifests.py --budget
+manifests-budget: sync ## The Postgres connection budget of an overlay, from what it renders: make manifests-budget [OVERLAY=prod]
+	@$(UV) run --no-sync python tools/connection_budget.py --overlay $(or $(OVERLAY),prod)
 
 .PHONY: check
 check: lint typecheck test hooks ## Everything CI checks: lint, types, tests, hooks

@@ -6,6 +6,7 @@ forgotten.
 """
 
 import configparser
+import functools
 import importlib
 import re
 import shutil
@@ -17,12 +18,27 @@ import yaml
 
 from devstack.pgbouncer import default_session_timeouts
 from devstack.postgres import EMBEDDED_POSTGRES_VERSION
-from kubernetes_platform import NATS_IMAGE, PGBOUNCER_IMAGE
 from native_stack import COMPOSE_FILE, INFRA_DIR
+from render_manifests import OVERLAYS_DIR, render
 from stack_services import Service, discover_services
 from stack_state import DEFAULT_NATS_PORT, DEFAULT_POSTGRES_PORT, ROOT
 
 SERVICES = discover_services({})
+
+
+@functools.cache
+def kubernetes_image(name: str) -> str:
+    """The image the Kubernetes dev overlay runs for its Deployment or StatefulSet `name`."""
+    for document in render(OVERLAYS_DIR / "dev"):
+        if (
+            document["kind"] in {"Deployment", "StatefulSet"}
+            and document["metadata"]["name"] == name
+        ):
+            image: str = document["spec"]["template"]["spec"]["containers"][0]["image"]
+            return image
+    raise LookupError(name)
+
+
 UV_VERSION = re.search(r"^UV_VERSION \?= (\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
 
 
@@ -99,7 +115,7 @@ def test_compose_runs_postgres_of_the_embedded_major_version(compose: dict[str, 
 
 def test_compose_runs_nats_with_jetstream_as_kubernetes_does(compose: dict[str, Any]) -> None:
     nats = compose["services"]["nats"]
-    assert nats["image"] == NATS_IMAGE
+    assert nats["image"] == kubernetes_image("nats")
     assert "--jetstream" in nats["command"]
     assert "nats-data:/data" in nats["volumes"]
     assert "js-enabled-only=true" in " ".join(nats["healthcheck"]["test"])
@@ -154,7 +170,7 @@ def test_compose_runs_pgbouncer_in_transaction_mode_with_the_services_timeouts(
         f"SET {name} = {value}" for name, value in default_session_timeouts().items()
     )
 
-    assert pgbouncer["image"] == PGBOUNCER_IMAGE  # the one Kubernetes runs
+    assert pgbouncer["image"] == kubernetes_image("pgbouncer")  # the one Kubernetes runs
     assert "./pgbouncer/pgbouncer.ini:/etc/pgbouncer/pgbouncer.ini:ro" in pgbouncer["volumes"]
     assert pgbouncer["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert config["pgbouncer"]["pool_mode"] == "transaction"

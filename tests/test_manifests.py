@@ -1,11 +1,15 @@
-"""deploy/kubernetes/, proven offline: generated from the workspace (no drift), every overlay
-rendered by `kubectl kustomize` and valid for the oldest and newest supported Kubernetes, and
-each service deployed as docs/deployment.md says (probes, shutdown, security, network, secrets).
+"""deploy/kubernetes/ is written by people; these tests hold it to what the services need.
 
-`make manifests-check` validates every supported version and lints; `make manifests-checkov`
-runs checkov.
+Every overlay renders with `kubectl kustomize` and is valid for the oldest and newest supported
+Kubernetes; every workspace service is deployed by every overlay, with the settings production
+requires, probes on routes its app serves, a grace period longer than its shutdown, the network
+paths it uses and no other, and a connection budget that fits. `make manifests-check` validates
+every supported version and lints; `make manifests-checkov` runs checkov.
 """
 
+import importlib
+import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,47 +19,74 @@ from typing import Any
 
 import pytest
 
-import manifests
-from connection_budget import Budget
-from kubernetes_objects import (
-    MAX_REPLICAS,
-    PRE_STOP_SLEEP_SECONDS,
-)
+from common.auth import JwksSettings
+from common.settings import AppBaseSettings
+from connection_budget import AVAILABLE, Budget, pools_of
 from monorepo import ServiceFacts, Workspace
-from render_manifests import KUBERNETES_VERSIONS, invalid, overlays, render
+from render_manifests import KUBERNETES_VERSIONS, OVERLAYS_DIR, invalid, overlays, render
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = Workspace.load(ROOT).services()
 OVERLAYS = [overlay.name for overlay in overlays()]
+PRE_STOP_SLEEP_SECONDS = 5
+by_name = [service.name for service in SERVICES]
+
+Document = dict[str, Any]
 
 
 @cache
-def rendered(overlay: str) -> list[dict[str, Any]]:
-    return render(ROOT / manifests.DEPLOY_DIR / "overlays" / overlay)
+def rendered(overlay: str) -> list[Document]:
+    return render(OVERLAYS_DIR / overlay)
 
 
-def find(overlay: str, kind: str, name: str) -> dict[str, Any]:
-    found = [d for d in rendered(overlay) if d["kind"] == kind and d["metadata"]["name"] == name]
+def find(overlay: str, kind: str, name: str) -> Document:
+    found = [
+        d
+        for d in rendered(overlay)
+        if d["kind"] == kind and re.fullmatch(rf"{name}(-[a-z0-9]{{10}})?", d["metadata"]["name"])
+    ]
     assert len(found) == 1, f"{overlay}: {kind}/{name} rendered {len(found)} times"
     return found[0]
 
 
-def containers(deployment: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    spec = deployment["spec"]["template"]["spec"]
-    yield from spec.get("initContainers", [])
-    yield from spec["containers"]
+def pod_of(overlay: str, service: ServiceFacts) -> Document:
+    spec: Document = find(overlay, "Deployment", service.name)["spec"]["template"]["spec"]
+    return spec
 
 
-def test_the_manifests_are_what_the_workspace_generates() -> None:
-    result = subprocess.run(
-        [sys.executable, "tools/manifests.py", "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def containers(pod: Document) -> Iterator[Document]:
+    yield from pod.get("initContainers", [])
+    yield from pod["containers"]
 
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+
+def settings_class(service: ServiceFacts) -> type[AppBaseSettings]:
+    settings: type[AppBaseSettings] = importlib.import_module(
+        f"{service.package}.settings"
+    ).Settings
+    return settings
+
+
+def openapi_of(service: ServiceFacts) -> dict[str, Any]:
+    document: dict[str, Any] = importlib.import_module(f"{service.package}.main").app.openapi()
+    return document
+
+
+def environment(overlay: str, container: Document) -> dict[str, str]:
+    """The container's environment as the cluster would give it: values, and the ConfigMaps'
+    entries they reference; a Secret's entry (made by the operator) is a strong placeholder."""
+    env = {}
+    for variable in container["env"]:
+        source = variable.get("valueFrom", {})
+        if "configMapKeyRef" in source:
+            reference = source["configMapKeyRef"]
+            env[variable["name"]] = find(overlay, "ConfigMap", reference["name"])["data"][
+                reference["key"]
+            ]
+        elif "secretKeyRef" in source:
+            env[variable["name"]] = "postgresql+asyncpg://role:a-Real-passw0rd@pgbouncer:5432/db"
+        else:
+            env[variable["name"]] = variable["value"]
+    return env
 
 
 def test_the_overlays_are_dev_and_prod() -> None:
@@ -90,106 +121,182 @@ def test_the_manifests_pass_yamllint() -> None:
     assert result.returncode == 0, result.stdout
 
 
-@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
-def test_each_service_runs_restricted_with_probes_and_a_graceful_stop(
+def test_no_file_people_deploy_or_edit_says_it_is_generated() -> None:
+    files = [
+        path for folder in ("deploy", ".github") for path in (ROOT / folder).rglob("*") if path.is_file()
+    ]
+    claims = [
+        str(path.relative_to(ROOT))
+        for path in files
+        if re.search(r"do not edit|generated by", path.read_text(errors="replace"), re.IGNORECASE)
+    ]
+
+    assert files
+    assert claims == []
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=by_name)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_is_deployed_by_every_overlay(overlay: str, service: ServiceFacts) -> None:
+    pod = pod_of(overlay, service)
+    pools = pools_of(find(overlay, "ConfigMap", "pgbouncer-config")["data"]["pgbouncer.ini"])
+
+    assert {c["image"].split(":")[0] for c in containers(pod)} == {service.name}
+    assert pod["serviceAccountName"] == service.name
+    for kind in ("Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy"):
+        find(overlay, kind, service.name)
+    assert {service.database, f"{service.database}_migrate"} <= set(pools)
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=by_name)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_container_has_every_setting_the_overlays_environment_requires(
+    overlay: str, service: ServiceFacts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for container in containers(pod_of(overlay, service)):
+        env = environment(overlay, container)
+        with monkeypatch.context() as patch:
+            for name, value in env.items():
+                patch.setenv(name, value)
+            settings = settings_class(service)(_env_file=None)
+
+        assert settings.environment == ("production" if overlay == "prod" else "development")
+        assert settings.database_url == env[f"{service.env_prefix}DATABASE_URL"]
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=by_name)
+def test_the_selectors_pick_the_services_own_pods(service: ServiceFacts) -> None:
+    pod_labels = find("prod", "Deployment", service.name)["spec"]["template"]["metadata"]["labels"]
+    own = {"app.kubernetes.io/name": service.name}
+    selectors = [
+        find("prod", "Deployment", service.name)["spec"]["selector"]["matchLabels"],
+        find("prod", "Service", service.name)["spec"]["selector"],
+        find("prod", "PodDisruptionBudget", service.name)["spec"]["selector"]["matchLabels"],
+        find("prod", "NetworkPolicy", service.name)["spec"]["podSelector"]["matchLabels"],
+        *(
+            constraint["labelSelector"]["matchLabels"]
+            for constraint in pod_of("prod", service)["topologySpreadConstraints"]
+        ),
+    ]
+
+    assert pod_labels["app.kubernetes.io/component"] == "api"
+    assert all(selector == own for selector in selectors)
+    assert (
+        find("prod", "HorizontalPodAutoscaler", service.name)["spec"]["scaleTargetRef"]["name"]
+        == service.name
+    )
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=by_name)
+def test_each_service_runs_restricted_with_probes_on_routes_its_app_serves(
     service: ServiceFacts,
 ) -> None:
     deployment = find("prod", "Deployment", service.name)
     pod = deployment["spec"]["template"]["spec"]
     api = pod["containers"][0]
+    paths = openapi_of(service)["paths"]
+    ports = {port["name"] for port in api["ports"]}
 
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["automountServiceAccountToken"] is False
-    for container in containers(deployment):
+    for container in containers(pod):
         security = container["securityContext"]
         assert security["readOnlyRootFilesystem"] is True
         assert security["allowPrivilegeEscalation"] is False
         assert security["capabilities"]["drop"] == ["ALL"]
         assert set(container["resources"]) == {"requests", "limits"}
-    assert api["startupProbe"]["httpGet"]["path"] == "/health/live"
-    assert api["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert "get" in paths[api[probe]["httpGet"]["path"]]
+        assert api[probe]["httpGet"]["port"] in ports
     assert api["readinessProbe"]["httpGet"]["path"] == "/health/ready"
-    assert api["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", str(PRE_STOP_SLEEP_SECONDS)]
-    shutdown = manifests.shutdown_seconds(service)
-    assert pod["terminationGracePeriodSeconds"] > PRE_STOP_SLEEP_SECONDS + shutdown
     assert pod["initContainers"][0]["command"] == ["alembic", "upgrade", "head"]
     assert "replicas" not in deployment["spec"]  # the autoscaler's to set
     assert find("prod", "ServiceAccount", service.name)["automountServiceAccountToken"] is False
-    for kind in ("Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy"):
-        find("prod", kind, service.name)
 
 
-@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
-def test_each_service_goes_through_pgbouncer_and_migrates_on_a_session(
-    service: ServiceFacts,
+@pytest.mark.parametrize("service", SERVICES, ids=by_name)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_grace_period_outlasts_the_services_shutdown(
+    overlay: str, service: ServiceFacts
 ) -> None:
-    pod = find("prod", "Deployment", service.name)["spec"]["template"]["spec"]
-    api = {e["name"]: e for e in pod["containers"][0]["env"]}
-    migrate = {e["name"]: e for e in pod["initContainers"][0]["env"]}
-    url = f"{service.env_prefix}DATABASE_URL"
+    dockerfile = (service.directory / "Dockerfile").read_text()
+    command = json.loads(re.search(r"^CMD (\[.*\])$", dockerfile, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    shutdown = int(command[command.index("--timeout-graceful-shutdown") + 1])
+    pod = pod_of(overlay, service)
+    pre_stop = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
 
-    assert api[f"{service.env_prefix}DB_POOLER"]["value"] == "pgbouncer"
-    assert api[url]["valueFrom"]["secretKeyRef"]["key"] == "url"
-    assert migrate[url]["valueFrom"]["secretKeyRef"]["key"] == "migrate-url"
-    assert f"{service.env_prefix}DB_POOLER" not in migrate
-    ini = (ROOT / manifests.DEPLOY_DIR / "base/pgbouncer/pgbouncer.ini").read_text()
-    assert f"\n{service.database} = host=postgres " in ini
-    assert f"\n{service.database}_migrate = host=postgres " in ini
+    assert pre_stop == ["sleep", str(PRE_STOP_SLEEP_SECONDS)]
+    assert pod["terminationGracePeriodSeconds"] > PRE_STOP_SLEEP_SECONDS + shutdown
 
 
-def test_things_svc_reaches_users_svc_pgbouncer_and_nats_and_nothing_else() -> None:
-    policy = find("prod", "NetworkPolicy", "things-svc")["spec"]
-    destinations = set()
-    for rule in policy["egress"]:
-        ports = {port["port"] for port in rule["ports"]}
-        for peer in rule["to"]:
-            labels = peer.get("podSelector", {}).get("matchLabels", {})
-            destinations.add((labels.get("app.kubernetes.io/name", labels.get("k8s-app")), *ports))
-
-    assert destinations == {
-        ("kube-dns", 53),
-        ("pgbouncer", 5432),
-        ("nats", 4222),
-        ("opentelemetry-collector", 4318),
-        ("users-svc", 8000),
-    }
-    assert policy["policyTypes"] == ["Ingress", "Egress"]
+def destinations(policy: Document) -> set[tuple[str, int]]:
+    """(the peer's app name, port) for every egress rule of a NetworkPolicy."""
+    found = set()
+    for rule in policy["spec"].get("egress", []):
+        for port in rule["ports"]:
+            for peer in rule.get("to", [{}]):
+                labels = peer.get("podSelector", {}).get("matchLabels", {})
+                name = labels.get("app.kubernetes.io/name", labels.get("k8s-app", "anywhere"))
+                found.add((name, port["port"]))
+    return found
 
 
-@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
-def test_each_service_is_scraped_on_its_metrics_port_and_traces_where_the_overlay_says(
-    service: ServiceFacts,
+@pytest.mark.parametrize("service", SERVICES, ids=by_name)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_reaches_exactly_what_its_settings_use(
+    overlay: str, service: ServiceFacts
 ) -> None:
+    settings = settings_class(service)
+    pod = pod_of(overlay, service)
+    variables = {v["name"] for c in containers(pod) for v in c["env"]}
+    policy = find(overlay, "NetworkPolicy", service.name)
+    expected = {("kube-dns", 53), ("pgbouncer", 5432), ("opentelemetry-collector", 4318)}
+    if "nats_url" in settings.model_fields:
+        expected.add(("nats", 4222))
+        assert f"{service.env_prefix}NATS_URL" in variables
+    if issubclass(settings, JwksSettings):
+        expected.add(("users-svc", 8000))
+        assert f"{service.env_prefix}JWKS_URL" in variables
+
+    assert destinations(policy) == expected
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert [p["port"] for p in policy["spec"]["ingress"][0]["ports"]] == [8000, 9000]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_pgbouncer_reaches_postgres_and_every_namespace_denies_by_default(
+    overlay: str,
+) -> None:
+    pgbouncer = find(overlay, "NetworkPolicy", "pgbouncer")
+    default_deny = find(overlay, "NetworkPolicy", "default-deny")["spec"]
+
+    assert destinations(pgbouncer) == {("kube-dns", 53), ("anywhere", 5432)}
+    assert default_deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    if overlay == "dev":
+        postgres = find(overlay, "NetworkPolicy", "postgres")["spec"]["ingress"]
+        peers = [peer["podSelector"]["matchLabels"] for rule in postgres for peer in rule["from"]]
+        assert peers == [{"app.kubernetes.io/name": "pgbouncer"}]
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=by_name)
+def test_each_service_is_scraped_on_its_metrics_port(service: ServiceFacts) -> None:
     template = find("prod", "Deployment", service.name)["spec"]["template"]
     api = template["spec"]["containers"][0]
-    env = {e["name"]: e for e in api["env"]}
-    ingress = find("prod", "NetworkPolicy", service.name)["spec"]["ingress"]
-    observability = find("prod", "ConfigMap", "observability")["data"]
 
     assert {"name": "metrics", "containerPort": 9000, "protocol": "TCP"} in api["ports"]
     assert template["metadata"]["annotations"]["prometheus.io/port"] == "9000"
-    assert {"protocol": "TCP", "port": 9000} in ingress[0]["ports"]
-    endpoint = env["OTEL_EXPORTER_OTLP_ENDPOINT"]["valueFrom"]["configMapKeyRef"]
-    assert (endpoint["name"], endpoint["key"]) == ("observability", "otlp-endpoint")
-    assert observability["otlp-endpoint"] == ""  # no traces sent until an overlay says where
+    assert environment("prod", api)["OTEL_EXPORTER_OTLP_ENDPOINT"] == ""  # until an overlay says
 
 
-@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_each_service_and_its_migrator_read_the_nats_url_its_settings_name(
-    service: ServiceFacts, overlay: str
-) -> None:
-    pod = find(overlay, "Deployment", service.name)["spec"]["template"]["spec"]
-    events = find(overlay, "ConfigMap", "events")["data"]
-    nats = find(overlay, "Service", "nats") if overlay == "dev" else None
+@pytest.mark.parametrize("service", SERVICES, ids=by_name)
+def test_the_dev_overlay_makes_each_services_database_and_its_urls(service: ServiceFacts) -> None:
+    postgres = find("dev", "StatefulSet", "postgres")["spec"]["template"]["spec"]["containers"][0]
+    env = {v["name"]: v.get("value") for v in postgres["env"]}
+    secret = find("dev", "Secret", f"{service.name}-database")
 
-    for container in (pod["containers"][0], pod["initContainers"][0]):
-        env = {e["name"]: e for e in container["env"]}
-        reference = env[f"{service.env_prefix}NATS_URL"]["valueFrom"]["configMapKeyRef"]
-        assert (reference["name"], reference["key"]) == ("events", "nats-url")
-    assert events["nats-url"] == "nats://nats:4222"
-    if nats is not None:  # the dev overlay's own NATS answers at that name and port
-        assert [port["port"] for port in nats["spec"]["ports"]] == [4222]
+    assert service.database in env["SERVICE_DATABASES"].split()
+    assert f"{service.database.upper()}_DB_PASSWORD" in env
+    assert set(secret["data"]) == {"url", "migrate-url"}
 
 
 def test_prod_references_its_secrets_and_commits_none() -> None:
@@ -198,7 +305,7 @@ def test_prod_references_its_secrets_and_commits_none() -> None:
         ref["secretKeyRef"]["name"]
         for d in documents
         if d["kind"] == "Deployment"
-        for c in containers(d)
+        for c in containers(d["spec"]["template"]["spec"])
         for ref in (e.get("valueFrom", {}) for e in c.get("env", []))
         if "secretKeyRef" in ref
     }
@@ -207,10 +314,23 @@ def test_prod_references_its_secrets_and_commits_none() -> None:
     assert referenced == {f"{s.name}-database" for s in SERVICES}
 
 
-def test_the_connection_budget_holds_through_pgbouncer_at_the_autoscalers_maximum() -> None:
-    budget = Budget.for_services(len(SERVICES))
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_connection_budget_fits_through_pgbouncer(overlay: str) -> None:
+    budget = Budget.of(rendered(overlay))
 
-    assert budget.fits()
-    assert budget.pooled_server() <= budget.available
-    # Without the pooler the same deployment would not fit: the reason it is there.
-    assert budget.direct(MAX_REPLICAS, rollout=False) > budget.available
+    assert [s.name for s in budget.services] == by_name
+    assert budget.pooled() <= AVAILABLE
+    if overlay == "prod":  # without the pooler the same deployment would not fit: why it is there
+        assert budget.direct(at_max=True, rollout=False) > AVAILABLE
+
+
+def test_the_budget_refuses_pools_that_do_not_fit() -> None:
+    config = find("prod", "ConfigMap", "pgbouncer-config")
+    ini = re.sub(
+        r"default_pool_size = \d+", "default_pool_size = 50", config["data"]["pgbouncer.ini"]
+    )
+    documents = [
+        {**d, "data": {"pgbouncer.ini": ini}} if d is config else d for d in rendered("prod")
+    ]
+
+    assert not Budget.of(documents).fits()

@@ -4,8 +4,9 @@ The quick tests check what the generators refuse (a bad name or a second run cha
 the repository) and what the answers record for `copier update`. The `scaffold` tests (`make
 test-scaffold`, a few minutes) generate a service and domains with the Makefile in a copy that is
 a git repository, then run on it what CI and a developer would: lint, types, `alembic check`, the
-services' tests, the Compose tests, the native stack serving the new service to a user holding a
-users-svc token; and in a clone of it, a change of the templates brought by `copier update`.
+services' tests, the Compose tests, CI's plan for it, the native stack serving the new service to
+a user holding a users-svc token; and in a clone of it, a change of the templates brought by
+`copier update`.
 """
 
 import hashlib
@@ -228,6 +229,12 @@ def test_generated_code_passes_lint_types_and_the_import_check(generated: Copy) 
         generated.python("-m", "mypy", folder)
     generated.python("tools/check_imports.py")
     generated.python("tools/env_examples.py", "--check")
+    # CI checks the new service with no edit of its workflow: it is one of the members the
+    # matrix lists, and its job's check migrates it.
+    assert '"orders-svc"' in generated.python(
+        "tools/affected.py", "--all", "--format", "json", "--root", "."
+    )
+    assert "alembic check" in generated.python("tools/member_check.py", "orders-svc", "--print")
 
 
 @pytest.mark.scaffold
@@ -250,7 +257,7 @@ def test_migrations_apply_and_match_the_models(
 
 
 @pytest.mark.scaffold
-def test_the_services_tests_and_the_compose_and_workflow_tests_pass(
+def test_the_services_tests_and_the_compose_tests_pass(
     generated: Copy, postgres_server: URL
 ) -> None:
     env = {

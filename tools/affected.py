@@ -4,11 +4,14 @@
                                                          # uncommitted and untracked changes
     python tools/affected.py --base origin/main --head HEAD~1
     python tools/affected.py --base main --format tests  # the folders to hand to pytest
+    python tools/affected.py --all --format json         # every member: CI's matrix
 
 A change inside a member affects it and every member that depends on it through the workspace
-(so `packages/common` affects every service); `uv.lock` or the root `pyproject.toml` affect every
-member; anything else (README.md, the Makefile, tools/) affects none. The same rules make the
-path filters of the generated workflows. Standard library only.
+(so `packages/common` affects every service); a change to a file every member's check depends on
+(`uv.lock`, the root `pyproject.toml`, the Makefile, the member check's scripts, CI's workflow:
+`monorepo.SHARED_FILES`) affects every member; anything else (README.md, docs/, the rest of
+tools/) affects none. CI's first job runs this, with the runner's python3 before anything is
+installed: standard library only.
 """
 
 import argparse
@@ -55,7 +58,9 @@ def render(members: list[Member], *, root: Path, output_format: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", required=True, help="git ref the change is compared with")
+    compared = parser.add_mutually_exclusive_group(required=True)
+    compared.add_argument("--base", help="git ref the change is compared with")
+    compared.add_argument("--all", action="store_true", help="every member, whatever changed")
     parser.add_argument("--head", help="git ref of the change (default: the working tree)")
     parser.add_argument(
         "--format", dest="output_format", choices=["names", "tests", "json"], default="names"
@@ -65,11 +70,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         root = args.root or Path(git(Path.cwd(), "rev-parse", "--show-toplevel").strip())
-        changed = changed_files(root, base=args.base, head=args.head)
+        workspace = Workspace.load(root)
+        if args.all:
+            members = list(workspace.members.values())
+        else:
+            members = workspace.affected_by(changed_files(root, base=args.base, head=args.head))
     except subprocess.CalledProcessError as error:
         print(f"git failed: {error.stderr.strip()}", file=sys.stderr)
         return 2
-    members = Workspace.load(root).affected_by(changed)
     output = render(members, root=root, output_format=args.output_format)
     if output:
         print(output)

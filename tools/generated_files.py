@@ -1,4 +1,4 @@
-"""What every generator here does with its output (workflows, manifests, OpenAPI documents, the
+"""What every generator here does with its output (OpenAPI documents, the
 events' schema, `.env.example` files): write it, or with `--check` show how the committed file
 differs and change nothing."""
 

@@ -3,8 +3,12 @@
 Only what the member declares is installed (`uv sync --locked --package ...`, with its extras and
 its dev group), so an import that works only in the shared development environment fails here.
 Then ruff and mypy, at the versions locked in uv.lock, on the member's folder; for a service, its
-migrations applied and compared with its models (`alembic upgrade head`, `alembic check`, on the
-database its `<PREFIX>_DATABASE_URL` names); and the member's tests.
+migrations applied and compared with its models (`alembic upgrade head`, `alembic check`); and the
+member's tests.
+
+The migrations run on the database the service's own setting names (`THINGS_DATABASE_URL`, ...),
+or on `MIGRATIONS_DATABASE_URL` when that is set: CI sets it for every member alike and this
+script hands it to the service under its own name, so a new service needs no edit of CI.
 
 Standard library only: CI runs it before anything is installed.
 
@@ -19,31 +23,42 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
-from monorepo import Workspace, locked_version
+from monorepo import Workspace, env_prefix_of, locked_version
 
 ROOT = Path(__file__).resolve().parents[1]
+MIGRATIONS_DATABASE_URL = "MIGRATIONS_DATABASE_URL"
 
 
-def commands(workspace: Workspace, name: str) -> list[tuple[str, list[str]]]:
-    """(folder relative to the root, command) for each step of the member's check."""
+class Step(NamedTuple):
+    folder: str  # relative to the root
+    command: list[str]
+    # The variable that names the service's database (`THINGS_DATABASE_URL`), for a step that
+    # runs its migrations.
+    database_setting: str | None = None
+
+
+def commands(workspace: Workspace, name: str) -> list[Step]:
+    """Each step of the member's check, in order."""
     member = workspace.member(name)
     uv = os.environ.get("UV") or "uv"
     package = ["--package", member.name, *(["--all-extras"] if member.extras else [])]
     ruff = f"ruff@{locked_version(workspace.root, 'ruff')}"
     mypy = f"mypy=={locked_version(workspace.root, 'mypy')}"
     steps = [
-        (".", [uv, "sync", "--locked", *package]),
-        (".", [uv, "tool", "run", ruff, "check", member.path]),
-        (".", [uv, "tool", "run", ruff, "format", "--check", member.path]),
-        (".", [uv, "run", "--locked", *package, "--with", mypy, "mypy", member.path]),
+        Step(".", [uv, "sync", "--locked", *package]),
+        Step(".", [uv, "tool", "run", ruff, "check", member.path]),
+        Step(".", [uv, "tool", "run", ruff, "format", "--check", member.path]),
+        Step(".", [uv, "run", "--locked", *package, "--with", mypy, "mypy", member.path]),
     ]
     if member.has_migrations:
+        setting = f"{env_prefix_of(workspace.root / member.path)}DATABASE_URL"
         steps += [
-            (member.path, [uv, "run", "--no-sync", "alembic", "upgrade", "head"]),
-            (member.path, [uv, "run", "--no-sync", "alembic", "check"]),
+            Step(member.path, [uv, "run", "--no-sync", "alembic", "upgrade", "head"], setting),
+            Step(member.path, [uv, "run", "--no-sync", "alembic", "check"], setting),
         ]
-    steps.append((".", [uv, "run", "--no-sync", "pytest", member.path]))
+    steps.append(Step(".", [uv, "run", "--no-sync", "pytest", member.path]))
     return steps
 
 
@@ -57,11 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.member not in workspace.members:
         print(f"no member {args.member!r}: {', '.join(workspace.members)}", file=sys.stderr)
         return 2
-    for folder, command in commands(workspace, args.member):
-        print(f"[{folder}] {shlex.join(command)}", flush=True)
+    migrations_url = os.environ.get(MIGRATIONS_DATABASE_URL)
+    for step in commands(workspace, args.member):
+        env, shown = None, shlex.join(step.command)
+        if step.database_setting and migrations_url:
+            env = {**os.environ, step.database_setting: migrations_url}
+            # The variable's name, never its value: a URL may hold a password.
+            shown = f"{step.database_setting}=${MIGRATIONS_DATABASE_URL} {shown}"
+        print(f"[{step.folder}] {shown}", flush=True)
         if args.print:
             continue
-        code = subprocess.call(command, cwd=args.root / folder)
+        code = subprocess.call(step.command, cwd=args.root / step.folder, env=env)
         if code != 0:
             return code
     return 0

@@ -1,9 +1,9 @@
 """The uv workspace as data: its members, what each declares, and how they depend on each other.
 
 Read straight from the pyproject files (the root's `[tool.uv.workspace]` and each member's
-`[project]`), so the CI workflows, the affected-members answer and the import check all follow
-the workspace itself and never a hand-kept list. Standard library only: the CI gate runs it with
-the runner's own Python, before anything is installed.
+`[project]`), so CI's affected members, the member check and the import check all follow the
+workspace itself and never a hand-kept list. Standard library only: CI runs it with the runner's
+own Python, before anything is installed.
 """
 
 from __future__ import annotations
@@ -17,16 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Files whose change can alter every member's environment or check: a change here affects every
-# member.
+# Files whose change can alter every member's environment or check, CI's workflow included: a
+# change here affects every member.
 SHARED_FILES = (
     "pyproject.toml",
     "uv.lock",
     "Makefile",
     "tools/member_check.py",
     "tools/monorepo.py",
+    "tools/affected.py",
+    ".github/workflows/ci.yml",
 )
-WORKFLOWS_DIR = ".github/workflows"
 SERVICES_DIR = "services"
 
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?")
@@ -135,7 +136,7 @@ class Workspace:
             if path in SHARED_FILES:
                 return list(self.members.values())
             for member in self.members.values():
-                if path.startswith(member.path + "/") or path == workflow_path(member.name):
+                if path.startswith(member.path + "/"):
                     touched.add(member.name)
         closure = self.dependents_closure(touched)
         return [member for name, member in self.members.items() if name in closure]
@@ -249,10 +250,6 @@ def locked_version(root: Path, package: str) -> str:
     if version is None:
         raise LookupError(f"{package} is not in uv.lock")
     return version
-
-
-def workflow_path(member: str) -> str:
-    return f"{WORKFLOWS_DIR}/{member}.yml"
 
 
 def top_level_modules(directory: Path) -> frozenset[str]:

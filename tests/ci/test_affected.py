@@ -27,7 +27,6 @@ def affected(run_tool: ToolRunner, repo: Path, *args: str) -> list[str]:
     [
         pytest.param("services/things-svc/src/things_svc/routes.py", ["things-svc"], id="service"),
         pytest.param("services/things-svc/pyproject.toml", ["things-svc"], id="service-deps"),
-        pytest.param(".github/workflows/users-svc.yml", ["users-svc"], id="own-workflow"),
         pytest.param("README.md", [], id="readme-only"),
         pytest.param("tools/anything.py", [], id="tools"),
     ],
@@ -47,6 +46,9 @@ def test_a_change_affects_the_members_it_reaches(
         pytest.param("packages/common/src/common/db.py", id="common"),
         pytest.param("uv.lock", id="lock"),
         pytest.param("pyproject.toml", id="root-pyproject"),
+        pytest.param("Makefile", id="makefile"),
+        pytest.param("tools/affected.py", id="affected-script"),
+        pytest.param(".github/workflows/ci.yml", id="workflow"),
     ],
 )
 def test_a_shared_change_affects_every_member(
@@ -90,6 +92,12 @@ def test_without_head_the_working_tree_counts(run_tool: ToolRunner, workspace_re
     assert affected(run_tool, workspace_repo, "--base", "HEAD", "--format", "tests") == [
         "services/users-svc"  # no tests folder in this copy: the member itself
     ]
+
+
+def test_all_lists_every_member_whatever_changed(
+    run_tool: ToolRunner, workspace_repo: Path
+) -> None:
+    assert affected(run_tool, workspace_repo, "--all") == member_names(workspace_repo)
 
 
 def test_an_unknown_ref_is_a_clear_error(run_tool: ToolRunner, workspace_repo: Path) -> None:

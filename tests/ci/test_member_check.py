@@ -1,0 +1,17 @@
+from .conftest import REPO_ROOT, ToolRunner
+
+
+def test_a_member_is_checked_alone_lint_types_migrations_and_tests(run_tool: ToolRunner) -> None:
+    plan = run_tool("member_check.py", "things-svc", "--print", cwd=REPO_ROOT).stdout.splitlines()
+
+    assert plan[0].endswith("sync --locked --package things-svc")
+    assert any(" check services/things-svc" in line for line in plan)  # ruff
+    assert any("format --check services/things-svc" in line for line in plan)
+    assert any("mypy services/things-svc" in line for line in plan)
+    assert plan[4].startswith("[services/things-svc]")
+    assert plan[4].endswith("alembic upgrade head")
+    assert plan[5].endswith("alembic check")
+    assert plan[-1].endswith("pytest services/things-svc")
+    common = run_tool("member_check.py", "common", "--print", cwd=REPO_ROOT).stdout
+    assert "--package common --all-extras" in common
+    assert "alembic" not in common
