@@ -130,6 +130,13 @@ def test_a_second_new_service_is_refused_and_changes_nothing(
         "infra/docker-compose.yml",
         "infra/prometheus/prometheus.yml",
         "infra/.env.example",
+        "deploy/kubernetes/services/orders-svc/kustomization.yaml",
+        "deploy/kubernetes/services/orders-svc/deployment.yaml",
+        "deploy/kubernetes/overlays/dev/kustomization.yaml",
+        "deploy/kubernetes/overlays/prod/kustomization.yaml",
+        "deploy/kubernetes/overlays/dev/postgres/statefulset.yaml",
+        "deploy/kubernetes/overlays/dev/pgbouncer.ini",
+        "deploy/kubernetes/base/pgbouncer/pgbouncer.ini",
     }
 
     assert scaffold_main(repo, "new-service", "orders-svc") == 1
@@ -235,6 +242,21 @@ def test_generated_code_passes_lint_types_and_the_import_check(generated: Copy) 
         "tools/affected.py", "--all", "--format", "json", "--root", "."
     )
     assert "alembic check" in generated.python("tools/member_check.py", "orders-svc", "--print")
+
+
+@pytest.mark.scaffold
+def test_the_new_service_is_deployed_by_both_overlays(generated: Copy) -> None:
+    # Render, strict validation for every supported Kubernetes version, the budget, yamllint;
+    # then checkov in its own environment; then the manifests' tests, which hold every overlay
+    # to deploying every service of the workspace: what `.ci/run` runs on the repository.
+    checked = generated.run("make", "manifests-check")
+    checkov = generated.run("make", "manifests-checkov")
+    generated.python("-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_manifests.py")
+    for overlay in ("dev", "prod"):
+        rendered = (generated.root / f".local/rendered-manifests/{overlay}.yaml").read_text()
+        assert "name: orders-svc" in rendered
+    assert "checkov: no failed check in dev.yaml prod.yaml" in checkov, checkov[-2000:]
+    print(f"\n{checked.strip().splitlines()[-1]}")
 
 
 @pytest.mark.scaffold

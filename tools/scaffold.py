@@ -30,7 +30,7 @@ import shutil
 import subprocess
 import sys
 import tokenize
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,8 +46,12 @@ from monorepo import ServiceFacts, Workspace, service_stem
 from scaffold_edits import (
     ScaffoldError,
     with_compose_service,
+    with_dev_database,
+    with_dev_postgres_database,
     with_env_lines,
     with_first_party,
+    with_kubernetes_service,
+    with_pgbouncer_databases,
     with_scrape_job,
     with_security_bodies,
 )
@@ -326,9 +330,15 @@ def new_service(root: Path, name: str, *, domain: str | None, singular: str | No
         add_domain(
             changes, templates, service, domain=domain, item=item, down_revision=events_revision
         )
-        compose = (root / TEMPLATES / "compose-service.yml.jinja").read_text(encoding="utf-8")
-        rendered = worker.jinja_env.from_string(compose).render(worker.answers.combined)
-        join_the_repository(changes, workspace, answers, compose=rendered)
+
+        def render(template: str) -> str:
+            text = (root / TEMPLATES / template).read_text(encoding="utf-8")
+            return worker.jinja_env.from_string(text).render(worker.answers.combined)
+
+        join_the_repository(
+            changes, workspace, answers, compose=render("compose-service.yml.jinja")
+        )
+        deploy_on_kubernetes(changes, answers, render=render)
         changes.keep(root / "uv.lock")
         uv = os.environ.get("UV") or "uv"
         lock = subprocess.run([uv, "lock"], cwd=root, capture_output=True, text=True)
@@ -359,6 +369,32 @@ def join_the_repository(
         read(example), database=answers["database"], port=answers["port"], services=others
     )
     changes.write(example, edited)
+
+
+def deploy_on_kubernetes(
+    changes: Changes, answers: Mapping[str, Any], *, render: Callable[[str], str]
+) -> None:
+    """The service's folder in deploy/kubernetes/services/ (rendered from
+    tools/templates/kubernetes-service/), and its place in both overlays, in PgBouncer's
+    databases and in the dev overlay's Postgres (docs/deployment.md, "Adding a service")."""
+    service, database = answers["service"], answers["database"]
+    kubernetes = changes.root / "deploy" / "kubernetes"
+    folder = kubernetes / "services" / service
+    with changes.creating(folder):
+        for name in ("kustomization.yaml", "deployment.yaml"):
+            (folder / name).write_text(render(f"kubernetes-service/{name}.jinja"), encoding="utf-8")
+    for overlay, tag in (("dev", "dev"), ("prod", "0.1.0")):
+        path = kubernetes / "overlays" / overlay / "kustomization.yaml"
+        changes.write(path, with_kubernetes_service(read(path), service=service, tag=tag))
+    dev = kubernetes / "overlays" / "dev" / "kustomization.yaml"
+    changes.write(dev, with_dev_database(read(dev), service=service, database=database))
+    postgres = kubernetes / "overlays" / "dev" / "postgres" / "statefulset.yaml"
+    changes.write(postgres, with_dev_postgres_database(read(postgres), database=database))
+    for ini in (
+        kubernetes / "base/pgbouncer/pgbouncer.ini",
+        kubernetes / "overlays/dev/pgbouncer.ini",
+    ):
+        changes.write(ini, with_pgbouncer_databases(read(ini), database=database))
 
 
 def read(path: Path) -> str:

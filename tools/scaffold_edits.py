@@ -6,6 +6,7 @@ gives."""
 from __future__ import annotations
 
 import ast
+import configparser
 import io
 import re
 from collections.abc import Callable, Collection
@@ -161,3 +162,81 @@ def sorted_place(keys: list[str], key: str, *, among: Callable[[str], bool]) -> 
         raise ScaffoldError(f"no entry beside which to add {key!r}")
     later = [i for i in siblings if keys[i] > key]
     return later[0] if later else siblings[-1] + 1
+
+
+def with_kubernetes_service(overlay: str, *, service: str, tag: str) -> str:
+    """An overlay's kustomization deploying the service too: its folder among the services'
+    `resources`, its image among the `images`, each in its sorted place."""
+    yaml = yaml_editor()
+    document = yaml.load(overlay)
+    folder = f"../../services/{service}"
+    resources = document["resources"]
+    resources.insert(
+        sorted_place(list(resources), folder, among=lambda r: r.startswith("../../services/")),
+        folder,
+    )
+    images = document["images"]
+    names = [str(image["name"]) for image in images]
+    images.insert(
+        sorted_place(names, service, among=lambda name: name.endswith("-svc")),
+        {"name": service, "newTag": tag},
+    )
+    return dump(yaml, document)
+
+
+def with_dev_database(overlay: str, *, service: str, database: str) -> str:
+    """The dev overlay's kustomization with the service's role in PgBouncer's userlist and its
+    database URLs (no password: the dev Postgres trusts its one client, PgBouncer)."""
+    yaml = yaml_editor()
+    document = yaml.load(overlay)
+    generators = document["secretGenerator"]
+    userlist = next(g for g in generators if g["name"] == "pgbouncer-userlist")["literals"]
+    userlist[0] = type(userlist[0])(f'{userlist[0].rstrip()}\n"{database}" ""\n')
+    server = f"postgresql+asyncpg://{database}@pgbouncer:5432"
+    name = f"{service}-database"
+    names = [str(g["name"]) for g in generators]
+    place = sorted_place(names, name, among=lambda existing: existing.endswith("-database"))
+    literals = [f"url={server}/{database}", f"migrate-url={server}/{database}_migrate"]
+    generators.insert(place, {"name": name, "literals": literals})
+    return dump(yaml, document)
+
+
+def with_dev_postgres_database(statefulset: str, *, database: str) -> str:
+    """The dev Postgres with the service's database in SERVICE_DATABASES and its (unused)
+    password, which the init script asks for."""
+    yaml = yaml_editor()
+    document = yaml.load(statefulset)
+    env = document["spec"]["template"]["spec"]["containers"][0]["env"]
+    databases = next(variable for variable in env if variable["name"] == "SERVICE_DATABASES")
+    databases["value"] = " ".join(sorted({*str(databases["value"]).split(), database}))
+    password = f"{database.upper()}_DB_PASSWORD"
+    names = [str(variable["name"]) for variable in env]
+    place = sorted_place(names, password, among=lambda name: name.endswith("_DB_PASSWORD"))
+    env.insert(place, {"name": password, "value": f"unused-{database}"})
+    return dump(yaml, document)
+
+
+def with_pgbouncer_databases(ini: str, *, database: str) -> str:
+    """A pgbouncer.ini whose [databases] also serve the service: its database, pooled per
+    transaction as the others are, and its migrator's session entry, after the others.
+
+    The new lines copy the first service database's entries with the names changed, so the
+    pooling a person chose for the others applies to the new one too."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(ini)
+    entries = list(parser["databases"].items())
+    if not entries:
+        raise ScaffoldError("pgbouncer.ini: no database in [databases] to model the new one on")
+    model, model_entry = entries[0]
+    migrate = parser["databases"].get(f"{model}_migrate")
+    if migrate is None:
+        raise ScaffoldError(f"pgbouncer.ini: no {model}_migrate entry to model the new one on")
+    added = [
+        f"{database} = {model_entry.replace(f'dbname={model}', f'dbname={database}')}\n",
+        f"{database}_migrate = {migrate.replace(f'dbname={model}', f'dbname={database}')}\n",
+    ]
+    lines = ini.splitlines(keepends=True)
+    start = lines.index("[databases]\n") + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("[")), len(lines))
+    last = max(i for i in range(start, end) if lines[i].partition("=")[0].strip() in dict(entries))
+    return "".join([*lines[: last + 1], *added, *lines[last + 1 :]])
