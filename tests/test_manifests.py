@@ -124,7 +124,7 @@ def test_the_manifests_pass_yamllint() -> None:
 def test_no_file_people_deploy_or_edit_says_it_is_generated() -> None:
     files = [
         path
-        for folder in ("deploy", ".github")
+        for folder in ("deploy", ".github", "infra")
         for path in (ROOT / folder).rglob("*")
         if path.is_file()
     ]
