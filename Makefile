@@ -15,6 +15,9 @@ MEMBERS := $(wildcard packages/* services/*)
 TYPED_DIRS := $(MEMBERS) tools tests bench
 SERVICES := $(notdir $(wildcard services/*))
 PYTEST_ARGS ?=
+# `make test` spreads its tests over pytest-xdist workers, one per physical core (docs/speed.md);
+# PYTEST_WORKERS=0 runs them all in one process (for --pdb, or to read one test's output).
+PYTEST_WORKERS ?= auto
 BENCH_ARGS ?=
 # `make up`: auto finds a Docker engine or runs natively; MODE=docker|native forces one.
 MODE ?= auto
@@ -67,7 +70,11 @@ system-packages:
 
 .PHONY: test
 test: sync ## Run every test of every member against a real Postgres
-	$(UV) run --no-sync pytest $(PYTEST_ARGS)
+	$(UV) run --no-sync pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+.PHONY: test-processes
+test-processes: sync ## The stack, the services and the migration commands as real processes (a few minutes)
+	$(UV) run --no-sync pytest -m processes tests $(PYTEST_ARGS)
 
 .PHONY: test-affected
 test-affected: sync ## Test only the members a change affects: make test-affected BASE=main

@@ -16,6 +16,8 @@ from common.logs import mask_secrets
 from common.testing.plugin import worker_id
 from devstack.processes import ServiceProcess
 
+pytestmark = pytest.mark.processes
+
 AUDIENCE = "e2e-api"
 
 

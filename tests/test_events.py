@@ -20,6 +20,8 @@ from common.testing.plugin import worker_id
 from devstack.postgres import asyncpg_dsn
 from devstack.processes import ServiceProcess
 
+pytestmark = pytest.mark.processes
+
 AUDIENCE = "events-api"
 PASSWORD = "correct horse"
 

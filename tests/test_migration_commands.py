@@ -21,6 +21,8 @@ from common.revisions import expected_heads
 from common.testing.plugin import worker_id
 from devstack.postgres import asyncpg_dsn, drop_database, recreate_database
 
+pytestmark = pytest.mark.processes
+
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE = ROOT / "services" / "things-svc"
 HEAD = next(iter(expected_heads(SERVICE / "alembic")))

@@ -9,9 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from devstack.processes import ServiceProcess, free_port
 from stack_services import discover_services
+
+pytestmark = pytest.mark.processes
 
 THINGS = next(s for s in discover_services({}) if s.name == "things-svc")
 WORKERS = 2

@@ -18,6 +18,8 @@ from devstack.postgres import asyncpg_dsn
 from devstack.processes import free_port, port_is_free
 from stack_runner import STACK_SCRIPT, StackRunner
 
+pytestmark = pytest.mark.processes
+
 ROOT = Path(__file__).resolve().parents[1]
 API = "/api/v1"
 PASSWORD = "correct horse battery"
