@@ -1,0 +1,116 @@
+"""Stopping on a signal: SIGTERM and SIGHUP stop a program the way Ctrl-C does.
+
+Python's default action for SIGTERM (what `kill`, a CI runner's timeout, systemd and Docker send)
+and SIGHUP (a closed terminal) ends the process at once: no `finally` block, no `with` exit. A tool
+stopped that way leaves running what it started: an embedded Postgres (pg_ctl gives it a session
+of its own), NATS, service processes.
+
+Inside `stopping_on_signals()`, the first of those signals sends SIGTERM to the processes this one
+started, as a terminal's Ctrl-C reaches every process of the job, and raises `Stopped`, a
+`KeyboardInterrupt`, wherever the program is: the clean-up written for Ctrl-C runs for it too
+(`with` exits, `finally` blocks, the cancellation of the tasks `asyncio.run` leaves). Later ones
+are ignored while it runs (each server's stop has a deadline of its own). Then any child process
+the clean-up missed is stopped, and a program the signal ended exits with the status a shell
+gives that signal (128 + its number). A signal the program inherited ignored (`nohup`) stays
+ignored.
+
+`uninterrupted()` shields a clean-up from Ctrl-C and those signals.
+"""
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+import psutil
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+# How long a child the clean-up missed gets to exit on SIGTERM before SIGKILL.
+CHILD_STOP_SECONDS = 5.0
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal arrived: raised where Ctrl-C's KeyboardInterrupt would be."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+
+class _Stopping:
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        # Once: the clean-up this starts must not be cut short by the next one.
+        for number in STOP_SIGNALS:
+            signal.signal(number, _ignore)
+        self.received = signum
+        # Before raising: subprocess.run answers a KeyboardInterrupt by killing its child with
+        # SIGKILL a moment later, which would orphan that child's own children.
+        for child in psutil.Process().children():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.terminate()
+        raise Stopped(signum)
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """Ignore a signal in this process only: unlike SIG_IGN, a program started meanwhile (pg_ctl
+    stopping Postgres) does not inherit it."""
+
+
+@contextlib.contextmanager
+def stopping_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise `Stopped` inside the block; the handlers it replaced come back
+    after it. Only the main thread receives signals: elsewhere the block runs unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stopping = _Stopping()
+    previous = {
+        number: signal.signal(number, stopping.handle)
+        for number in STOP_SIGNALS
+        if signal.getsignal(number) is not signal.SIG_IGN
+    }
+    try:
+        yield
+    except Stopped as stopped:
+        raise SystemExit(stopped.exit_status) from None
+    finally:
+        if stopping.received is not None:
+            stop_children()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def stop_children(*, timeout_seconds: float = CHILD_STOP_SECONDS) -> None:
+    """SIGTERM to every process this one started (and theirs), SIGKILL to those left after
+    `timeout_seconds`. A daemon that left its parent (Postgres under pg_ctl) is not a child."""
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=timeout_seconds)
+    for child in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    psutil.wait_procs(alive, timeout=timeout_seconds)
+
+
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP ignored inside the block: a stop that must not stop halfway."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, _ignore) for number in (signal.SIGINT, *STOP_SIGNALS)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
