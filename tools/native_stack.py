@@ -14,9 +14,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -30,6 +29,7 @@ from devstack.pgbouncer import PgBouncer
 from devstack.postgres import EmbeddedPostgres, EmbeddedPostgresError
 from devstack.processes import HOST, is_alive, port_is_free, service_environment
 from devstack.server import log_tail
+from devstack.stopping import uninterrupted
 from stack_scale import Scale
 from stack_services import TOKEN_ISSUER_SERVICE, Service, StackError
 from stack_state import DEFAULT_NATS_PORT, DEFAULT_POSTGRES_PORT, ROOT, Ports, State
@@ -310,7 +310,7 @@ class Stack:
 
     def down(self, *, say: Say = print) -> None:
         """Stop the services, then NATS and Postgres. The data stays for the next `up`."""
-        with _ignoring_ctrl_c():  # a second Ctrl-C must not leave half a stack running
+        with uninterrupted():  # a second Ctrl-C must not leave half a stack running
             state = self.state()
             if state is not None:
                 supervisor.stop(state.processes, supervisor_pid=state.supervisor_pid)
@@ -377,12 +377,3 @@ class Stack:
 
 def _readiness(ports: dict[str, int]) -> dict[str, str]:
     return {name: f"http://{HOST}:{port}/health/ready" for name, port in ports.items()}
-
-
-@contextlib.contextmanager
-def _ignoring_ctrl_c() -> Iterator[None]:
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)

@@ -11,8 +11,8 @@ With a working Docker engine (`--mode auto` finds one) `up` runs infra/docker-co
 one it runs the same stack natively (tools/native_stack.py): an embedded PostgreSQL whose data
 lives in `.local/stack/`, every service's database, role and migrations, an embedded NATS for the
 events, then every service under uvicorn, in the background. `up` returns once every service
-answers `/health/ready`; `--attach` then streams the logs, and Ctrl-C stops everything. `down`
-stops everything; the data stays.
+answers `/health/ready`; `--attach` then streams the logs, and Ctrl-C (or SIGTERM) stops
+everything. `down` stops everything; the data stays.
 `--pooler` and `--replicas` shape it like a deployment (tools/stack_scale.py). `--observability`
 (`make up OBSERVABILITY=1`) adds Prometheus scraping every service (natively Debian's
 `prometheus`; in Compose the `observability` profile, with an OpenTelemetry Collector the services
@@ -44,6 +44,7 @@ from pathlib import Path
 import compose
 import observability
 from common.events.status import EventFigures, event_figures, figures_table
+from devstack.stopping import stopping_on_signals
 from native_stack import Stack
 from stack_scale import SINGLE, Scale
 from stack_services import Service, StackError, discover_services
@@ -271,7 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     stack = Stack(state_dir(), discover_services())
     try:
-        return dispatch(stack, args)
+        # SIGTERM as Ctrl-C: `up` stops what it started, `up --attach` stops the stack.
+        with stopping_on_signals():
+            return dispatch(stack, args)
     except (StackError, observability.ObservabilityError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
