@@ -32,6 +32,7 @@ from common.settings import AppBaseSettings
 from devstack.nats import EmbeddedNats
 from devstack.postgres import EmbeddedPostgres, asyncpg_dsn, scratch_dir
 from devstack.processes import ServiceProcess, service_environment
+from devstack.stopping import stopping_on_signals
 
 sys.path.insert(0, str(ROOT / "tools"))
 from monorepo import Workspace
@@ -116,9 +117,10 @@ def percentile(values: list[float], share: float) -> float:
 
 
 async def start_services(
-    postgres: EmbeddedPostgres, nats: EmbeddedNats, folder: Path
-) -> tuple[list[ServiceProcess], dict[str, URL]]:
-    """users-svc and things-svc, each on its own migrated database, both on `nats`."""
+    postgres: EmbeddedPostgres, nats: EmbeddedNats, folder: Path, processes: list[ServiceProcess]
+) -> dict[str, URL]:
+    """users-svc and things-svc, each on its own migrated database, both on `nats`, added to
+    `processes` as they start."""
     services = {facts.database: facts for facts in Workspace.load(ROOT).services()}
     urls = {}
     admin = await asyncpg.connect(asyncpg_dsn(postgres.url()))
@@ -130,7 +132,6 @@ async def start_services(
             await asyncio.to_thread(migrate, sys.executable, services[name], url)
     finally:
         await admin.close()
-    processes = []
     for name in ("users", "things"):
         facts = services[name]
         env = service_environment(
@@ -146,26 +147,30 @@ async def start_services(
             log=folder / f"{facts.name}.log",
             options=["--no-access-log"],
         )
-        processes.append(await process.started())
-    return processes, urls
+        processes.append(process)
+        await process.started()
+    return urls
 
 
 async def run(args: argparse.Namespace, folder: Path) -> None:
     postgres = EmbeddedPostgres(folder / "pgdata", log_file=folder / "postgres.log")
     nats = EmbeddedNats(folder / "nats")
-    await asyncio.to_thread(postgres.start)
-    nats.start()
-    processes, urls = await start_services(postgres, nats, folder)
-    database = Database.from_settings(
-        ProducerSettings(database_url=urls["users"].render_as_string(hide_password=False))
-    )
-    users, things = (asyncpg_dsn(urls[name]) for name in ("users", "things"))
+    processes: list[ServiceProcess] = []
     try:
-        await throughput(database, things, 200)  # warm-up: stream, consumer, pools
-        rates = [await throughput(database, things, args.backlog) for _ in range(args.rounds)]
-        delays = await latency(database, users, things, rate=args.rate, seconds=args.seconds)
+        postgres.start()
+        nats.start()
+        urls = await start_services(postgres, nats, folder, processes)
+        database = Database.from_settings(
+            ProducerSettings(database_url=urls["users"].render_as_string(hide_password=False))
+        )
+        users, things = (asyncpg_dsn(urls[name]) for name in ("users", "things"))
+        try:
+            await throughput(database, things, 200)  # warm-up: stream, consumer, pools
+            rates = [await throughput(database, things, args.backlog) for _ in range(args.rounds)]
+            delays = await latency(database, users, things, rate=args.rate, seconds=args.seconds)
+        finally:
+            await database.dispose()
     finally:
-        await database.dispose()
         for process in processes:
             process.stop()
         nats.stop()
@@ -189,7 +194,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0, help="events/s for the latency")
     parser.add_argument("--seconds", type=float, default=10.0, help="latency run's length")
     args = parser.parse_args()
-    with scratch_dir("bench-events-") as folder:
+    # SIGTERM stops it as Ctrl-C does: its servers stopped, its scratch folder removed.
+    with stopping_on_signals(), scratch_dir("bench-events-") as folder:
         asyncio.run(run(args, folder))
 
 

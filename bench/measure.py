@@ -5,7 +5,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +60,13 @@ async def wrk(
     process = await asyncio.create_subprocess_exec(
         *arguments, url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
-    output = (await process.communicate())[0].decode()
+    try:
+        output = (await process.communicate())[0].decode()
+    except BaseException:
+        # Cancelled (the run is stopping): asyncio leaves the child running.
+        with suppress(ProcessLookupError):
+            process.kill()
+        raise
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
     p50 = re.search(r"\s50%\s+(\S+)", output)
     p99 = re.search(r"\s99%\s+(\S+)", output)

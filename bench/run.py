@@ -62,6 +62,7 @@ from common.auth import JWKS_PATH, SigningKey, access_claims
 from devstack import processes
 from devstack.nats import EmbeddedNats
 from devstack.postgres import EmbeddedPostgres, asyncpg_dsn, scratch_dir
+from devstack.stopping import stopping_on_signals
 
 ENDPOINTS = [
     Endpoint("GET /things/{id}", "things", "GET", "/{collection}/{thing_id}"),
@@ -201,8 +202,10 @@ def main() -> None:
         sys.exit("wrk is needed: `apt-get install wrk` (make bench installs it)")
     # Migrations and httpx log every step at INFO; the benchmark prints what matters.
     logging.disable(logging.INFO)
-    # uvloop keeps the open-loop generator's own overhead small.
-    uvloop.run(bench(args))
+    # uvloop keeps the open-loop generator's own overhead small. SIGTERM stops it as Ctrl-C
+    # does: every server it started is stopped, its scratch folder removed.
+    with stopping_on_signals():
+        uvloop.run(bench(args))
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -213,8 +216,8 @@ async def bench(args: argparse.Namespace) -> None:
     with scratch_dir("bench-") as folder:
         targets = make_targets(folder)
         postgres = EmbeddedPostgres(folder / "pgdata", log_file=folder / "postgres.log")
-        await start_postgres(postgres)
         try:
+            await start_postgres(postgres)
             await prepare_databases(postgres, targets, seed)
             print(
                 f"Postgres ready, databases migrated and seeded ({time.monotonic() - started:.0f}s)"
