@@ -146,7 +146,12 @@ def upgrade_command(service: str, database: URL) -> subprocess.Popen[bytes]:
 
 def migrate(service: str, database: URL) -> None:
     process = upgrade_command(service, database)
-    output, _ = process.communicate(timeout=120)
+    try:
+        output, _ = process.communicate(timeout=120)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
     if process.returncode != 0:
         raise RuntimeError(f"alembic upgrade head failed for {service}:\n{output.decode()}")
 

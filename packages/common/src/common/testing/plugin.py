@@ -23,6 +23,9 @@ Fixtures, from the outside in:
 - and for every test, a scan of what it logged: a secret in a log line fails it
   (common.testing.secrets).
 
+A run stopped by SIGTERM (a CI job's timeout, `kill`) stops as one stopped by Ctrl-C: pytest tears
+the fixtures down, so the servers and processes they started stop too (devstack.stopping).
+
 A service's conftest only provides the `service` fixture (a `ServiceUnderTest`).
 """
 
@@ -60,12 +63,19 @@ from common.testing.service import ServiceUnderTest
 from common.testing.tokens import TokenFactory
 from devstack.nats import EmbeddedNats, test_nats_url
 from devstack.postgres import drop_database, recreate_database, server_url, traffic_server_url
+from devstack.stopping import stopping_on_signals
 
 BASE_URL = "http://testserver"
 
 
 def worker_id() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    stopping = contextlib.ExitStack()
+    stopping.enter_context(stopping_on_signals())
+    config.add_cleanup(stopping.close)
 
 
 @pytest.fixture(scope="session")
