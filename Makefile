@@ -72,8 +72,10 @@ system-packages:
 test: sync ## Run every test of every member against a real Postgres
 	$(UV) run --no-sync pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
+# The benchmarks are stopped halfway by its tests: it installs Debian's wrk as `make bench` does.
 .PHONY: test-processes
-test-processes: sync ## The stack, the services and the migration commands as real processes (a few minutes)
+test-processes: SYSTEM_PROGRAMS = wrk
+test-processes: sync system-packages ## The stack, services, benchmarks and migration commands as real processes (a few minutes)
 	$(UV) run --no-sync pytest -m processes tests $(PYTEST_ARGS)
 
 .PHONY: test-affected
