@@ -18,6 +18,11 @@ PYTEST_ARGS ?=
 # `make test` spreads its tests over pytest-xdist workers, one per physical core (docs/speed.md);
 # PYTEST_WORKERS=0 runs them all in one process (for --pdb, or to read one test's output).
 PYTEST_WORKERS ?= auto
+# pytest with bytecode caching on, even where PYTHONDONTWRITEBYTECODE is set (as on this project's
+# CI machines): otherwise each pytest process of a run (xdist's workers, the pytest runs tests
+# start) compiles again, and rewrites the asserts of, the same few hundred modules, about 2 s of
+# CPU each (docs/speed.md). The caches go to __pycache__ folders, which git ignores.
+PYTEST := PYTHONDONTWRITEBYTECODE= $(UV) run --no-sync pytest
 BENCH_ARGS ?=
 # `make up`: auto finds a Docker engine or runs natively; MODE=docker|native forces one.
 MODE ?= auto
@@ -70,13 +75,13 @@ system-packages:
 
 .PHONY: test
 test: sync ## Run every test of every member against a real Postgres
-	$(UV) run --no-sync pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(PYTEST) -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # The benchmarks are stopped halfway by its tests: it installs Debian's wrk as `make bench` does.
 .PHONY: test-processes
 test-processes: SYSTEM_PROGRAMS = wrk
 test-processes: sync system-packages ## The stack, services, benchmarks and migration commands as real processes (a few minutes)
-	$(UV) run --no-sync pytest -m processes tests $(PYTEST_ARGS)
+	$(PYTEST) -m processes tests $(PYTEST_ARGS)
 
 .PHONY: test-affected
 test-affected: sync ## Test only the members a change affects: make test-affected BASE=main
@@ -88,27 +93,27 @@ test-affected: sync ## Test only the members a change affects: make test-affecte
 		exit 0; \
 	fi; \
 	echo "Affected:" $$folders; \
-	$(UV) run --no-sync pytest $(PYTEST_ARGS) $$folders
+	$(PYTEST) $(PYTEST_ARGS) $$folders
 
 .PHONY: test-browser
 test-browser: sync ## Each service's /docs in headless Chromium (needs Debian's chromium)
-	$(UV) run --no-sync pytest -m browser tests $(PYTEST_ARGS)
+	$(PYTEST) -m browser tests $(PYTEST_ARGS)
 
 .PHONY: test-scaffold
 test-scaffold: sync ## Generate a service and a domain in a copy of the repository, check it all
-	$(UV) run --no-sync pytest -m scaffold tests $(PYTEST_ARGS)
+	$(PYTEST) -m scaffold tests $(PYTEST_ARGS)
 
 .PHONY: test-docs
 test-docs: sync ## Every command README.md and docs/ show, run on a fresh copy (several minutes)
-	$(UV) run --no-sync pytest -m docs tests/test_docs_commands.py $(PYTEST_ARGS)
+	$(PYTEST) -m docs tests/test_docs_commands.py $(PYTEST_ARGS)
 .PHONY: test-observability
 test-observability: SYSTEM_PROGRAMS = prometheus
 test-observability: sync system-packages ## Debian's prometheus scraping the native stack
-	$(UV) run --no-sync pytest -m observability tests $(PYTEST_ARGS)
+	$(PYTEST) -m observability tests $(PYTEST_ARGS)
 
 .PHONY: test-reliability
 test-reliability: sync system-packages ## Break Postgres and the services under load on purpose (a few minutes)
-	$(UV) run --no-sync pytest -m reliability tests/reliability $(PYTEST_ARGS)
+	$(PYTEST) -m reliability tests/reliability $(PYTEST_ARGS)
 
 # `make test-pgbouncer`: the two suites with their traffic through PgBouncer in transaction mode
 # (Debian's pgbouncer): one in front of PGBOUNCER_UPSTREAM for `make test`; the reliability suite
@@ -116,7 +121,7 @@ test-reliability: sync system-packages ## Break Postgres and the services under 
 PGBOUNCER_UPSTREAM ?= postgresql://postgres@127.0.0.1:5432/postgres
 .PHONY: test-pgbouncer
 test-pgbouncer: sync system-packages ## The pooler's own tests, then make test and make test-reliability through PgBouncer
-	$(UV) run --no-sync pytest -m pooler $(PYTEST_ARGS)
+	$(PYTEST) -m pooler $(PYTEST_ARGS)
 	$(UV) run --no-sync python -m devstack.pgbouncer --upstream "$(PGBOUNCER_UPSTREAM)" \
 		--folder $(CURDIR)/.local/pgbouncer-tests -- \
 		$(MAKE) --no-print-directory test test-reliability PYTEST_ARGS="$(PYTEST_ARGS)"
