@@ -31,7 +31,7 @@ DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # Run by .ci/run itself, on its fresh clone: the suites (and the README's test command).
 RUN_BY_CI = {
     "make test",
-    'make test PYTEST_ARGS="-n 2"',
+    "make test-processes",
     "make test-reliability",
     "make test-scaffold",
     "make test-browser",
