@@ -1,5 +1,6 @@
-"""A program under `stopping_on_signals()` stops on SIGTERM as on Ctrl-C: its clean-up runs, what
-it started stops, and its exit status says which signal ended it."""
+"""A program under `stopping_on_signals()` stops once and cleanly on SIGTERM, Ctrl-C and SIGHUP:
+its clean-up runs to its end, what it started stops, and its exit status says which signal ended
+it."""
 
 import signal
 import subprocess
@@ -66,33 +67,36 @@ def programs() -> Iterator[list[Program]]:
         program.process.communicate()
 
 
-def test_sigterm_runs_the_clean_up_stops_the_children_and_exits_143(
-    tmp_path: Path, programs: list[Program]
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_the_clean_up_runs_what_it_started_stops_and_the_status_names_the_signal(
+    signum: signal.Signals, tmp_path: Path, programs: list[Program]
 ) -> None:
     note = tmp_path / "note"
     program = Program(note)
     programs.append(program)
 
-    program.send(signal.SIGTERM)
+    program.send(signum)
 
-    assert program.exit_status() == 128 + signal.SIGTERM
+    assert program.exit_status() == 128 + signum
     assert note.read_text() == "cleaned up"
     assert not wait_gone([program.child], timeout_seconds=10)
     assert "Traceback" not in program.stderr
 
 
-def test_a_second_sigterm_does_not_cut_the_clean_up_short(
-    tmp_path: Path, programs: list[Program]
+# A Ctrl-C arrives twice under `uv run`: from the terminal, and passed on by uv.
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_a_second_signal_does_not_cut_the_clean_up_short(
+    signum: signal.Signals, tmp_path: Path, programs: list[Program]
 ) -> None:
     note = tmp_path / "note"
     program = Program(note)
     programs.append(program)
 
-    program.send(signal.SIGTERM)
+    program.send(signum)
     time.sleep(0.2)  # inside the clean-up
-    program.send(signal.SIGTERM)
+    program.send(signum)
 
-    assert program.exit_status() == 128 + signal.SIGTERM
+    assert program.exit_status() == 128 + signum
     assert note.read_text() == "cleaned up"
 
 

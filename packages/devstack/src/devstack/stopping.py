@@ -1,20 +1,22 @@
-"""Stopping on a signal: SIGTERM and SIGHUP stop a program the way Ctrl-C does.
+"""Stopping on a signal: Ctrl-C, SIGTERM and SIGHUP stop a program once, and cleanly.
 
 Python's default action for SIGTERM (what `kill`, a CI runner's timeout, systemd and Docker send)
 and SIGHUP (a closed terminal) ends the process at once: no `finally` block, no `with` exit. A tool
 stopped that way leaves running what it started: an embedded Postgres (pg_ctl gives it a session
-of its own), NATS, service processes.
+of its own), NATS, service processes. Ctrl-C does run the clean-up, but a second SIGINT cuts it
+short, and one Ctrl-C often arrives twice: `uv run` passes on to its child the SIGINT the
+terminal has sent to both.
 
-Inside `stopping_on_signals()`, the first of those signals sends SIGTERM to the processes this one
-started, as a terminal's Ctrl-C reaches every process of the job, and raises `Stopped`, a
-`KeyboardInterrupt`, wherever the program is: the clean-up written for Ctrl-C runs for it too
-(`with` exits, `finally` blocks, the cancellation of the tasks `asyncio.run` leaves). Later ones
-are ignored while it runs (each server's stop has a deadline of its own). Then any child process
-the clean-up missed is stopped, and a program the signal ended exits with the status a shell
-gives that signal (128 + its number). A signal the program inherited ignored (`nohup`) stays
-ignored.
+Inside `stopping_on_signals()`, the first of those signals raises `Stopped`, a
+`KeyboardInterrupt`, wherever the program is, so the clean-up written for Ctrl-C runs (`with`
+exits, `finally` blocks, the cancellation of the tasks `asyncio.run` leaves); the ones after it
+are ignored while it runs (each server's stop has a deadline of its own). SIGTERM and SIGHUP are
+first passed on to the processes this one started, as SIGTERM: a terminal's Ctrl-C reaches them
+itself. Then any child process the clean-up missed is stopped, and the program exits with the
+status a shell gives that signal (128 + its number). A signal the program inherited ignored
+(`nohup`, a background job) stays ignored.
 
-`uninterrupted()` shields a clean-up from Ctrl-C and those signals.
+`uninterrupted()` shields a clean-up from those signals.
 """
 
 import contextlib
@@ -25,13 +27,13 @@ from types import FrameType
 
 import psutil
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # How long a child the clean-up missed gets to exit on SIGTERM before SIGKILL.
 CHILD_STOP_SECONDS = 5.0
 
 
 class Stopped(KeyboardInterrupt):
-    """A stop signal arrived: raised where Ctrl-C's KeyboardInterrupt would be."""
+    """A stop signal arrived (Ctrl-C's included): raised as Ctrl-C's KeyboardInterrupt is."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -51,11 +53,12 @@ class _Stopping:
         for number in STOP_SIGNALS:
             signal.signal(number, _ignore)
         self.received = signum
-        # Before raising: subprocess.run answers a KeyboardInterrupt by killing its child with
-        # SIGKILL a moment later, which would orphan that child's own children.
-        for child in psutil.Process().children():
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.terminate()
+        if signum != signal.SIGINT:
+            # Before raising: subprocess.run answers a KeyboardInterrupt by killing its child
+            # with SIGKILL a moment later, which would orphan that child's own children.
+            for child in psutil.Process().children():
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.terminate()
         raise Stopped(signum)
 
 
@@ -66,7 +69,7 @@ def _ignore(signum: int, frame: FrameType | None) -> None:
 
 @contextlib.contextmanager
 def stopping_on_signals() -> Iterator[None]:
-    """SIGTERM and SIGHUP raise `Stopped` inside the block; the handlers it replaced come back
+    """The first stop signal raises `Stopped` inside the block; the handlers it replaced come back
     after it. Only the main thread receives signals: elsewhere the block runs unchanged."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -108,7 +111,7 @@ def uninterrupted() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {number: signal.signal(number, _ignore) for number in (signal.SIGINT, *STOP_SIGNALS)}
+    previous = {number: signal.signal(number, _ignore) for number in STOP_SIGNALS}
     try:
         yield
     finally:
