@@ -38,6 +38,13 @@ BENCH_ARGS = (
 Processes = list[psutil.Process]
 
 
+def as_a_job() -> None:
+    """The signals' actions a shell gives a job, whatever this run inherited (xdist's workers
+    ignore Ctrl-C, a run under `nohup` ignores hangups)."""
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
+
+
 class Job:
     """`make <arguments>` started as a shell starts a job: a process group of its own, with the
     default action for Ctrl-C. `folder` is in the command line of each server it starts."""
@@ -55,7 +62,7 @@ class Job:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                preexec_fn=as_a_job,
             )
 
     def processes(self) -> Processes:

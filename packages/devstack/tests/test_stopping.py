@@ -32,6 +32,16 @@ with stopping_on_signals():
 """
 
 
+def as_a_job(*, ignoring_hangups: bool) -> None:
+    """The signals' actions a shell gives a job it starts, whatever this run inherited (xdist's
+    workers ignore Ctrl-C; a run under `nohup` ignores hangups); with `ignoring_hangups`, as
+    `nohup` starts it."""
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
+    if ignoring_hangups:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
 class Program:
     def __init__(self, note: Path, *, ignoring_hangups: bool = False) -> None:
         self.stderr = ""
@@ -40,10 +50,7 @@ class Program:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            # As `nohup` starts it.
-            preexec_fn=(lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
-            if ignoring_hangups
-            else None,
+            preexec_fn=lambda: as_a_job(ignoring_hangups=ignoring_hangups),
         )
         assert self.process.stdout is not None
         self.child = int(self.process.stdout.readline())
