@@ -77,7 +77,7 @@ system-packages:
 test: sync ## Run every test of every member against a real Postgres
 	$(PYTEST) -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-# The benchmarks are stopped halfway by its tests: it installs Debian's wrk as `make bench` does.
+# Its tests stop the benchmarks halfway: it installs Debian's wrk when missing, as `make bench` does.
 .PHONY: test-processes
 test-processes: SYSTEM_PROGRAMS = wrk
 test-processes: sync system-packages ## The stack, services, benchmarks and migration commands as real processes (a few minutes)

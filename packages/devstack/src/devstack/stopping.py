@@ -12,9 +12,9 @@ Inside `stopping_on_signals()`, the first of those signals raises `Stopped`, a
 exits, `finally` blocks, the cancellation of the tasks `asyncio.run` leaves); the ones after it
 are ignored while it runs (each server's stop has a deadline of its own). SIGTERM and SIGHUP are
 first passed on to the processes this one started, as SIGTERM: a terminal's Ctrl-C reaches them
-itself. Then any child process the clean-up missed is stopped, and the program exits with the
-status a shell gives that signal (128 + its number). A signal the program inherited ignored
-(`nohup`, a background job) stays ignored.
+itself. Then any child process the clean-up missed is stopped, and a program the signal ends
+exits with the status a shell gives that signal (128 + its number). A signal the program
+inherited ignored (`nohup`, a background job) stays ignored.
 
 `uninterrupted()` shields a clean-up from those signals.
 """

@@ -23,8 +23,9 @@ Fixtures, from the outside in:
 - and for every test, a scan of what it logged: a secret in a log line fails it
   (common.testing.secrets).
 
-A run stopped by SIGTERM (a CI job's timeout, `kill`) stops as one stopped by Ctrl-C: pytest tears
-the fixtures down, so the servers and processes they started stop too (devstack.stopping).
+A run stopped by SIGTERM (a CI job's timeout, `kill`) stops as one stopped by Ctrl-C, and a second
+signal does not cut that short: pytest tears the fixtures down, so the servers and processes they
+started stop too (devstack.stopping).
 
 A service's conftest only provides the `service` fixture (a `ServiceUnderTest`).
 """
