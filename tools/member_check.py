@@ -41,7 +41,7 @@ class Step(NamedTuple):
 
 def commands(workspace: Workspace, name: str) -> list[Step]:
     """Each step of the member's check, in order."""
-    member = workspace.member(name)
+    member = workspace.members[name]
     uv = os.environ.get("UV") or "uv"
     package = ["--package", member.name, *(["--all-extras"] if member.extras else [])]
     ruff = f"ruff@{locked_version(workspace.root, 'ruff')}"

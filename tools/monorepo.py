@@ -9,7 +9,6 @@ own Python, before anything is installed.
 from __future__ import annotations
 
 import ast
-import functools
 import re
 import tomllib
 from collections.abc import Iterable, Iterator
@@ -66,11 +65,6 @@ class Member:
     # A member with an Alembic configuration owns a database: CI migrates it.
     has_migrations: bool = False
 
-    def all_requirements(self) -> Iterator[Requirement]:
-        yield from self.dependencies
-        for requirements in (*self.extras.values(), *self.groups.values()):
-            yield from requirements
-
 
 @dataclass(frozen=True)
 class Workspace:
@@ -97,49 +91,36 @@ class Workspace:
             root_groups=_groups(config.get("dependency-groups", {})),
         )
 
-    def member(self, name: str) -> Member:
-        return self.members[name]
-
     def workspace_dependencies(self, name: str) -> frozenset[str]:
         """Members `name` depends on directly, through its dependencies, extras or groups."""
+        member = self.members[name]
+        requirements = [member.dependencies, *member.extras.values(), *member.groups.values()]
         return frozenset(
             requirement.name
-            for requirement in self.members[name].all_requirements()
+            for group in requirements
+            for requirement in group
             if requirement.name in self.members and requirement.name != name
         )
 
-    def dependencies_closure(self, name: str) -> frozenset[str]:
-        """Every member `name` depends on, directly or not (itself excluded)."""
-        seen: set[str] = set()
-        pending = [name]
-        while pending:
-            for dependency in self.workspace_dependencies(pending.pop()):
-                if dependency not in seen:
-                    seen.add(dependency)
-                    pending.append(dependency)
-        seen.discard(name)
-        return frozenset(seen)
-
-    def dependents_closure(self, names: Iterable[str]) -> frozenset[str]:
-        """`names` and every member depending on one of them, directly or not."""
-        chosen = set(names)
-        return frozenset(
+    def affected_by(self, changed: Iterable[str]) -> list[Member]:
+        """Members whose checks a change to these files (paths relative to the root) can alter:
+        the members holding them, and every member depending on one of those, directly or not."""
+        changed = list(changed)
+        if any(path in SHARED_FILES for path in changed):
+            return list(self.members.values())
+        affected = {
+            member.name
+            for member in self.members.values()
+            if any(path.startswith(f"{member.path}/") for path in changed)
+        }
+        # Then each member depending on an affected one, until there is none left to add.
+        while dependents := {
             name
             for name in self.members
-            if name in chosen or self.dependencies_closure(name) & chosen
-        )
-
-    def affected_by(self, changed: Iterable[str]) -> list[Member]:
-        """Members whose checks a change to these files (paths relative to the root) can alter."""
-        touched: set[str] = set()
-        for path in changed:
-            if path in SHARED_FILES:
-                return list(self.members.values())
-            for member in self.members.values():
-                if path.startswith(member.path + "/"):
-                    touched.add(member.name)
-        closure = self.dependents_closure(touched)
-        return [member for name, member in self.members.items() if name in closure]
+            if name not in affected and self.workspace_dependencies(name) & affected
+        }:
+            affected |= dependents
+        return [member for name, member in self.members.items() if name in affected]
 
     def import_names(self, name: str) -> frozenset[str]:
         """Top-level import names a member installs (the packages and modules under its src/)."""
@@ -166,8 +147,9 @@ class ServiceFacts:
     """What the tools need to know of a service, each read from where the service defines it.
 
     The name is its distribution's (`[project] name`) and the package its import name, the
-    settings' prefix its Settings class's `env_prefix`, the port `[tool.stack] port`; the
-    database and role follow the naming rule (`service_stem`).
+    settings' prefix its Settings class's `env_prefix`, the port `[tool.stack] port` (fixed per
+    service, not derived from the list of services, so adding a service never moves another one's
+    URL); the database and role follow the naming rule (`service_stem`).
     """
 
     name: str  # things-svc: its folder and its distribution
@@ -187,69 +169,47 @@ class ServiceFacts:
 
     @classmethod
     def read(cls, directory: Path) -> ServiceFacts:
-        name = normalize(_read_toml(directory / "pyproject.toml")["project"]["name"])
+        pyproject = directory / "pyproject.toml"
+        config = _read_toml(pyproject)
+        port = config.get("tool", {}).get("stack", {}).get("port")
+        if not isinstance(port, int) or not 1024 <= port <= 65535:
+            raise ValueError(
+                f"{pyproject}: give the service a port: `[tool.stack] port = <1024..65535>`"
+            )
+        name = normalize(config["project"]["name"])
         return cls(
             name=name,
             directory=directory,
             package=name.replace("-", "_"),
             env_prefix=env_prefix_of(directory),
-            port=stack_port(directory),
+            port=port,
         )
 
 
 def env_prefix_of(directory: Path) -> str:
-    """A service's settings prefix (`THINGS_`): its Settings class's `env_prefix`, else the one
-    the naming rule gives."""
+    """A service's settings prefix (`THINGS_`): the `env_prefix` its settings module gives its
+    Settings class, else the one the naming rule gives."""
     name = normalize(_read_toml(directory / "pyproject.toml")["project"]["name"])
-    package = name.replace("-", "_")
-    prefix = _settings_prefix(directory / "src" / package / "settings.py")
-    return prefix or f"{service_stem(name).upper()}_"
-
-
-def _settings_prefix(settings: Path) -> str | None:
-    """The `env_prefix` a service's settings module gives its Settings class, if any."""
-    if not settings.is_file():
-        return None
-    tree = ast.parse(settings.read_text(encoding="utf-8"), filename=str(settings))
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.keyword)
-            and node.arg == "env_prefix"
-            and isinstance(node.value, ast.Constant)
-            and isinstance(node.value.value, str)
-        ):
-            return node.value.value
-    return None
-
-
-def stack_port(service_dir: Path) -> int:
-    """The port `make up` serves a service on: `[tool.stack] port` in its pyproject.toml.
-
-    Fixed per service (not derived from the list of services), so adding a service never moves
-    another one's URL.
-    """
-    pyproject = service_dir / "pyproject.toml"
-    port = _read_toml(pyproject).get("tool", {}).get("stack", {}).get("port")
-    if not isinstance(port, int) or not 1024 <= port <= 65535:
-        raise ValueError(
-            f"{pyproject}: give the service a port: `[tool.stack] port = <1024..65535>`"
-        )
-    return port
-
-
-@functools.cache
-def locked_versions(root: Path) -> dict[str, str]:
-    """Package versions in uv.lock, so CI runs the very tools developers run."""
-    with (root / "uv.lock").open("rb") as file:
-        lock = tomllib.load(file)
-    return {e["name"]: str(e["version"]) for e in lock.get("package", []) if "version" in e}
+    settings = directory / "src" / name.replace("-", "_") / "settings.py"
+    if settings.is_file():
+        tree = ast.parse(settings.read_text(encoding="utf-8"), filename=str(settings))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.keyword)
+                and node.arg == "env_prefix"
+                and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+            ):
+                return node.value.value
+    return f"{service_stem(name).upper()}_"
 
 
 def locked_version(root: Path, package: str) -> str:
-    version = locked_versions(root).get(package)
-    if version is None:
-        raise LookupError(f"{package} is not in uv.lock")
-    return version
+    """A package's version in uv.lock, so CI runs the very tools developers run."""
+    for entry in _read_toml(root / "uv.lock").get("package", []):
+        if entry["name"] == package and "version" in entry:
+            return str(entry["version"])
+    raise LookupError(f"{package} is not in uv.lock")
 
 
 def top_level_modules(directory: Path) -> frozenset[str]:
