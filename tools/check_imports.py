@@ -18,41 +18,30 @@ import argparse
 import ast
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from importlib.metadata import packages_distributions
+from itertools import chain
 from pathlib import Path
 
-from monorepo import Requirement, Workspace, normalize, top_level_modules
+from monorepo import Requirement, Workspace, normalize
 
 ROOT_TREES = ("tools", "tests")
 SKIPPED_DIRS = frozenset({".venv", "__pycache__", ".mypy_cache", ".pytest_cache", "node_modules"})
 
 
-@dataclass(frozen=True)
-class Problem:
-    file: Path
-    line: int
-    module: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: imports {self.module!r}, {self.reason}"
+def python_files(folder: Path) -> list[Path]:
+    return [
+        path
+        for path in sorted(folder.rglob("*.py"))
+        if not SKIPPED_DIRS.intersection(path.relative_to(folder).parts)
+    ]
 
 
-@dataclass(frozen=True)
-class Scope:
-    """Files checked together, the distributions they may use, the names local to them."""
-
-    owner: str
-    files: tuple[Path, ...]
-    declared: frozenset[str]
-    local: frozenset[str]
-
-
-def python_files(folder: Path) -> Iterator[Path]:
-    for path in sorted(folder.rglob("*.py")):
-        if not SKIPPED_DIRS.intersection(path.relative_to(folder).parts):
-            yield path
+def local_modules(folder: Path) -> set[str]:
+    """Names tests import from their own folders, at any depth (conftest, a sample app put on
+    sys.path): each module and package under `folder`."""
+    files = python_files(folder)
+    packages = {path.parent.name for path in files if path.name == "__init__.py"}
+    return {path.stem for path in files} | packages - {folder.name}
 
 
 def imported_modules(path: Path) -> Iterator[tuple[str, int]]:
@@ -66,91 +55,70 @@ def imported_modules(path: Path) -> Iterator[tuple[str, int]]:
             yield node.module.partition(".")[0], node.lineno
 
 
-def test_tree_modules(folder: Path) -> frozenset[str]:
-    """Names tests import from their own folders (conftest, a sample app put on sys.path)."""
-    names: set[str] = set()
-    for directory in [folder, *(d for d in folder.rglob("*") if d.is_dir())]:
-        if not SKIPPED_DIRS.intersection(directory.parts):
-            names |= top_level_modules(directory)
-    return frozenset(names)
-
-
-class Checker:
+class ImportCheck:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
-        self.distributions = {
-            module: frozenset(normalize(d) for d in dists)
-            for module, dists in packages_distributions().items()
+        self.providers = {
+            module: {normalize(distribution) for distribution in distributions}
+            for module, distributions in packages_distributions().items()
         }
         # Members installed in editable mode are not always in the metadata map: read their src/.
         for name in workspace.members:
-            for module in workspace.import_names(name):
-                self.distributions[module] = frozenset({name})
+            self.providers |= {module: {name} for module in workspace.import_names(name)}
 
-    def expand(self, requirements: Iterable[Requirement]) -> frozenset[str]:
+    def declared(self, requirements: Iterable[Requirement]) -> set[str]:
         """Distribution names declared, with the extras of workspace members followed."""
-        declared: set[str] = set()
+        names: set[str] = set()
         pending = list(requirements)
         while pending:
             requirement = pending.pop()
-            declared.add(requirement.name)
+            names.add(requirement.name)
             member = self.workspace.members.get(requirement.name)
             if member is not None:
                 for extra in requirement.extras:
                     pending.extend(member.extras.get(extra, ()))
-        return frozenset(declared)
+        return names
 
-    def scopes(self) -> Iterator[Scope]:
+    def problems(self) -> Iterator[str]:
+        """Each undeclared import, as `file:line: imports 'module', why`."""
         for name, member in self.workspace.members.items():
             folder = self.workspace.root / member.path
-            own = self.expand(
-                [Requirement(name), *member.dependencies, *_flatten(member.extras.values())]
+            own = self.declared(
+                [Requirement(name), *member.dependencies, *chain(*member.extras.values())]
             )
-            with_groups = own | self.expand(_flatten(member.groups.values()))
             local = self.workspace.import_names(name)
-            code: list[Path] = []
-            tests: list[Path] = []
-            for path in python_files(folder):
-                is_test = "tests" in path.relative_to(folder).parts
-                (tests if is_test else code).append(path)
-            yield Scope(name, tuple(code), own, local)
-            test_local = frozenset().union(
-                *(test_tree_modules(t) for t in folder.rglob("tests") if t.is_dir())
+            files = python_files(folder)
+            tests = [path for path in files if "tests" in path.relative_to(folder).parts]
+            code = [path for path in files if path not in tests]
+            yield from self.undeclared(code, owner=name, declared=own, local=local)
+            yield from self.undeclared(
+                tests,
+                owner=f"{name} (tests)",
+                declared=own | self.declared(chain(*member.groups.values())),
+                local=local.union(*map(local_modules, folder.rglob("tests"))),
             )
-            yield Scope(f"{name} (tests)", tuple(tests), with_groups, local | test_local)
-
-        root = self.workspace.root
-        files = tuple(
-            p for tree in ROOT_TREES if (root / tree).is_dir() for p in python_files(root / tree)
-        )
-        local = frozenset().union(
-            *(test_tree_modules(root / tree) for tree in ROOT_TREES if (root / tree).is_dir())
-        )
-        yield Scope(
-            "workspace root",
-            files,
-            self.expand(_flatten(self.workspace.root_groups.values())),
-            local,
+        trees = [self.workspace.root / tree for tree in ROOT_TREES]
+        yield from self.undeclared(
+            [path for tree in trees if tree.is_dir() for path in python_files(tree)],
+            owner="workspace root",
+            declared=self.declared(chain(*self.workspace.root_groups.values())),
+            local=set().union(*(local_modules(tree) for tree in trees if tree.is_dir())),
         )
 
-    def check(self, scope: Scope) -> Iterator[Problem]:
-        for path in scope.files:
+    def undeclared(
+        self, files: list[Path], *, owner: str, declared: set[str], local: Iterable[str]
+    ) -> Iterator[str]:
+        for path in files:
             for module, line in imported_modules(path):
-                if module in sys.stdlib_module_names or module in scope.local:
+                if module in sys.stdlib_module_names or module in local:
                     continue
-                relative = path.relative_to(self.workspace.root)
-                distributions = self.distributions.get(module)
+                where = f"{path.relative_to(self.workspace.root)}:{line}: imports {module!r}"
+                distributions = self.providers.get(module)
                 if distributions is None:
-                    reason = "which no installed distribution provides (run `make sync`?)"
-                    yield Problem(relative, line, module, reason)
-                elif not distributions & scope.declared:
+                    yield f"{where}, which no installed distribution provides (run `make sync`?)"
+                elif not distributions & declared:
                     names = " or ".join(sorted(distributions))
-                    reason = f"but {scope.owner} does not declare {names}"
-                    yield Problem(relative, line, module, reason)
-
-
-def _flatten(groups: Iterable[tuple[Requirement, ...]]) -> list[Requirement]:
-    return [requirement for group in groups for requirement in group]
+                    yield f"{where}, but {owner} does not declare {names}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
     args = parser.parse_args(argv)
 
-    checker = Checker(Workspace.load(args.root))
-    problems = [problem for scope in checker.scopes() for problem in checker.check(scope)]
+    problems = list(ImportCheck(Workspace.load(args.root)).problems())
     for problem in problems:
         print(problem)
     if problems:
