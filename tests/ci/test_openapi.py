@@ -22,7 +22,7 @@ def test_a_stale_document_is_reported_with_its_diff_then_rewritten(
     assert checked.returncode == 1
     assert '-    "title": "stale",' in checked.stdout
     assert '+    "title": "things-svc",' in checked.stdout
-    assert "out of date: things-svc; run `make openapi`" in checked.stderr
+    assert "out of date: services/things-svc/openapi.json; run `make openapi`" in checked.stderr
     assert '"title": "stale"' in things.read_text()  # a check writes nothing
 
     written = run_tool("openapi.py", *root, cwd=workspace_repo)
