@@ -94,14 +94,14 @@ class ImportCheck:
             yield from self.undeclared(
                 tests,
                 owner=f"{name} (tests)",
-                declared=own | self.declared(chain(*member.groups.values())),
+                declared=own | self.declared(member.groups),
                 local=local.union(*map(local_modules, folder.rglob("tests"))),
             )
         trees = [self.workspace.root / tree for tree in ROOT_TREES]
         yield from self.undeclared(
             [path for tree in trees if tree.is_dir() for path in python_files(tree)],
             owner="workspace root",
-            declared=self.declared(chain(*self.workspace.root_groups.values())),
+            declared=self.declared(self.workspace.root_groups),
             local=set().union(*(local_modules(tree) for tree in trees if tree.is_dir())),
         )
 

@@ -61,7 +61,8 @@ class Member:
     path: str
     dependencies: tuple[Requirement, ...]
     extras: dict[str, tuple[Requirement, ...]] = field(default_factory=dict)
-    groups: dict[str, tuple[Requirement, ...]] = field(default_factory=dict)
+    # Every dependency group's requirements together: what its tests may also import.
+    groups: tuple[Requirement, ...] = ()
     # A member with an Alembic configuration owns a database: CI migrates it.
     has_migrations: bool = False
 
@@ -71,7 +72,7 @@ class Workspace:
     root: Path
     members: dict[str, Member]
     # The root's own dependency groups: the tools every member shares (and tools/ and tests/ use).
-    root_groups: dict[str, tuple[Requirement, ...]] = field(default_factory=dict)
+    root_groups: tuple[Requirement, ...] = ()
 
     @classmethod
     def load(cls, root: Path) -> Workspace:
@@ -94,7 +95,7 @@ class Workspace:
     def workspace_dependencies(self, name: str) -> frozenset[str]:
         """Members `name` depends on directly, through its dependencies, extras or groups."""
         member = self.members[name]
-        requirements = [member.dependencies, *member.extras.values(), *member.groups.values()]
+        requirements = [member.dependencies, member.groups, *member.extras.values()]
         return frozenset(
             requirement.name
             for group in requirements
@@ -246,8 +247,8 @@ def _read_member(root: Path, path: Path) -> Member:
     )
 
 
-def _groups(raw: dict[str, list[Any]]) -> dict[str, tuple[Requirement, ...]]:
-    return {normalize(group): tuple(_group_requirements(raw, group)) for group in raw}
+def _groups(raw: dict[str, list[Any]]) -> tuple[Requirement, ...]:
+    return tuple(requirement for group in raw for requirement in _group_requirements(raw, group))
 
 
 def _group_requirements(groups: dict[str, list[Any]], name: str) -> Iterator[Requirement]:
