@@ -26,22 +26,20 @@ class ScaffoldError(Exception):
 def with_security_bodies(test_security: str, *, domain: str, item: str) -> str:
     """The security matrix's BODIES with a valid body for the domain's create and update: two
     entries inserted before the brace that closes the dict, found in the module's syntax tree."""
-    bodies = [
-        node.value
-        for node in ast.parse(test_security).body
-        if isinstance(node, ast.AnnAssign | ast.Assign)
-        and any(
-            isinstance(target, ast.Name) and target.id == "BODIES"
-            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
-        )
-    ]
-    if not bodies or not isinstance(bodies[0], ast.Dict) or bodies[0].end_lineno is None:
+    for node in ast.parse(test_security).body:
+        match node:
+            case (
+                ast.Assign(targets=[ast.Name("BODIES")], value=ast.Dict() as bodies)
+                | ast.AnnAssign(target=ast.Name("BODIES"), value=ast.Dict() as bodies)
+            ) if bodies.end_lineno is not None:
+                break
+    else:
         raise ScaffoldError("tests/test_security.py has no `BODIES = {...}` to add the domain to")
     create = operation_id(f"create_{item}", domain, "post")
     update = operation_id(f"update_{item}", f"{domain}/{{{item}_id}}", "patch")
     entries = f'    "{create}": {{"name": "First"}},\n    "{update}": {{"name": "Renamed"}},\n'
     lines = test_security.splitlines(keepends=True)
-    row, column = bodies[0].end_lineno - 1, (bodies[0].end_col_offset or 1) - 1
+    row, column = bodies.end_lineno - 1, (bodies.end_col_offset or 1) - 1
     before, after = lines[row][:column], lines[row][column:]
     # An empty dict is written `{}`: its entries go on lines of their own.
     lines[row] = before + ("\n" if before.strip() else "") + entries + after
@@ -67,18 +65,16 @@ def with_first_party(pyproject: str, package: str) -> str:
     return tomlkit.dumps(document)
 
 
-def yaml_editor() -> YAML:
-    """Round-trip YAML in the layout of the repository's hand-written files."""
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    return yaml
+# Round-trip YAML in the layout of the repository's hand-written files.
+YAML_FILES = YAML()
+YAML_FILES.preserve_quotes = True
+YAML_FILES.width = 4096
+YAML_FILES.indent(mapping=2, sequence=4, offset=2)
 
 
-def dump(yaml: YAML, document: Any) -> str:
+def dump(document: Any) -> str:
     text = io.StringIO()
-    yaml.dump(document, text)
+    YAML_FILES.dump(document, text)
     return text.getvalue()
 
 
@@ -88,42 +84,36 @@ def with_compose_service(compose: str, *, database: str, block: str) -> str:
 
     The block's entries use the file's own anchors (`*migrator`, `*api`), so they are read as one
     more top-level key of the same document, then moved under `services:`."""
-    yaml = yaml_editor()
     # The key after the block keeps the blank line that ends it, as the file's other entries have.
-    document = yaml.load(f"{compose}\nx-scaffold:\n{block}\nx-scaffold-end:\n")
+    document = YAML_FILES.load(f"{compose}\nx-scaffold:\n{block}\nx-scaffold-end:\n")
     new = document.pop("x-scaffold")
     document.pop("x-scaffold-end")
     services = document["services"]
     postgres = services["postgres"]["environment"]
-    postgres["SERVICE_DATABASES"] = " ".join(
-        sorted({*postgres["SERVICE_DATABASES"].split(), database})
-    )
+    postgres["SERVICE_DATABASES"] = with_database(postgres["SERVICE_DATABASES"], database)
     password = f"{database.upper()}_DB_PASSWORD"
-    insert_sorted(
-        postgres,
-        password,
-        f"${{{password}:?set {password} in infra/.env}}",
-        among=lambda key: key.endswith("_DB_PASSWORD"),
-    )
+    value = f"${{{password}:?set {password} in infra/.env}}"
+    place = sorted_place(list(postgres), password, among=lambda key: key.endswith("_DB_PASSWORD"))
+    postgres.insert(place, password, value)
     for key, value in new.items():
-        insert_sorted(services, key, value, among=lambda key: key.endswith(("-migrate", "-svc")))
-    return dump(yaml, document)
+        place = sorted_place(
+            list(services), key, among=lambda key: key.endswith(("-migrate", "-svc"))
+        )
+        services.insert(place, key, value)
+    return dump(document)
 
 
 def with_scrape_job(prometheus: str, service: str) -> str:
     """Prometheus's configuration (Compose's observability profile) with a job scraping the
     service's metrics port inside Compose's network, in its sorted place among the services'."""
-    yaml = yaml_editor()
-    document = yaml.load(prometheus)
-    jobs = document["scrape_configs"]
+    document = YAML_FILES.load(prometheus)
     job = {
         "job_name": service,
         "metrics_path": "/metrics",
         "static_configs": [{"targets": [f"{service}:{METRICS_PORT}"]}],
     }
-    names = [str(job["job_name"]) for job in jobs]
-    jobs.insert(sorted_place(names, service, among=lambda name: name.endswith("-svc")), job)
-    return dump(yaml, document)
+    add_sorted(document["scrape_configs"], job, key="job_name", among=lambda n: n.endswith("-svc"))
+    return dump(document)
 
 
 def with_env_lines(example: str, *, database: str, port: int, services: Collection[str]) -> str:
@@ -149,9 +139,13 @@ def variable(line: str) -> str | None:
     return bindings[0].key if bindings and not bindings[0].error else None
 
 
-def insert_sorted(mapping: Any, key: str, value: Any, *, among: Callable[[str], bool]) -> None:
-    """Put `key` among the keys `among` picks, in alphabetical order."""
-    mapping.insert(sorted_place(list(mapping), key, among=among), key, value)
+def add_sorted(
+    entries: Any, entry: Any, *, key: str | None = None, among: Callable[[str], bool]
+) -> None:
+    """Put `entry` in a YAML list among the entries `among` picks, in alphabetical order: of the
+    entries themselves, or of their `key`."""
+    names = [str(existing if key is None else existing[key]) for existing in entries]
+    entries.insert(sorted_place(names, entry if key is None else entry[key], among=among), entry)
 
 
 def sorted_place(keys: list[str], key: str, *, among: Callable[[str], bool]) -> int:
@@ -164,56 +158,46 @@ def sorted_place(keys: list[str], key: str, *, among: Callable[[str], bool]) -> 
     return later[0] if later else siblings[-1] + 1
 
 
+def with_database(databases: str, database: str) -> str:
+    """A `SERVICE_DATABASES` value, the names Postgres's init script creates, with one more."""
+    return " ".join(sorted({*str(databases).split(), database}))
+
+
 def with_kubernetes_service(overlay: str, *, service: str, tag: str) -> str:
     """An overlay's kustomization deploying the service too: its folder among the services'
     `resources`, its image among the `images`, each in its sorted place."""
-    yaml = yaml_editor()
-    document = yaml.load(overlay)
+    document = YAML_FILES.load(overlay)
     folder = f"../../services/{service}"
-    resources = document["resources"]
-    resources.insert(
-        sorted_place(list(resources), folder, among=lambda r: r.startswith("../../services/")),
-        folder,
-    )
-    images = document["images"]
-    names = [str(image["name"]) for image in images]
-    images.insert(
-        sorted_place(names, service, among=lambda name: name.endswith("-svc")),
-        {"name": service, "newTag": tag},
-    )
-    return dump(yaml, document)
+    add_sorted(document["resources"], folder, among=lambda r: r.startswith("../../services/"))
+    image = {"name": service, "newTag": tag}
+    add_sorted(document["images"], image, key="name", among=lambda name: name.endswith("-svc"))
+    return dump(document)
 
 
 def with_dev_database(overlay: str, *, service: str, database: str) -> str:
     """The dev overlay's kustomization with the service's role in PgBouncer's userlist and its
     database URLs (no password: the dev Postgres trusts its one client, PgBouncer)."""
-    yaml = yaml_editor()
-    document = yaml.load(overlay)
+    document = YAML_FILES.load(overlay)
     generators = document["secretGenerator"]
     userlist = next(g for g in generators if g["name"] == "pgbouncer-userlist")["literals"]
     userlist[0] = type(userlist[0])(f'{userlist[0].rstrip()}\n"{database}" ""\n')
     server = f"postgresql+asyncpg://{database}@pgbouncer:5432"
-    name = f"{service}-database"
-    names = [str(g["name"]) for g in generators]
-    place = sorted_place(names, name, among=lambda existing: existing.endswith("-database"))
     literals = [f"url={server}/{database}", f"migrate-url={server}/{database}_migrate"]
-    generators.insert(place, {"name": name, "literals": literals})
-    return dump(yaml, document)
+    generator = {"name": f"{service}-database", "literals": literals}
+    add_sorted(generators, generator, key="name", among=lambda name: name.endswith("-database"))
+    return dump(document)
 
 
 def with_dev_postgres_database(statefulset: str, *, database: str) -> str:
     """The dev Postgres with the service's database in SERVICE_DATABASES and its (unused)
     password, which the init script asks for."""
-    yaml = yaml_editor()
-    document = yaml.load(statefulset)
+    document = YAML_FILES.load(statefulset)
     env = document["spec"]["template"]["spec"]["containers"][0]["env"]
     databases = next(variable for variable in env if variable["name"] == "SERVICE_DATABASES")
-    databases["value"] = " ".join(sorted({*str(databases["value"]).split(), database}))
-    password = f"{database.upper()}_DB_PASSWORD"
-    names = [str(variable["name"]) for variable in env]
-    place = sorted_place(names, password, among=lambda name: name.endswith("_DB_PASSWORD"))
-    env.insert(place, {"name": password, "value": f"unused-{database}"})
-    return dump(yaml, document)
+    databases["value"] = with_database(databases["value"], database)
+    password = {"name": f"{database.upper()}_DB_PASSWORD", "value": f"unused-{database}"}
+    add_sorted(env, password, key="name", among=lambda name: name.endswith("_DB_PASSWORD"))
+    return dump(document)
 
 
 def with_pgbouncer_databases(ini: str, *, database: str) -> str:
