@@ -149,15 +149,15 @@ hooks: sync ## Run every pre-commit hook on every file (what the git hook runs o
 
 .PHONY: openapi
 openapi: sync ## Write each service's OpenAPI document, services/<svc>/openapi.json (reviewed, tested)
-	$(UV) run --no-sync python tools/openapi.py
+	$(UV) run --no-sync python tools/generated_files.py openapi
 
 .PHONY: event-schema
 event-schema: sync ## Write the events' envelope JSON schema, packages/common/events.schema.json (reviewed, tested)
-	$(UV) run --no-sync python tools/event_schema.py
+	$(UV) run --no-sync python tools/generated_files.py event-schema
 
 .PHONY: env-examples
 env-examples: sync ## Regenerate each service's .env.example from its settings classes
-	$(UV) run --no-sync python tools/env_examples.py
+	$(UV) run --no-sync python tools/generated_files.py env-examples
 
 .PHONY: manifests-check
 manifests-check: sync ## Every overlay of deploy/kubernetes rendered, validated (each Kubernetes version), linted, budgeted
@@ -264,8 +264,8 @@ new-service: sync ## New service with a first domain: make new-service NAME=orde
 	@UV="$(UV)" $(UV) run --no-sync python tools/scaffold.py new-service "$(NAME)" \
 		$(if $(DOMAIN),--domain "$(DOMAIN)") $(if $(SINGULAR),--singular "$(SINGULAR)")
 	$(UV) sync --locked --all-packages --compile-bytecode
-	$(UV) run --no-sync python tools/openapi.py --service "$(NAME)"
-	$(UV) run --no-sync python tools/env_examples.py
+	$(UV) run --no-sync python tools/generated_files.py openapi --service "$(NAME)"
+	$(UV) run --no-sync python tools/generated_files.py env-examples
 	@echo "Next:"
 	@echo "  make test PYTEST_ARGS=services/$(NAME)   # its tests, green from the start"
 	@echo "  make up      # runs it with the others: its database made, migrated (make down first if up)"
@@ -277,7 +277,7 @@ new-domain: sync ## New domain in a service: make new-domain SERVICE=things-svc 
 	@test -n "$(SERVICE)" -a -n "$(NAME)" || { echo "usage: make new-domain SERVICE=<service> NAME=<plural> [SINGULAR=<singular>]"; exit 2; }
 	@$(UV) run --no-sync python tools/scaffold.py new-domain "$(SERVICE)" "$(NAME)" \
 		$(if $(SINGULAR),--singular "$(SINGULAR)")
-	$(UV) run --no-sync python tools/openapi.py --service "$(SERVICE)"
+	$(UV) run --no-sync python tools/generated_files.py openapi --service "$(SERVICE)"
 	@echo "Next:"
 	@echo "  make migrate SERVICE=$(SERVICE)   # its table, in the make-up stack's database"
 	@echo "  make test PYTEST_ARGS=services/$(SERVICE)   # its tests, green from the start"

@@ -235,7 +235,7 @@ def test_generated_code_passes_lint_types_and_the_import_check(generated: Copy) 
     for folder in ("services/orders-svc", "services/things-svc", "services/users-svc", "tools"):
         generated.python("-m", "mypy", folder)
     generated.python("tools/check_imports.py")
-    generated.python("tools/env_examples.py", "--check")
+    generated.python("tools/generated_files.py", "env-examples", "--check")
     # CI checks the new service with no edit of its workflow: it is one of the members the
     # matrix lists, and its job's check migrates it.
     assert '"orders-svc"' in generated.python(

@@ -1,23 +1,81 @@
-"""What every generator here does with the documents it derives from code (OpenAPI documents, the
-events' schema, `.env.example` files): write them, or with `--check` show how each committed file
-differs, change nothing and exit 1."""
+"""The documents programs derive from code, committed so that a change to them shows in review:
+
+    uv run python tools/generated_files.py openapi [--service orders-svc] [--check]
+    uv run python tools/generated_files.py env-examples [--service orders-svc] [--check]
+    uv run python tools/generated_files.py event-schema [--check]
+
+- `openapi`: each service's OpenAPI document, `services/<svc>/openapi.json`, the one it serves at
+  /openapi.json from the app its `main.py` builds (the contract: a field, a status, a route);
+- `env-examples`: each service's `.env.example`, every setting with its default and what it does,
+  from the settings classes themselves (each field's `description`);
+- `event-schema`: the JSON schema of the envelope every event travels in,
+  `packages/common/events.schema.json`.
+
+`make openapi`, `make env-examples` and `make event-schema` write them. With `--check`, each file
+that differs from what the code gives is shown as a diff, nothing is written, and the exit status
+is 1: the pre-commit hooks run it, and the tests of the services and of common fail too when a
+document is out of date.
+"""
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
+import json
 import sys
+from enum import Enum
 from pathlib import Path
+from typing import Any
+
+from common.events import event_schema_document
+from common.settings import AppBaseSettings
+from common.testing.openapi import OPENAPI_FILE, openapi_document
+from monorepo import ServiceFacts, Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
+EVENT_SCHEMA_FILE = "packages/common/events.schema.json"
 
 
-def generator_parser(doc: str) -> argparse.ArgumentParser:
-    """A generator's command line: its description the first line of `doc`, and `--check`."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 on a difference")
-    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
-    return parser
+def env_example(service: ServiceFacts) -> str:
+    settings: type[AppBaseSettings] = importlib.import_module(
+        f"{service.package}.settings"
+    ).Settings
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    lines = [
+        f"# {service.name}: every setting, with its default. Copy this file to .env (git-ignored)",
+        "# in the service's folder and uncomment what you change; the environment wins over .env.",
+        "# Generated from the settings classes by `make env-examples`: edit those, not this.",
+    ]
+    for name, field in settings.model_fields.items():
+        alias = field.validation_alias if isinstance(field.validation_alias, str) else None
+        variable = alias or f"{prefix}{name}".upper()
+        default = None if field.is_required() else field.get_default(call_default_factory=True)
+        lines += ["", f"# {described(settings, name)}", f"# {variable}={shown(default)}"]
+    return "\n".join(lines) + "\n"
+
+
+def described(settings: type[AppBaseSettings], name: str) -> str:
+    """A field's description: its own, or the one of the class it overrides (a service sets
+    `service_name` to its name, and keeps the base's words for it)."""
+    for cls in settings.__mro__:
+        fields = getattr(cls, "model_fields", {})
+        if name in fields and fields[name].description:
+            return str(fields[name].description)
+    raise ValueError(f"{settings.__module__}.Settings.{name} has no description")
+
+
+def shown(value: Any) -> str:
+    """A default as it would be written in the environment."""
+    if value is None:
+        return ""
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(list(value) if isinstance(value, tuple) else value) if value else ""
+    return str(value)
 
 
 def sync_files(documents: dict[Path, str], *, root: Path, check: bool, remedy: str) -> int:
@@ -47,3 +105,35 @@ def sync_files(documents: dict[Path, str], *, root: Path, check: bool, remedy: s
         print(f"\nout of date: {', '.join(stale)}; run `{remedy}`", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("document", choices=["openapi", "env-examples", "event-schema"])
+    parser.add_argument("--service", action="append", help="only this service (repeatable)")
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 on a difference")
+    parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    services = {facts.name: facts for facts in Workspace.load(root).services()}
+    unknown = sorted(set(args.service or ()) - set(services))
+    if unknown:
+        print(f"error: no service named {', '.join(unknown)} in services/", file=sys.stderr)
+        return 2
+    chosen = [services[name] for name in args.service or services]
+    if args.document == "openapi":
+        documents = {
+            s.directory / OPENAPI_FILE: openapi_document(
+                importlib.import_module(f"{s.package}.main").app
+            )
+            for s in chosen
+        }
+    elif args.document == "env-examples":
+        documents = {s.directory / ".env.example": env_example(s) for s in chosen}
+    else:
+        documents = {root / EVENT_SCHEMA_FILE: event_schema_document()}
+    return sync_files(documents, root=root, check=args.check, remedy=f"make {args.document}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
