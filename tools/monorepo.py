@@ -124,9 +124,14 @@ class Workspace:
         return [member for name, member in self.members.items() if name in affected]
 
     def import_names(self, name: str) -> frozenset[str]:
-        """Top-level import names a member installs (the packages and modules under its src/)."""
+        """Top-level import names a member installs: the packages and modules under its src/."""
         source = self.root / self.members[name].path / "src"
-        return top_level_modules(source) if source.is_dir() else frozenset()
+        children = source.iterdir() if source.is_dir() else ()
+        return frozenset(
+            child.stem
+            for child in children
+            if (child / "__init__.py").is_file() or child.suffix == ".py"
+        )
 
     def services(self) -> list[ServiceFacts]:
         """Every service of the workspace (the members under services/), by name."""
@@ -211,17 +216,6 @@ def locked_version(root: Path, package: str) -> str:
         if entry["name"] == package and "version" in entry:
             return str(entry["version"])
     raise LookupError(f"{package} is not in uv.lock")
-
-
-def top_level_modules(directory: Path) -> frozenset[str]:
-    """Names importable from `directory` when it is on sys.path: packages and modules."""
-    names: set[str] = set()
-    for child in directory.iterdir():
-        if child.is_dir() and (child / "__init__.py").is_file():
-            names.add(child.name)
-        elif child.suffix == ".py":
-            names.add(child.stem)
-    return frozenset(names)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -237,17 +237,14 @@ def model_tables(source: str) -> set[str]:
     tables = set()
     for node in ast.parse(source).body:
         if isinstance(node, ast.ClassDef) and node.bases:
-            explicit = [
-                statement.value.value
-                for statement in node.body
-                if isinstance(statement, ast.Assign)
-                and any(
-                    isinstance(t, ast.Name) and t.id == "__tablename__" for t in statement.targets
-                )
-                and isinstance(statement.value, ast.Constant)
-                and isinstance(statement.value.value, str)
-            ]
-            tables.add(explicit[0] if explicit else table_name_for(node.name))
+            table = table_name_for(node.name)
+            for statement in node.body:
+                match statement:
+                    case ast.Assign(
+                        targets=[ast.Name("__tablename__")], value=ast.Constant(str(explicit))
+                    ):
+                        table = explicit
+            tables.add(table)
     return tables
 
 
