@@ -1,4 +1,4 @@
-"""The documents programs derive from code, committed so that a change to them shows in review:
+"""Write the documents derived from code, committed so that a change to them shows in review.
 
     uv run python tools/generated_files.py openapi [--service orders-svc] [--check]
     uv run python tools/generated_files.py env-examples [--service orders-svc] [--check]
