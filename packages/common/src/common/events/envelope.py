@@ -1,7 +1,7 @@
 """The envelope every event travels in: versioned, and the same JSON in the outbox and on NATS.
 
 Its JSON schema is committed (`packages/common/events.schema.json`) and checked for drift like
-the services' OpenAPI documents (`tools/openapi.py`).
+the services' OpenAPI documents (`make event-schema`, `make openapi`: tools/generated_files.py).
 """
 
 import json
