@@ -79,3 +79,34 @@ def test_several_workers_share_a_metrics_folder_emptied_of_an_earlier_run(
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     share_metrics_between_workers(command_line(["x:app", "--workers", "3"]))
     assert not stale.exists()
+
+
+def test_a_refused_setting_ends_the_start_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "shop_app.py").write_text(
+        "from pydantic_settings import SettingsConfigDict\n"
+        "from common.settings import AppBaseSettings\n\n"
+        "class Settings(AppBaseSettings):\n"
+        "    model_config = SettingsConfigDict(env_prefix='SHOP_', env_file=None)\n"
+        "    service_name: str = 'shop'\n"
+        "    database_url: str = 'postgresql+asyncpg://shop:shop@127.0.0.1/shop'\n\n"
+        "settings = Settings()\n"
+        "app = None\n"
+    )
+    env = {**os.environ, "SHOP_DATABASE_URL": "mysql://shop:s3cret@db/shop"}
+    env.pop("DATABASE_URL", None)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "common.serve", "shop_app:app", f"--port={free_port()}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: SHOP_DATABASE_URL is mysql://: give a Postgres URL, postgresql+asyncpg://, "
+        "postgresql:// or postgres://\n"
+    )

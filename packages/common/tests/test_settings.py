@@ -136,6 +136,41 @@ def test_a_plain_database_url_in_the_env_file_is_refused_too(
         FromFile()
 
 
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql", "postgresql+asyncpg"])
+def test_the_urls_a_managed_postgres_gives_are_read_with_the_asyncpg_driver(
+    monkeypatch: pytest.MonkeyPatch, scheme: str
+) -> None:
+    monkeypatch.setenv("SHOP_DATABASE_URL", f"{scheme}://shop:s3cret@db.example.com:6543/shop")
+
+    settings = ShopSettings()
+
+    assert settings.database_url == "postgresql+asyncpg://shop:s3cret@db.example.com:6543/shop"
+
+
+@pytest.mark.parametrize(
+    ("url", "given"),
+    [
+        ("mysql://shop:s3cret@db/shop", "mysql://"),
+        ("postgresql+psycopg://shop:s3cret@db/shop", "postgresql+psycopg://"),
+        ("shop:s3cret@db/shop", "a value without a scheme"),
+    ],
+)
+def test_any_other_scheme_is_refused_in_one_line_without_the_password(
+    monkeypatch: pytest.MonkeyPatch, url: str, given: str
+) -> None:
+    monkeypatch.setenv("SHOP_DATABASE_URL", url)
+
+    with pytest.raises(ValidationError) as refused:
+        ShopSettings()
+
+    (error,) = refused.value.errors()
+    assert error["msg"] == (
+        f"Value error, SHOP_DATABASE_URL is {given}: give a Postgres URL, "
+        "postgresql+asyncpg://, postgresql:// or postgres://"
+    )
+    assert "s3cret" not in str(refused.value)
+
+
 def test_debug_is_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENVIRONMENT", "production")
     monkeypatch.setenv("SHOP_DATABASE_URL", "postgresql+asyncpg://shop:s3cret-Pa55@db/shop")

@@ -1,5 +1,6 @@
 """Declarative base, timestamps, and the engine and session factories a running app owns."""
 
+import logging
 import re
 import uuid
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Self
 
 from sqlalchemy import DateTime, MetaData, event, func
-from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -27,6 +28,8 @@ from uuid_utils.compat import uuid7
 
 from common.pools import ReadPool, WritePool
 from common.settings import AppBaseSettings, Pooler
+
+logger = logging.getLogger(__name__)
 
 # Deterministic constraint names, so migrations can drop and alter what they created.
 NAMING_CONVENTION = {
@@ -229,6 +232,9 @@ class Database:
 
     @classmethod
     def from_settings(cls, settings: AppBaseSettings) -> Self:
+        # Once per start: which database, as the driver reads it, never the password.
+        shown = make_url(settings.database_url).render_as_string(hide_password=True)
+        logger.info("database: %s", shown)
         engine = create_engine(settings)
         read_engine = create_engine(settings, autocommit=True)
         return cls(

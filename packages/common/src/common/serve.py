@@ -12,6 +12,9 @@ notebooks that import an app get neither):
 - **uvicorn's own lines through the app's handler** (common.logs: JSON in production, with the
   request and trace IDs): its logging configuration leaves its loggers without handlers of their
   own, unless `--log-config` gives another.
+- **Settings refused in one line**: a setting the service refuses at import (a database URL of
+  another scheme, an unsafe production value) is printed as one line per problem, naming the
+  variable, and the process exits 1, rather than as uvicorn's traceback of the import.
 - **Metrics of several workers added up**: with `--workers` above 1 (or `WEB_CONCURRENCY`),
   `PROMETHEUS_MULTIPROC_DIR` is set (a new temporary folder, or the one given, emptied) before
   the app is imported, so each worker writes its metrics there and the metrics endpoint, served
@@ -34,6 +37,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from pydantic import ValidationError
 
 # Not common.metrics: prometheus_client must not be imported before the variable is set.
 from common.settings import MULTIPROCESS_DIR_ENV
@@ -64,12 +69,28 @@ def command_line(arguments: Sequence[str]) -> dict[str, Any]:
 
 def import_app(options: dict[str, Any]) -> None:
     """Import the app module named on the command line, as uvicorn is about to: it then finds
-    it imported. Anything wrong is left for uvicorn to report in its own words."""
-    with contextlib.suppress(Exception):
+    it imported. Settings it refuses end the process with their message; anything else wrong is
+    left for uvicorn to report in its own words."""
+    try:
         app_dir = options.get("app_dir")
         if app_dir is not None:
             sys.path.insert(0, app_dir)
         importlib.import_module(options["app"].split(":")[0])
+    except ValidationError as exc:
+        sys.exit("\n".join(f"error: {problem}" for problem in problems(exc)))
+    except Exception:
+        return
+
+
+def problems(error: ValidationError) -> list[str]:
+    """One line per problem: a refusal's own sentence (it names the variable), else the field
+    and what is wrong with its value."""
+    return [
+        problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "value_error"
+        else f"{error.title}.{'.'.join(map(str, problem['loc']))}: {problem['msg']}"
+        for problem in error.errors()
+    ]
 
 
 def share_metrics_between_workers(options: dict[str, Any]) -> None:

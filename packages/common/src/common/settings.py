@@ -24,6 +24,10 @@ API_PREFIX = "/api/v1"
 METRICS_PORT = 9000
 # prometheus_client's multiprocess mode: where each worker process writes its metrics.
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# The driver every service talks to Postgres with; the schemes a managed Postgres hands out
+# (`postgres://`, `postgresql://`) are read as this one.
+DATABASE_SCHEME = "postgresql+asyncpg"
+PLAIN_DATABASE_SCHEMES = ("postgres", "postgresql")
 
 
 LogFormat = Literal["text", "json"]
@@ -66,7 +70,10 @@ class SettingsError(ValueError):
 
 
 class AppBaseSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    # Settings hold passwords: an error names the setting, never repeats its value.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     # Fields a subclass must set explicitly (not leave at a default) when running in production.
     required_in_production: ClassVar[tuple[str, ...]] = ("database_url",)
@@ -78,7 +85,8 @@ class AppBaseSettings(BaseSettings):
     )
     service_name: str = Field(description="The service's name, in logs and Postgres sessions")
     database_url: str = Field(
-        description="SQLAlchemy URL of the service's own database (postgresql+asyncpg://...)"
+        description="URL of the service's own database: postgresql+asyncpg://, or the "
+        "postgresql:// or postgres:// a managed Postgres gives (read as postgresql+asyncpg://)"
     )
     api_prefix: str = Field(default=API_PREFIX, description="Where the domains' routes are served")
     docs_enabled: bool = Field(
@@ -168,6 +176,20 @@ class AppBaseSettings(BaseSettings):
         except ValueError:
             return data  # field validation reports the bad value
         return {**PROFILES[environment], **data}
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_url(cls, url: str) -> str:
+        scheme, separator, rest = url.partition("://")
+        if separator and scheme in PLAIN_DATABASE_SCHEMES:
+            return f"{DATABASE_SCHEME}://{rest}"
+        if separator and scheme == DATABASE_SCHEME:
+            return url
+        given = f"{scheme}://" if separator else "a value without a scheme"
+        raise SettingsError(
+            f"{cls._env_name('database_url')} is {given}: give a Postgres URL, "
+            f"{DATABASE_SCHEME}://, postgresql:// or postgres://"
+        )
 
     @field_validator("cors_origins", mode="before")
     @classmethod
