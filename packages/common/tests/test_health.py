@@ -1,4 +1,5 @@
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -99,6 +100,45 @@ async def test_unreachable_database_gives_503_not_500(service: ServiceUnderTest)
     assert listing.headers["content-type"] == PROBLEM
     assert listing.headers["retry-after"] == "1"
     assert "nowhere" not in listing.text
+
+
+async def test_a_postgresql_url_serves_and_is_logged_once_without_its_password(
+    service: ServiceUnderTest, database_url: URL, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The tests' embedded server takes any password; another server, the one it was given.
+    password = database_url.password or "s3cret-pass"
+    given = database_url.set(drivername="postgresql", password=password)
+    settings = service.settings(given)
+    app = create_app(settings, domains=service.domains)
+
+    with caplog.at_level(logging.INFO, logger="common.db"):
+        async with open_client(app) as client:
+            ready = await client.get("/health/ready")
+
+    assert ready.status_code == 200
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("database: ")]
+    assert logged == [f"database: {given.set(drivername='postgresql+asyncpg')}"]  # str(): ***
+    assert str(password) not in caplog.text
+
+
+async def test_a_refused_login_names_the_role_and_requests_get_503(
+    service: ServiceUnderTest, postgres_server: URL
+) -> None:
+    # A role the server does not know: refused as a wrong password is (SQLSTATE class 28).
+    url = postgres_server.set(username="nobody_here", password="wrong", database="nowhere")
+    app = create_app(service.settings(url), domains=service.domains)
+
+    async with open_client(app) as client:
+        ready = await client.get("/health/ready")
+        listing = await client.get("/api/v1/widgets")
+
+    assert ready.status_code == 503
+    assert ready.json()["detail"] == (
+        "The database refused the login: authentication failed for role nobody_here."
+    )
+    assert listing.status_code == 503
+    assert listing.headers["content-type"] == PROBLEM
+    assert "nobody_here" not in listing.text
 
 
 async def test_ready_answers_503_in_its_timeout_when_the_database_hangs(

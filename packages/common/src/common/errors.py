@@ -154,9 +154,10 @@ def is_database_unavailable(error: BaseException) -> bool:
         if error.connection_invalidated:
             return True
         sqlstate = _sqlstate(error) or ""
-        # 08: connection exception; 57P: operator intervention (shutdown, restart); 53: no room.
+        # 08: connection exception; 57P: operator intervention (shutdown, restart); 53: no room;
+        # 28: the login refused (a password or role the operator must fix: /health/ready says).
         return (
-            sqlstate.startswith(("08", "57P", "53"))
+            sqlstate.startswith(("08", "57P", "53", "28"))
             or sqlstate in (QUERY_CANCELED, LOCK_NOT_AVAILABLE)
             or isinstance(error.orig, ConnectionError | OSError)
         )

@@ -16,7 +16,7 @@ import logging
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from common.db import Database
 from common.errors import Problem, ProblemResponse, problem_response
@@ -26,6 +26,8 @@ from common.session import database_of
 logger = logging.getLogger(__name__)
 
 READY_TIMEOUT_SECONDS = 2.0
+# SQLSTATE class 28, invalid authorization: a wrong password, or a role that does not exist.
+AUTHENTICATION_FAILED_CLASS = "28"
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -68,10 +70,16 @@ async def ready(request: Request) -> Health | ProblemResponse:
     """The service can serve: its database answers and its schema is at the expected revision."""
     expected: frozenset[str] = request.state.migration_heads
     check: ReadinessCheck = request.state.readiness
+    database = database_of(request)
     try:
-        current = await check.current_revisions(database_of(request))
+        current = await check.current_revisions(database)
     except (TimeoutError, OSError, SQLAlchemyError) as exc:
         logger.warning("not ready: database check failed (%s)", type(exc).__name__)
+        if _authentication_failed(exc):
+            role = database.engine.url.username
+            return _not_ready(
+                request, f"The database refused the login: authentication failed for role {role}."
+            )
         return _not_ready(request, "The database does not answer.")
     if current != expected:
         logger.warning("not ready: schema at %s, expected %s", sorted(current), sorted(expected))
@@ -82,6 +90,11 @@ async def ready(request: Request) -> Health | ProblemResponse:
 async def _current_revisions(database: Database) -> frozenset[str]:
     async with database.engine.connect() as connection:
         return await applied_revisions(connection)
+
+
+def _authentication_failed(error: BaseException) -> bool:
+    sqlstate = getattr(error.orig, "sqlstate", None) if isinstance(error, DBAPIError) else None
+    return str(sqlstate or "").startswith(AUTHENTICATION_FAILED_CLASS)
 
 
 def _not_ready(request: Request, detail: str) -> ProblemResponse:
