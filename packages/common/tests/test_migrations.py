@@ -110,3 +110,26 @@ def test_a_failing_first_upgrade_leaves_an_empty_database(
         command.upgrade(alembic_config(alembic_dir, empty_database_url), "head")
 
     assert asyncio.run(schema_of(empty_database_url)) == ([], [])
+
+
+def test_a_missing_down_revision_is_one_line_before_alembics_error(
+    alembic_dir: Path,
+    empty_database_url: URL,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    add_revision(alembic_dir, "0003", down="f903a9d01171", body="    pass")
+    monkeypatch.chdir(alembic_dir.parent)
+
+    # Alembic warns, then fails: its full error, which the one line comes before.
+    with (
+        pytest.warns(UserWarning, match="f903a9d01171"),
+        pytest.raises(KeyError, match="f903a9d01171"),
+    ):
+        command.upgrade(alembic_config(alembic_dir, empty_database_url), "head")
+
+    assert capfd.readouterr().err.splitlines()[0] == (
+        "error: alembic/versions/0003_extra.py: revision 0003 has down_revision "
+        "'f903a9d01171', which no script in alembic/versions declares: set it to the revision "
+        "this one follows"
+    )

@@ -1,14 +1,20 @@
-"""The Alembic runner every service's `env.py` hands over to, and the schema's expected head."""
+"""The Alembic runner every service's `env.py` hands over to, and the schema's expected head.
+
+Two mistakes are answered in one line before Alembic's own error: a revision graph Alembic cannot
+read (common.revisions), and an autogenerate against a database that is not at the head.
+"""
 
 import asyncio
 import logging
+import sys
 import zlib
+from pathlib import Path
 
 from alembic import context
 from sqlalchemy import Connection, MetaData, pool, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from common.revisions import VERSION_TABLE, expected_heads
+from common.revisions import VERSION_TABLE, expected_heads, revision_graph_problem
 
 __all__ = ["VERSION_TABLE", "expected_heads", "run_migrations"]
 
@@ -23,6 +29,10 @@ def run_migrations(*, database_url: str, target_metadata: MetaData) -> None:
     if not logging.getLogger().handlers:  # the alembic command line: show what runs
         logging.basicConfig(level=logging.INFO, format="%(levelname)-5.5s [%(name)s] %(message)s")
     url = config.attributes.get("database_url", database_url)
+    problem = revision_graph_problem(Path(context.script.dir))
+    if problem is not None:
+        # The one line that says what to fix; Alembic's own error follows it.
+        print(f"error: {problem}", file=sys.stderr, flush=True)
     if context.is_offline_mode():
         context.configure(
             url=url,
@@ -62,6 +72,8 @@ def _run_on(connection: Connection, target_metadata: MetaData) -> None:
         # revision leaves both the schema and the version row as they were.
         transaction_per_migration=False,
     )
+    if getattr(context.config.cmd_opts, "autogenerate", False):
+        _say_so_when_behind()
     with context.begin_transaction():
         # Several migrators started at once (replicas, compose) wait for each other here
         # instead of racing to create the same tables.
@@ -69,6 +81,22 @@ def _run_on(connection: Connection, target_metadata: MetaData) -> None:
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(connection)}
         )
         context.run_migrations()
+
+
+def _say_so_when_behind() -> None:
+    """Autogenerate compares the models with a database at the head of the scripts: one behind
+    would have Alembic stop at "Target database is not up to date" without saying what to do."""
+    current = sorted(context.get_context().get_current_heads())
+    heads = sorted(context.script.get_heads())
+    if current != heads:
+        service = Path(context.script.dir).resolve().parent.name
+        print(
+            f"error: the database is at {', '.join(current) or 'no revision'} and the scripts at "
+            f"{', '.join(heads)}: apply them before autogenerating (`alembic upgrade head`, or "
+            f"`make migrate SERVICE={service}` on the stack's database)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _lock_key(connection: Connection) -> int:
