@@ -137,10 +137,13 @@ def test_stack_serves_every_service_keeps_data_and_stops_cleanly(
 
 
 def assert_each_role_reaches_only_its_own_database(runner: StackRunner) -> None:
+    """Each role owns its own database and reaches no other, and every login's password is
+    checked, the superuser's too, as production checks them."""
     server = runner.postgres()
 
-    async def owner_of(database: str, *, user: str) -> str:
-        connection = await asyncpg.connect(asyncpg_dsn(server.url(user=user, database=database)))
+    async def owner_of(database: str, *, user: str, password: str | None = None) -> str:
+        url = server.url(user=user, password=password or user, database=database)
+        connection = await asyncpg.connect(asyncpg_dsn(url))
         try:
             assert (
                 await connection.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = $1", user)
@@ -158,6 +161,10 @@ def assert_each_role_reaches_only_its_own_database(runner: StackRunner) -> None:
         assert asyncio.run(owner_of(service.database, user=service.database)) == service.database
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         asyncio.run(owner_of("things", user="users"))
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        asyncio.run(owner_of("users", user="users", password="any password"))
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        asyncio.run(owner_of("postgres", user="postgres", password="any password"))
 
 
 def test_a_failed_migration_stops_everything_with_its_error(stack_runner: StackRunner) -> None:
@@ -167,10 +174,10 @@ def test_a_failed_migration_stops_everything_with_its_error(stack_runner: StackR
 
     async def seed_unknown_revision() -> None:
         connection = await asyncpg.connect(asyncpg_dsn(server.url()))
-        await connection.execute("CREATE ROLE users LOGIN")
+        await connection.execute("CREATE ROLE users LOGIN PASSWORD 'users'")
         await connection.execute("CREATE DATABASE users OWNER users")
         await connection.close()
-        url = server.url(user="users", database="users")
+        url = server.url(user="users", password="users", database="users")
         connection = await asyncpg.connect(asyncpg_dsn(url))
         await connection.execute(
             "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);"

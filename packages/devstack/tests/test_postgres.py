@@ -121,3 +121,28 @@ def test_refuses_a_lock_file_naming_another_live_process(data_root: Path) -> Non
 
     assert str(postgres.lock_file) in str(error.value)
     assert not postgres.is_running()
+
+
+async def test_with_a_password_every_login_is_checked_also_on_a_trusting_data_folder(
+    data_root: Path,
+) -> None:
+    # A data folder made without passwords (as every `make up` made one before they were checked).
+    trusting = EmbeddedPostgres(data_root / "pgdata", port=free_port())
+    trusting.start()
+    await query(trusting, "CREATE ROLE users LOGIN PASSWORD 'users'")
+    trusting.stop()
+    postgres = EmbeddedPostgres(data_root / "pgdata", port=trusting.port, password="pg-pass")
+    postgres.start()
+    try:
+        assert await query(postgres, "SELECT current_user") == "postgres"
+        users = postgres.url(user="users", password="users")
+        assert await query(users, "SELECT current_user") == "users"
+        for refused in (
+            postgres.url(password="wrong"),
+            postgres.url(user="users", password="wrong"),
+            postgres.url(user="nobody", password="users"),
+        ):
+            with pytest.raises(asyncpg.InvalidPasswordError):
+                await query(refused, "SELECT 1")
+    finally:
+        postgres.stop()

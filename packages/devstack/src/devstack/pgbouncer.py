@@ -15,8 +15,10 @@ What the pooler is given, and why:
 - the server-side timeouts the services send as startup parameters when direct (PgBouncer 1.18
   refuses parameters it does not track, and a service with its pooler setting does not send
   them) are set on each server connection it opens (`connect_query`);
-- `auth_type = trust`, as the embedded server: a development pooler on loopback, never a shared
-  one. The users it lets in are listed in `userlist.txt`.
+- `auth_type = trust`, as the tests' embedded server: a development pooler on loopback, never a
+  shared one. The users it lets in are listed in `userlist.txt`. Given `passwords` (in front of
+  `make up`'s server, which checks them), it checks them too (scram-sha-256), and logs in to the
+  server with them.
 
 Development only: PgBouncer refuses to run as root, so as root it runs as the unprivileged
 user the embedded Postgres uses.
@@ -97,6 +99,7 @@ class PgBouncer(PostgresEndpoint, PidFileDaemon):
         pool_size: int = 20,
         max_client_conn: int = 1000,
         users: Iterable[str] = ("postgres",),
+        passwords: Mapping[str, str] | None = None,
         server_settings: Mapping[str, str] | None = None,
     ) -> None:
         self.folder = folder.resolve()
@@ -107,7 +110,8 @@ class PgBouncer(PostgresEndpoint, PidFileDaemon):
         self.port = port if port is not None else free_port(host)
         self.pool_size = pool_size
         self.max_client_conn = max_client_conn
-        self.users = sorted({*users, "postgres"})
+        self.passwords = dict(passwords or {})
+        self.users = sorted({*users, *self.passwords, "postgres"})
         self.server_settings = dict(
             default_session_timeouts() if server_settings is None else server_settings
         )
@@ -134,7 +138,7 @@ class PgBouncer(PostgresEndpoint, PidFileDaemon):
             "listen_addr": self.host,
             "listen_port": str(self.port),
             "unix_socket_dir": "",
-            "auth_type": "trust",
+            "auth_type": "scram-sha-256" if self.passwords else "trust",
             "auth_file": str(self.folder / "userlist.txt"),
             "admin_users": "postgres",
             "stats_users": "postgres",
@@ -198,6 +202,7 @@ class PgBouncer(PostgresEndpoint, PidFileDaemon):
                 f"--dbname={ADMIN_DATABASE}",
                 f"--command=SHOW {what}",
             ],
+            env={**os.environ, "PGPASSWORD": self.passwords.get("postgres", "")},
             capture_output=True,
             text=True,
             check=False,
@@ -211,7 +216,7 @@ class PgBouncer(PostgresEndpoint, PidFileDaemon):
         self.folder.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(self.config(), encoding="utf-8")
         # With `trust`, a user must still be listed; the password field is not checked.
-        users = "".join(f'"{user}" ""\n' for user in self.users)
+        users = "".join(f'"{user}" "{self.passwords.get(user, "")}"\n' for user in self.users)
         (self.folder / "userlist.txt").write_text(users, encoding="utf-8")
         self.log_file.touch(exist_ok=True)
         self.pid_file.unlink(missing_ok=True)

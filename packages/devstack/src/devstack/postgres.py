@@ -53,6 +53,14 @@ DISPOSABLE_SERVER_SETTINGS = {
     "synchronous_commit": "off",
     "full_page_writes": "off",
 }
+# A server given a superuser password checks every TCP login as production does; the local socket
+# (the stack's server has none) stays trusted for the tools.
+PASSWORD_HBA = """\
+# devstack.postgres: every TCP login checked (scram-sha-256), as in production.
+local all all trust
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+"""
 
 
 def test_database_pooler() -> str | None:
@@ -177,8 +185,9 @@ class EmbeddedPostgres(PostgresEndpoint, DataDirServer):
 
     It listens on `host` (loopback by default) and `port` only, with no Unix socket, so it never
     competes with a system Postgres. Data and the server's log outlive `stop()`; `start()` on the
-    same data directory finds them again. Passwords are not checked (`trust`): it is for tests
-    and a local stack on loopback, never for shared machines.
+    same data directory finds them again. Without `password` it checks no password (`trust`), for
+    the servers tests make and drop; with one (`make up`'s), every login is checked with
+    scram-sha-256, the superuser's with `password`, as production checks them.
 
     Running as root, the binaries run as the unprivileged user pgserver creates (`pgserver`):
     Postgres refuses to run as root.
@@ -188,6 +197,24 @@ class EmbeddedPostgres(PostgresEndpoint, DataDirServer):
 
     label = "Postgres"
     error = EmbeddedPostgresError
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        log_file: Path | None = None,
+        password: str | None = None,
+    ) -> None:
+        super().__init__(data_dir, port=port, log_file=log_file)
+        self.password = password
+
+    def url(
+        self, *, user: str = "postgres", database: str = "postgres", password: str | None = None
+    ) -> URL:
+        if password is None and user == "postgres":
+            password = self.password
+        return super().url(user=user, database=database, password=password)
 
     @property
     def _system_user(self) -> str | None:
@@ -240,6 +267,28 @@ class EmbeddedPostgres(PostgresEndpoint, DataDirServer):
             )
         except EmbeddedPostgresError as exc:
             raise EmbeddedPostgresError(f"{exc}\n{self._log_tail()}") from None
+        if self.password is not None:
+            self._check_passwords(self.password)
+
+    def _check_passwords(self, password: str) -> None:
+        """The superuser's password set and every TCP login checked, on a data directory made
+        with `trust` (initdb's, or one from before passwords were checked)."""
+        hba = self.data_dir / "pg_hba.conf"
+        if hba.read_text() == PASSWORD_HBA:
+            return
+        quoted = password.replace("'", "''")
+        self._run(
+            "psql",
+            "--no-psqlrc",
+            "--set=ON_ERROR_STOP=1",
+            f"--host={self.host}",
+            f"--port={self.port}",
+            "--username=postgres",
+            "--dbname=postgres",
+            f"--command=ALTER ROLE postgres PASSWORD '{quoted}'",
+        )
+        hba.write_text(PASSWORD_HBA)
+        self._run("pg_ctl", "reload", f"--pgdata={self.data_dir}")
 
     def stop(self, *, timeout_seconds: float = 30.0) -> None:
         """Stop the server cleanly (fast shutdown: sessions are ended, data is flushed)."""
