@@ -32,7 +32,14 @@ from devstack.server import log_tail
 from devstack.stopping import uninterrupted
 from stack_scale import Scale
 from stack_services import TOKEN_ISSUER_SERVICE, Service, StackError
-from stack_state import DEFAULT_NATS_PORT, DEFAULT_POSTGRES_PORT, ROOT, Ports, State
+from stack_state import (
+    DEFAULT_NATS_PORT,
+    DEFAULT_POSTGRES_PORT,
+    POSTGRES_PASSWORD,
+    ROOT,
+    Ports,
+    State,
+)
 
 INFRA_DIR = ROOT / "infra"
 COMPOSE_FILE = INFRA_DIR / "docker-compose.yml"
@@ -55,7 +62,10 @@ class Stack:
     def postgres(self, port: int | None = None) -> EmbeddedPostgres:
         chosen = port if port is not None else self.ports.choose("postgres", DEFAULT_POSTGRES_PORT)
         return EmbeddedPostgres(
-            self.state_dir / "pgdata", port=chosen, log_file=self.state_dir / "postgres.log"
+            self.state_dir / "pgdata",
+            port=chosen,
+            log_file=self.state_dir / "postgres.log",
+            password=POSTGRES_PASSWORD,
         )
 
     def nats(self, port: int | None = None) -> EmbeddedNats:
@@ -86,19 +96,39 @@ class Stack:
 
     def up(
         self, *, say: Say = print, scale: Scale = stack_scale.SINGLE, observability: bool = False
-    ) -> None:
-        """Start everything and wait until every service is ready; on failure stop it all.
-        With `observability`, Prometheus too, scraping every service (tools/observability.py)."""
-        self._clear_leftovers(say)
-        busy = [s for s in self.services if not port_is_free(HOST, s.port)]
+    ) -> bool:
+        """Start what is not running and wait until every service is ready; False when every
+        service was running and ready already. A stack that lacks a service (one added since it
+        started) or has one not ready has its services started again, Postgres and NATS kept. On
+        failure it all stops. With `observability`, Prometheus too (tools/observability.py)."""
+        running = self.state() if self.is_up() else None
+        trouble = self.trouble() if running is not None else []
+        if running is not None and not trouble:
+            return False
+        if running is None:
+            self._clear_leftovers(say)
+        # What the stack serves already is not in the way of what it starts.
+        ours = running.services if running is not None else {}
+        busy = [
+            s
+            for s in self.services
+            if ours.get(s.name) != s.port and not port_is_free(HOST, s.port)
+        ]
         if busy:
             taken = ", ".join(f"{s.port} ({s.name})" for s in busy)
             raise StackError(
                 f"port {taken} already in use on {HOST}: stop what listens there, or choose "
                 "another port with STACK_<NAME>_PORT"
             )
+        if running is not None:
+            for line in trouble:
+                say(f"stack: {line}")
+            say("stack: starting the services again (Postgres and NATS keep running)")
+            self._stop_services()
         try:
             postgres = self.start_database(say)
+            env_for = functools.partial(self.service_env, postgres=postgres)
+            stack_database.migrate(postgres, self.services, env_for=env_for, say=say)
             self._start_nats(say)
             pooler = self._start_pooler(postgres, say) if scale.pooler else None
             self._start_services(
@@ -107,19 +137,35 @@ class Stack:
         except BaseException:
             self.down(say=lambda _: None)
             raise
+        return True
+
+    def trouble(self) -> list[str]:
+        """What keeps the running stack from being this workspace's, every service ready: a
+        service it does not run, one it runs no longer here, one not ready."""
+        state = self.state()
+        running = state.services if state is not None else {}
+        lines = [f"{s.name} is not running yet" for s in self.services if s.name not in running]
+        lines += [
+            f"{name} is no longer a service here"
+            for name in running.keys() - {s.name for s in self.services}
+        ]
+        with httpx.Client(timeout=2.0) as client:
+            for service in self.services:
+                if service.name in running:
+                    health = readiness(client, f"http://{HOST}:{running[service.name]}")
+                    if health != "ready":
+                        lines.append(f"{service.name} is {health}")
+        return lines
 
     def start_database(self, say: Say = print) -> EmbeddedPostgres:
-        """Postgres running with every service's database and role (made when missing), each at
-        the head of its migrations; the services are not started. The state records it, so
-        `make down` stops it."""
+        """Postgres running, with every service's database and role (made when missing); no
+        migration is run. The state records it, so `make down` stops it."""
         postgres = self.postgres()
         if not postgres.is_running():
             self._start_postgres(postgres, say)
         # Every time: a service added since the data folder was made needs its database and role
         # (the script makes only what is missing).
         stack_database.create_databases(postgres, self.services)
-        env_for = functools.partial(self.service_env, postgres=postgres)
-        stack_database.migrate(postgres, self.services, env_for=env_for, say=say)
         return postgres
 
     def _start_postgres(self, postgres: EmbeddedPostgres, say: Say) -> None:
@@ -153,7 +199,7 @@ class Stack:
 
     def _start_pooler(self, postgres: EmbeddedPostgres, say: Say) -> PgBouncer:
         pooler = stack_scale.pgbouncer(
-            self.state_dir, postgres, [s.database for s in self.services]
+            self.state_dir, postgres, {s.database: s.password for s in self.services}
         )
         say(f"pgbouncer: transaction mode on {HOST}:{pooler.port}, {pooler.pool_size} per database")
         pooler.start()
@@ -173,7 +219,7 @@ class Stack:
 
     def database_url(self, service: Service, postgres: EmbeddedPostgres | None = None) -> str:
         """The service's database on the stack's Postgres, as its own role."""
-        url = (postgres or self.postgres()).url(user=service.database, password=service.database)
+        url = (postgres or self.postgres()).url(user=service.database, password=service.password)
         return url.set(database=service.database).render_as_string(hide_password=False)
 
     def service_env(
@@ -311,11 +357,8 @@ class Stack:
     def down(self, *, say: Say = print) -> None:
         """Stop the services, then NATS and Postgres. The data stays for the next `up`."""
         with uninterrupted():  # a second Ctrl-C must not leave half a stack running
-            state = self.state()
-            if state is not None:
-                supervisor.stop(state.processes, supervisor_pid=state.supervisor_pid)
+            state = self._stop_services()
             postgres = self.postgres(state.postgres_port if state is not None else None)
-            stack_scale.stop(self.state_dir, postgres, [s.name for s in self.services])
             self.nats(state.nats_port if state is not None else None).stop()
             if postgres.is_running():
                 try:
@@ -324,6 +367,15 @@ class Stack:
                     postgres.kill()
             self.state_file.unlink(missing_ok=True)
             say("stack: stopped" if state is not None else "stack: nothing was running")
+
+    def _stop_services(self) -> State | None:
+        """Stop the services (and the pooler, balancers and Prometheus), not NATS nor Postgres."""
+        state = self.state()
+        if state is not None:
+            supervisor.stop(state.processes, supervisor_pid=state.supervisor_pid)
+        postgres = self.postgres(state.postgres_port if state is not None else None)
+        stack_scale.stop(self.state_dir, postgres, [s.name for s in self.services])
+        return state
 
     def status_lines(self) -> list[str]:
         """What runs, from the state `up` wrote: Postgres, then each service on its port."""
@@ -350,11 +402,7 @@ class Stack:
         with httpx.Client(timeout=1.0) as client:
             for name, port in state.services.items():
                 url = f"http://{HOST}:{port}"
-                try:
-                    answer = client.get(f"{url}/health/ready").status_code
-                    health = "ready" if answer == 200 else f"not ready ({answer})"
-                except httpx.TransportError:
-                    health = "down"
+                health = readiness(client, url)
                 lines.append(f"{name:<10} {health:<16}{url}/docs{each}")
         if state.prometheus_port is not None:
             lines.append(f"{'prometheus':<10} {'':<16}http://{HOST}:{state.prometheus_port}")
@@ -373,6 +421,21 @@ class Stack:
                     return
                 else:
                     time.sleep(0.2)
+
+
+def readiness(client: httpx.Client, base_url: str) -> str:
+    """`ready`, `down`, or `not ready` and why, as the service's `/health/ready` says."""
+    try:
+        answer = client.get(f"{base_url}/health/ready")
+    except httpx.TransportError:
+        return "down"
+    if answer.status_code == 200:
+        return "ready"
+    try:
+        detail = answer.json().get("detail")
+    except ValueError:
+        detail = None
+    return f"not ready ({detail or answer.status_code})"
 
 
 def _readiness(ports: dict[str, int]) -> dict[str, str]:

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,15 +38,21 @@ class Scale:
 SINGLE = Scale()
 
 
-def pgbouncer(state_dir: Path, postgres: EmbeddedPostgres, roles: Sequence[str]) -> PgBouncer:
+def pgbouncer(
+    state_dir: Path, postgres: EmbeddedPostgres, passwords: Mapping[str, str]
+) -> PgBouncer:
+    """The pooler, checking each role's password (`passwords`) as the server behind it does."""
     return PgBouncer(
-        state_dir / "pgbouncer", upstream=postgres.url(), pool_size=POOL_SIZE, users=roles
+        state_dir / "pgbouncer",
+        upstream=postgres.url(),
+        pool_size=POOL_SIZE,
+        passwords={"postgres": postgres.password or "", **passwords},
     )
 
 
 def pooled_database_url(pooler: PgBouncer, database: str) -> str:
-    """A service's database through the pooler, as its own role (its password is its name)."""
-    url = pooler.url(user=database, database=database, password=database)
+    """A service's database through the pooler, as its own role."""
+    url = pooler.url(user=database, database=database, password=pooler.passwords[database])
     return url.render_as_string(hide_password=False)
 
 
@@ -82,6 +88,6 @@ def stop(state_dir: Path, postgres: EmbeddedPostgres, services: Sequence[str]) -
         lb = balancer(state_dir, name, port=0)
         if lb.is_running():
             lb.stop()
-    pooler = pgbouncer(state_dir, postgres, [])
+    pooler = pgbouncer(state_dir, postgres, {})
     if pooler.is_running():
         pooler.stop()

@@ -26,6 +26,12 @@ class Service(ServiceFacts):
     def base_url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
+    @property
+    def password(self) -> str:
+        """Its role's password on the native stack's loopback-only server: its name, as in
+        infra/.env.example."""
+        return self.database
+
 
 def discover_services(environ: Mapping[str, str] = os.environ) -> list[Service]:
     """Every service of the workspace, by name; `STACK_<DATABASE>_PORT` moves one's port."""

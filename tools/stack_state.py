@@ -21,6 +21,8 @@ HOST = "127.0.0.1"
 DEFAULT_POSTGRES_PORT = 5433
 # The stack's NATS: beside a system NATS on 4222. The services' `<PREFIX>_NATS_URL` default too.
 DEFAULT_NATS_PORT = 4223
+# The native stack's superuser, for its tools: its Postgres checks every login's password.
+POSTGRES_PASSWORD = "postgres"
 
 
 def state_dir() -> Path:
