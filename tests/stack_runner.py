@@ -64,6 +64,10 @@ class StackRunner:
         """The stack's Postgres, for a test to start, stop or query on its own."""
         return self.stack.postgres(int(self.env["STACK_POSTGRES_PORT"]))
 
+    def log(self) -> Path:
+        """The services' log, whose end a failed wait shows."""
+        return self.stack.log_file
+
     def service(self, name: str) -> Service:
         return self.services[name]
 

@@ -307,3 +307,66 @@ def test_make_seed_adds_users_and_things_once(running_stack: StackRunner) -> Non
         token = journey.client.post(f"{journey.users}/auth/login", json=login).json()
         ada = {"access_token": token["access_token"]}
         assert sorted(journey.things_of(ada)) == ["Analytical engine", "Notes on the engine"]
+
+
+def test_make_migrate_of_one_service_touches_and_reports_that_one(
+    running_stack: StackRunner,
+) -> None:
+    result = running_stack.run("migrate", "--service", "things-svc")
+
+    assert result.returncode == 0, result.stderr
+    assert "== things-svc" in result.stdout
+    assert "users" not in result.stdout + result.stderr
+
+
+def test_a_refused_login_stops_make_dev_in_one_line_naming_the_role_and_database(
+    running_stack: StackRunner,
+) -> None:
+    postgres = running_stack.postgres()
+    wrong = postgres.url(user="things", password="wrong", database="things")
+    running_stack.env["THINGS_DATABASE_URL"] = wrong.render_as_string(hide_password=False)
+    try:
+        result = running_stack.run("dev", "--service", "things-svc", f"--port={free_port()}")
+    finally:
+        del running_stack.env["THINGS_DATABASE_URL"]
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: things-svc cannot log in to database things on 127.0.0.1:{postgres.port} as "
+        'role things: password authentication failed for user "things" '
+        "(THINGS_DATABASE_URL in your environment)\n"
+    )
+
+
+def test_make_up_says_which_service_is_not_ready_and_why_then_starts_it_again(
+    running_stack: StackRunner,
+) -> None:
+    things = running_stack.service("things-svc")
+    refused = "The database refused the login: authentication failed for role things."
+
+    async def change_things_password() -> None:
+        connection = await asyncpg.connect(asyncpg_dsn(running_stack.postgres().url()))
+        try:
+            await connection.execute("ALTER ROLE things PASSWORD 'changed by someone'")
+            await connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'things'"
+            )
+        finally:
+            await connection.close()
+
+    def detail() -> str:
+        answer = httpx.get(f"{things.base_url}/health/ready", timeout=5)
+        return str(answer.json().get("detail")) if answer.status_code == 503 else "ready"
+
+    asyncio.run(change_things_password())
+    wait_for(lambda: detail() == refused, what="things-svc refused", log=running_stack.log())
+
+    result = running_stack.run("up", "--mode", "native")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"stack: things-svc is not ready ({refused})" in result.stdout
+    assert "stack: starting the services again" in result.stdout
+    # The stack set the role's password again, and lists what answers.
+    for service in running_stack.services.values():
+        assert f"{service.base_url}/docs" in result.stdout
+        assert httpx.get(f"{service.base_url}/health/ready").status_code == 200

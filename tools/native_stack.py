@@ -102,7 +102,7 @@ class Stack:
         started) or has one not ready has its services started again, Postgres and NATS kept. On
         failure it all stops. With `observability`, Prometheus too (tools/observability.py)."""
         running = self.state() if self.is_up() else None
-        trouble = self.trouble() if running is not None else []
+        trouble = self.trouble(scale, observability) if running is not None else []
         if running is not None and not trouble:
             return False
         if running is None:
@@ -139,12 +139,20 @@ class Stack:
             raise
         return True
 
-    def trouble(self) -> list[str]:
-        """What keeps the running stack from being this workspace's, every service ready: a
-        service it does not run, one it runs no longer here, one not ready."""
+    def trouble(self, scale: Scale, observability: bool) -> list[str]:
+        """What keeps the running stack from being this workspace's as asked, every service
+        ready: a shape other than the one asked, a service it does not run, one it runs no longer
+        here, one not ready."""
         state = self.state()
-        running = state.services if state is not None else {}
-        lines = [f"{s.name} is not running yet" for s in self.services if s.name not in running]
+        if state is None:
+            return ["it is not running"]
+        running = state.services
+        shape = _shape(
+            state.replicas, state.pooler_port is not None, state.prometheus_port is not None
+        )
+        asked = _shape(scale.replicas, scale.pooler, observability)
+        lines = [f"it runs {shape}, and {asked} is asked"] if shape != asked else []
+        lines += [f"{s.name} is not running yet" for s in self.services if s.name not in running]
         lines += [
             f"{name} is no longer a service here"
             for name in running.keys() - {s.name for s in self.services}
@@ -421,6 +429,14 @@ class Stack:
                     return
                 else:
                     time.sleep(0.2)
+
+
+def _shape(replicas: int, pooler: bool, prometheus: bool) -> str:
+    """How a stack runs: `1 process per service, no pooler` (`make up`'s default)."""
+    parts = [f"{replicas} process{'es' if replicas > 1 else ''} per service"]
+    parts.append("PgBouncer" if pooler else "no pooler")
+    parts += ["Prometheus"] if prometheus else []
+    return ", ".join(parts)
 
 
 def readiness(client: httpx.Client, base_url: str) -> str:

@@ -120,12 +120,7 @@ def service_env(stack: Stack, service: Service) -> dict[str, str]:
     `<PREFIX>_DATABASE_URL` in this environment wins, and then the stack is not needed. A
     `DATABASE_URL` without the prefix is refused, as the service refuses it, and so is a URL
     whose login the server refuses."""
-    own = f"{service.env_prefix}DATABASE_URL"
-    if "DATABASE_URL" in os.environ and own not in os.environ:
-        raise StackError(
-            f"DATABASE_URL is set, but {service.name} reads its database from {own}: rename "
-            "the variable"
-        )
+    own = refuse_a_plain_database_url(service)
     state = stack.state()
     if state is not None and state.mode == "docker":
         env = compose.host_env(service, stack.services)
@@ -139,6 +134,18 @@ def service_env(stack: Stack, service: Service) -> dict[str, str]:
         env[own], source = os.environ[own], f"{own} in your environment"
     stack_database.check_login(service, env[own], source=source)
     return env
+
+
+def refuse_a_plain_database_url(service: Service) -> str:
+    """The name of the service's database variable; a `DATABASE_URL` without it is refused, as
+    the service itself refuses it."""
+    own = f"{service.env_prefix}DATABASE_URL"
+    if "DATABASE_URL" in os.environ and own not in os.environ:
+        raise StackError(
+            f"DATABASE_URL is set, but {service.name} reads its database from {own}: rename "
+            "the variable"
+        )
+    return own
 
 
 def alembic(stack: Stack, service: Service, *arguments: str) -> int:
@@ -181,6 +188,7 @@ def psql(stack: Stack, service: Service) -> int:
 def dev(stack: Stack, service: Service, *, port: int | None) -> int:
     """`service` with auto-reload (its code and `common`'s), against the stack, started when it
     is not running, on `port` (its stack port + 100 by default)."""
+    refuse_a_plain_database_url(service)
     state = stack.state()
     if state is None or (state.mode == "native" and not stack.is_up()):
         run_up(stack, mode=choose_mode(os.environ.get("MODE") or "auto"), attach=False)
