@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# uv is the only tool needed up front: it is installed from PyPI into .local/ when missing.
+# uv is the only tool needed up front: it is installed from PyPI into .local/uv/bin when no `uv`
+# is on the PATH (README.md says how to put that folder on yours).
 UV_VERSION ?= 0.13.9
 LOCAL_UV := $(CURDIR)/.local/uv/bin/uv
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(LOCAL_UV))
@@ -33,9 +34,10 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(LOCAL_UV):
-	@echo "uv not found: installing uv $(UV_VERSION) from PyPI into .local/uv"
-	python3 -m venv $(CURDIR)/.local/uv
-	$(CURDIR)/.local/uv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	@echo "uv not found: installing uv $(UV_VERSION) from PyPI into .local/uv/bin"
+	@python3 -m venv $(CURDIR)/.local/uv
+	@$(CURDIR)/.local/uv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	@echo "to type uv yourself: export PATH=\"$(CURDIR)/.local/uv/bin:\$$PATH\""
 
 .PHONY: uv
 uv: $(if $(filter $(LOCAL_UV),$(UV)),$(LOCAL_UV))
@@ -46,7 +48,8 @@ uv-version: ## The uv version this Makefile installs (CI installs the same one)
 
 .PHONY: sync
 sync: uv ## Install the locked workspace (every member and the dev tools) into .venv
-	$(UV) sync --locked --all-packages --compile-bytecode
+	@$(UV) sync --locked --all-packages --check --quiet 2>/dev/null \
+		|| $(UV) sync --locked --all-packages --compile-bytecode
 
 .PHONY: install
 install: sync ## Set up a development checkout, with the pre-commit git hook
@@ -263,23 +266,26 @@ new-service: sync ## New service with a first domain: make new-service NAME=orde
 	@test -n "$(NAME)" || { echo "usage: make new-service NAME=<name>-svc [DOMAIN=<plural>] [SINGULAR=<singular>]"; exit 2; }
 	@UV="$(UV)" $(UV) run --no-sync python tools/scaffold.py new-service "$(NAME)" \
 		$(if $(DOMAIN),--domain "$(DOMAIN)") $(if $(SINGULAR),--singular "$(SINGULAR)")
-	$(UV) sync --locked --all-packages --compile-bytecode
-	$(UV) run --no-sync python tools/generated_files.py openapi --service "$(NAME)"
-	$(UV) run --no-sync python tools/generated_files.py env-examples
+	@$(UV) sync --locked --all-packages --compile-bytecode --quiet
+	@$(UV) run --no-sync python tools/generated_files.py openapi --service "$(NAME)"
+	@$(UV) run --no-sync python tools/generated_files.py env-examples
 	@echo "Next:"
+	@echo "  make up   # starts it, with its database made and migrated, in the stack (running or not)"
 	@echo "  make test PYTEST_ARGS=services/$(NAME)   # its tests, green from the start"
-	@echo "  make up      # runs it with the others: its database made, migrated (make down first if up)"
-	@echo "  make openapi # after a change to its routes: services/$(NAME)/openapi.json is reviewed"
-	@echo "  git add -A && git commit   # what copier update starts from (docs/development.md)"
+	@echo "  git add -A && git commit -qm 'make new-service NAME=$(NAME)'   # what copier update starts from"
+	@echo "Then, for each change of its models or routes: make revision, make migrate, make openapi,"
+	@echo "make test (docs/development.md, \"Changing an API\")."
 
 .PHONY: new-domain
 new-domain: sync ## New domain in a service: make new-domain SERVICE=things-svc NAME=widgets
 	@test -n "$(SERVICE)" -a -n "$(NAME)" || { echo "usage: make new-domain SERVICE=<service> NAME=<plural> [SINGULAR=<singular>]"; exit 2; }
 	@$(UV) run --no-sync python tools/scaffold.py new-domain "$(SERVICE)" "$(NAME)" \
 		$(if $(SINGULAR),--singular "$(SINGULAR)")
-	$(UV) run --no-sync python tools/generated_files.py openapi --service "$(SERVICE)"
+	@$(UV) run --no-sync python tools/generated_files.py openapi --service "$(SERVICE)"
 	@echo "Next:"
-	@echo "  make migrate SERVICE=$(SERVICE)   # its table, in the make-up stack's database"
+	@echo "  make migrate SERVICE=$(SERVICE)   # its revision, on the stack's database"
+	@echo "  make up   # the stack's $(SERVICE) serves it (started again, when the stack runs)"
 	@echo "  make test PYTEST_ARGS=services/$(SERVICE)   # its tests, green from the start"
-	@echo "  make openapi # after a change to its routes: services/$(SERVICE)/openapi.json is reviewed"
-	@echo "  git add -A && git commit   # what copier update starts from (docs/development.md)"
+	@echo "  git add -A && git commit -qm 'make new-domain SERVICE=$(SERVICE) NAME=$(NAME)'   # what copier update starts from"
+	@echo "Then, for each change of its models or routes: make revision, make migrate, make openapi,"
+	@echo "make test (docs/development.md, \"Changing an API\")."
