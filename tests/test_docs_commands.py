@@ -137,6 +137,36 @@ def test_the_readme_puts_uv_on_the_path_before_any_command() -> None:
     assert every_command()[0] == ("README.md", UV_SET_UP)
 
 
+def test_the_readme_shows_first_requests_on_both_services_in_ten_lines() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## First requests", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    requests = " ".join(block.replace("\\\n", " ").split())
+
+    assert len(block.splitlines()) <= 10
+    for call in (
+        "127.0.0.1:8001/api/v1/users -H 'Content-Type: application/json' -d",  # sign up
+        "127.0.0.1:8001/api/v1/auth/login",
+        "127.0.0.1:8000/api/v1/things -H \"Authorization: Bearer $TOKEN\" -H",  # create
+        "127.0.0.1:8000/api/v1/things -H \"Authorization: Bearer $TOKEN\" ",  # list
+    ):
+        assert call in requests + " ", call
+
+
+def test_make_sync_prints_nothing_when_nothing_changed() -> None:
+    # The repository's own environment is in sync: every target starts with this.
+    result = subprocess.run(
+        ["make", "--no-print-directory", "sync"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+    assert result.stdout + result.stderr == ""
+
+
 @pytest.fixture(scope="module")
 def copy() -> Iterator[tuple[Path, dict[str, str]]]:
     # Not under pytest's tmp_path: another pytest session on the machine would make it 0700,

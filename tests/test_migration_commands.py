@@ -105,3 +105,31 @@ def test_the_root_without_a_service_names_the_forms_that_work() -> None:
     ):
         assert form in result.stderr
     assert "things-svc, users-svc" in result.stderr
+
+
+def test_autogenerate_on_a_database_behind_the_head_says_to_apply_the_revisions(
+    fresh_database: str,
+) -> None:
+    command = [UV, "run", "--package", "things-svc", "alembic", "revision", "--autogenerate"]
+    env = {**os.environ, "THINGS_DATABASE_URL": fresh_database}
+    env.pop("VIRTUAL_ENV", None)
+    versions = sorted((SERVICE / "alembic" / "versions").iterdir())
+
+    result = subprocess.run(
+        [*command, "-m", "add colour"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode != 0
+    assert (
+        f"error: the database is at no revision and the scripts at {HEAD}: apply them before "
+        "autogenerating (`alembic upgrade head`, or `make migrate SERVICE=things-svc` on the "
+        "stack's database)"
+    ) in result.stderr.splitlines()
+    assert "Target database is not up to date" in result.stderr
+    assert sorted((SERVICE / "alembic" / "versions").iterdir()) == versions
