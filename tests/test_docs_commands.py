@@ -147,8 +147,8 @@ def test_the_readme_shows_first_requests_on_both_services_in_ten_lines() -> None
     for call in (
         "127.0.0.1:8001/api/v1/users -H 'Content-Type: application/json' -d",  # sign up
         "127.0.0.1:8001/api/v1/auth/login",
-        "127.0.0.1:8000/api/v1/things -H \"Authorization: Bearer $TOKEN\" -H",  # create
-        "127.0.0.1:8000/api/v1/things -H \"Authorization: Bearer $TOKEN\" ",  # list
+        '127.0.0.1:8000/api/v1/things -H "Authorization: Bearer $TOKEN" -H',  # create
+        '127.0.0.1:8000/api/v1/things -H "Authorization: Bearer $TOKEN" ',  # list
     ):
         assert call in requests + " ", call
 

@@ -55,7 +55,6 @@ class Stack:
         self.state_dir = state_dir
         self.services = list(services)
         self.state_file = state_dir / "state.json"
-        self.env_file = state_dir / "services.env"
         self.log_file = state_dir / "services.log"
         self.ports = Ports(state_dir)
 
@@ -127,8 +126,7 @@ class Stack:
             self._stop_services()
         try:
             postgres = self.start_database(say)
-            env_for = functools.partial(self.service_env, postgres=postgres)
-            stack_database.migrate(postgres, self.services, env_for=env_for, say=say)
+            self.migrate(self.services, say=say)
             self._start_nats(say)
             pooler = self._start_pooler(postgres, say) if scale.pooler else None
             self._start_services(
@@ -175,6 +173,13 @@ class Stack:
         # (the script makes only what is missing).
         stack_database.create_databases(postgres, self.services)
         return postgres
+
+    def migrate(self, services: Sequence[Service], *, say: Say = print) -> list[Service]:
+        """Each of `services` at the head of its migrations, on the stack's running Postgres;
+        those that were behind."""
+        postgres = self.postgres()
+        env_for = functools.partial(self.service_env, postgres=postgres)
+        return stack_database.migrate(postgres, services, env_for=env_for, say=say)
 
     def _start_postgres(self, postgres: EmbeddedPostgres, say: Say) -> None:
         state = self.state() or State(mode="native", services={})

@@ -34,13 +34,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import compose
 import observability
@@ -150,7 +148,9 @@ def refuse_a_plain_database_url(service: Service) -> str:
 
 def alembic(stack: Stack, service: Service, *arguments: str) -> int:
     env = {**os.environ, **service_env(stack, service)}
-    return _call([sys.executable, "-m", "alembic", *arguments], cwd=service.directory, env=env)
+    return subprocess.call(
+        [sys.executable, "-m", "alembic", *arguments], cwd=service.directory, env=env
+    )
 
 
 def migrate(stack: Stack, services: Sequence[Service]) -> int:
@@ -188,21 +188,19 @@ def psql(stack: Stack, service: Service) -> int:
 def dev(stack: Stack, service: Service, *, port: int | None) -> int:
     """`service` with auto-reload (its code and `common`'s), against the stack, started when it
     is not running, on `port` (its stack port + 100 by default)."""
-    refuse_a_plain_database_url(service)
+    own = refuse_a_plain_database_url(service)
     state = stack.state()
     if state is None or (state.mode == "native" and not stack.is_up()):
         run_up(stack, mode=choose_mode(os.environ.get("MODE") or "auto"), attach=False)
     env = service_env(stack, service)
     state = stack.state()
-    if state is not None and state.mode == "native" and not _own_database(service):
-        # Its revisions as the code being worked on has them, on the database the stack shares.
-        postgres = stack.postgres()
-        env_for = functools.partial(stack.service_env, postgres=postgres)
-        if stack_database.migrate(postgres, [service], env_for=env_for, say=lambda _: None):
-            print(
-                f"{service.name}: migrations applied; the stack's copy on port {service.port} runs "
-                "the code from before them and is not ready until `make up` starts it again"
-            )
+    native = state is not None and state.mode == "native" and own not in os.environ
+    # Its revisions as the code being worked on has them, on the database the stack shares.
+    if native and stack.migrate([service], say=lambda _: None):
+        print(
+            f"{service.name}: migrations applied; the stack's copy on port {service.port} runs "
+            "the code from before them and is not ready until `make up` starts it again"
+        )
     port = port or service.port + DEV_PORT_OFFSET
     command = [
         sys.executable,
@@ -222,14 +220,10 @@ def dev(stack: Stack, service: Service, *, port: int | None) -> int:
     os.execve(sys.executable, command, {**os.environ, **env, **metrics})
 
 
-def _own_database(service: Service) -> bool:
-    return f"{service.env_prefix}DATABASE_URL" in os.environ
-
-
 def python(stack: Stack, service: Service, arguments: Sequence[str]) -> int:
     """Python with `arguments`, in the service's folder, on the stack (`make admin`)."""
     env = {**os.environ, **service_env(stack, service)}
-    return _call([sys.executable, *arguments], cwd=service.directory, env=env)
+    return subprocess.call([sys.executable, *arguments], cwd=service.directory, env=env)
 
 
 def events(stack: Stack) -> int:
@@ -260,10 +254,6 @@ def print_env(stack: Stack, service: Service) -> int:
     for key, value in service_env(stack, service).items():
         print(f"export {key}={value}")
     return 0
-
-
-def _call(command: Sequence[str], *, cwd: Path, env: dict[str, str]) -> int:
-    return subprocess.call(list(command), cwd=cwd, env=env)
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:

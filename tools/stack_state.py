@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -56,17 +56,9 @@ class State:
             raw: dict[str, Any] = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
-        return cls(
-            mode=raw["mode"],
-            services=raw["services"],
-            postgres_port=raw.get("postgres_port"),
-            supervisor_pid=raw.get("supervisor_pid"),
-            processes=[(pid, started) for pid, started in raw.get("processes", [])],
-            pooler_port=raw.get("pooler_port"),
-            replicas=raw.get("replicas", 1),
-            prometheus_port=raw.get("prometheus_port"),
-            nats_port=raw.get("nats_port"),
-        )
+        known = {name: raw[name] for name in raw.keys() & {f.name for f in fields(cls)}}
+        known["processes"] = [(pid, started) for pid, started in raw.get("processes", [])]
+        return cls(**known)
 
 
 class Ports:

@@ -97,13 +97,3 @@ def stop(processes: Sequence[tuple[int, float]], *, supervisor_pid: int | None) 
     for pid in wait_gone([p.pid for p in ours], timeout_seconds=STOP_TIMEOUT_SECONDS):
         with contextlib.suppress(psutil.NoSuchProcess):
             psutil.Process(pid).kill()
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """The env file `start` wrote: KEY=VALUE lines."""
-    env = {}
-    for line in path.read_text().splitlines():
-        key, separator, value = line.partition("=")
-        if separator:
-            env[key] = value
-    return env
