@@ -96,32 +96,29 @@ class Stack:
     def up(
         self, *, say: Say = print, scale: Scale = stack_scale.SINGLE, observability: bool = False
     ) -> bool:
-        """Start what is not running and wait until every service is ready; False when every
-        service was running and ready already. A stack that lacks a service (one added since it
-        started) or has one not ready has its services started again, Postgres and NATS kept. On
-        failure it all stops. With `observability`, Prometheus too (tools/observability.py)."""
+        """Start what is not running and wait until every service is ready; False when it all
+        ran as asked and ready already. A running stack in trouble (`trouble`) has its services
+        started again, Postgres and NATS kept. On failure it all stops. With `observability`,
+        Prometheus too (tools/observability.py)."""
         running = self.state() if self.is_up() else None
-        trouble = self.trouble(scale, observability) if running is not None else []
+        trouble = self.trouble(running, scale, observability) if running is not None else []
         if running is not None and not trouble:
             return False
         if running is None:
             self._clear_leftovers(say)
         # What the stack serves already is not in the way of what it starts.
         ours = running.services if running is not None else {}
-        busy = [
-            s
-            for s in self.services
-            if ours.get(s.name) != s.port and not port_is_free(HOST, s.port)
-        ]
+        busy = [s for s in self.services if ours.get(s.name) != s.port]
+        busy = [s for s in busy if not port_is_free(HOST, s.port)]
         if busy:
             taken = ", ".join(f"{s.port} ({s.name})" for s in busy)
             raise StackError(
                 f"port {taken} already in use on {HOST}: stop what listens there, or choose "
                 "another port with STACK_<NAME>_PORT"
             )
+        for line in trouble:
+            say(f"stack: {line}")
         if running is not None:
-            for line in trouble:
-                say(f"stack: {line}")
             say("stack: starting the services again (Postgres and NATS keep running)")
             self._stop_services()
         try:
@@ -137,30 +134,21 @@ class Stack:
             raise
         return True
 
-    def trouble(self, scale: Scale, observability: bool) -> list[str]:
-        """What keeps the running stack from being this workspace's as asked, every service
-        ready: a shape other than the one asked, a service it does not run, one it runs no longer
-        here, one not ready."""
-        state = self.state()
-        if state is None:
-            return ["it is not running"]
-        running = state.services
-        shape = _shape(
-            state.replicas, state.pooler_port is not None, state.prometheus_port is not None
-        )
+    def trouble(self, state: State, scale: Scale, observability: bool) -> list[str]:
+        """What keeps a running stack from being this workspace's as asked, every service
+        ready: another shape, a service it does not run, one it runs that is gone, one not
+        ready (with what its `/health/ready` says)."""
+        shape = _shape(state.replicas, state.pooler_port is not None, bool(state.prometheus_port))
         asked = _shape(scale.replicas, scale.pooler, observability)
         lines = [f"it runs {shape}, and {asked} is asked"] if shape != asked else []
-        lines += [f"{s.name} is not running yet" for s in self.services if s.name not in running]
-        lines += [
-            f"{name} is no longer a service here"
-            for name in running.keys() - {s.name for s in self.services}
-        ]
+        names = {s.name for s in self.services}
+        lines += [f"{name} is not running yet" for name in sorted(names - state.services.keys())]
+        lines += [f"{name} is gone from services/" for name in state.services.keys() - names]
         with httpx.Client(timeout=2.0) as client:
-            for service in self.services:
-                if service.name in running:
-                    health = readiness(client, f"http://{HOST}:{running[service.name]}")
-                    if health != "ready":
-                        lines.append(f"{service.name} is {health}")
+            for name in sorted(names & state.services.keys()):
+                health = readiness(client, f"http://{HOST}:{state.services[name]}")
+                if health != "ready":
+                    lines.append(f"{name} is {health}")
         return lines
 
     def start_database(self, say: Say = print) -> EmbeddedPostgres:
@@ -230,11 +218,6 @@ class Stack:
                 "stack: stop it first (make down)"
             )
 
-    def database_url(self, service: Service, postgres: EmbeddedPostgres | None = None) -> str:
-        """The service's database on the stack's Postgres, as its own role."""
-        url = (postgres or self.postgres()).url(user=service.database, password=service.password)
-        return url.set(database=service.database).render_as_string(hide_password=False)
-
     def service_env(
         self,
         service: Service,
@@ -244,11 +227,10 @@ class Stack:
         """What a service's settings read: its database (as its own role, through the pooler
         when there is one), where it serves its metrics, and the profile."""
         issuer = next((s for s in self.services if s.name == TOKEN_ISSUER_SERVICE), None)
-        database_url = (
-            self.database_url(service, postgres)
-            if pooler is None
-            else stack_scale.pooled_database_url(pooler, service.database)
-        )
+        server = pooler or postgres or self.postgres()
+        database = service.database
+        url = server.url(user=database, password=service.password, database=database)
+        database_url = url.render_as_string(hide_password=False)
         env = {
             "ENVIRONMENT": os.environ.get("ENVIRONMENT", "development"),
             # Every service trusts the tokens users-svc signs, at the port it runs on here.

@@ -7,26 +7,12 @@
     uv run python tools/stack.py psql --service S | dev --service S | env --service S
     uv run python tools/stack.py python --service S -- -m module ...
 
-With a working Docker engine (`--mode auto` finds one) `up` runs infra/docker-compose.yml. Without
-one it runs the same stack natively (tools/native_stack.py): an embedded PostgreSQL whose data
-lives in `.local/stack/`, every service's database, role and migrations, an embedded NATS for the
-events, then every service under uvicorn, in the background. `up` returns once every service
-answers `/health/ready`; `--attach` then streams the logs, and Ctrl-C (or SIGTERM) stops
-everything. `down` stops everything; the data stays.
-`--pooler` and `--replicas` shape it like a deployment (tools/stack_scale.py). `--observability`
-(`make up OBSERVABILITY=1`) adds Prometheus scraping every service (natively Debian's
-`prometheus`; in Compose the `observability` profile, with an OpenTelemetry Collector the services
-send their traces to, and Grafana): tools/observability.py.
-
-`migrate`, `revision`, `psql`, `dev` and `env` act on the stack's databases, natively or in
-Compose (natively they start its Postgres when it is not running), unless the service's own
-`<PREFIX>_DATABASE_URL` is set: then on that one. `dev` runs one service with auto-reload on its
-port + 100, beside the stack's copy of it.
-
-Ports: each service's `[tool.stack] port`, or `STACK_<NAME>_PORT` (`STACK_USERS_PORT`); Postgres:
-5433, or `STACK_POSTGRES_PORT`; NATS: 4223, or `STACK_NATS_PORT` (both kept for the next runs).
-`STACK_DIR` moves the state folder. `events` prints each service's outbox backlog, consumer lag
-and dead letters (docs/events.md).
+`up` runs infra/docker-compose.yml when a Docker engine answers, else the same stack natively
+(tools/native_stack.py); `--pooler` and `--replicas` shape it like a deployment
+(tools/stack_scale.py), `--observability` adds Prometheus (tools/observability.py). The other
+commands act on the stack's databases (natively they start its Postgres when it is not running),
+or on the service's own `<PREFIX>_DATABASE_URL` when it is set. What each does, the ports and the
+state folder: docs/development.md.
 """
 
 from __future__ import annotations

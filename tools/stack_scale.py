@@ -50,12 +50,6 @@ def pgbouncer(
     )
 
 
-def pooled_database_url(pooler: PgBouncer, database: str) -> str:
-    """A service's database through the pooler, as its own role."""
-    url = pooler.url(user=database, database=database, password=pooler.passwords[database])
-    return url.render_as_string(hide_password=False)
-
-
 def balancer(
     state_dir: Path, name: str, *, port: int, backends: Sequence[int] = ()
 ) -> LoadBalancer:
