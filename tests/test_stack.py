@@ -370,3 +370,19 @@ def test_make_up_says_which_service_is_not_ready_and_why_then_starts_it_again(
     for service in running_stack.services.values():
         assert f"{service.base_url}/docs" in result.stdout
         assert httpx.get(f"{service.base_url}/health/ready").status_code == 200
+
+
+def test_a_database_url_of_another_scheme_stops_make_dev_in_one_line(
+    running_stack: StackRunner,
+) -> None:
+    running_stack.env["THINGS_DATABASE_URL"] = "mysql://things:s3cret@127.0.0.1/things"
+    try:
+        result = running_stack.run("dev", "--service", "things-svc", f"--port={free_port()}")
+    finally:
+        del running_stack.env["THINGS_DATABASE_URL"]
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: THINGS_DATABASE_URL is mysql://: give a Postgres URL, postgresql+asyncpg://, "
+        "postgresql:// or postgres://\n"
+    )

@@ -188,10 +188,11 @@ def dev(stack: Stack, service: Service, *, port: int | None) -> int:
             "the code from before them and is not ready until `make up` starts it again"
         )
     port = port or service.port + DEV_PORT_OFFSET
+    # common.serve, as the stack runs it: a setting the service refuses is one line, here too.
     command = [
         sys.executable,
         "-m",
-        "uvicorn",
+        "common.serve",
         service.app,
         "--reload",
         f"--reload-dir={service.directory / 'src'}",
