@@ -5,6 +5,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsConfigDict
 
 from common.auth import JwksSettings
+from common.events import EventSettings
 from common.settings import AppBaseSettings, Pooler, SettingsError
 
 
@@ -224,3 +225,31 @@ def test_the_pooler_is_none_unless_pgbouncer_is_named(monkeypatch: pytest.Monkey
     monkeypatch.setenv("SHOP_DB_POOLER", "pgpool")
     with pytest.raises(ValidationError, match="db_pooler"):
         ShopSettings()
+
+
+class EventfulShopSettings(JwksSettings, EventSettings):
+    """Lists no production checks of its own: it inherits those of every class it builds on."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOP_", env_file=None)
+
+    service_name: str = "shop"
+    database_url: str = "postgresql+asyncpg://shop:shop@127.0.0.1:5432/shop"
+    coupon_service_url: str = "http://127.0.0.1:9999"
+    required_in_production = ("coupon_service_url",)
+
+
+def test_a_settings_class_inherits_every_production_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+
+    with pytest.raises(ValidationError) as refused:
+        EventfulShopSettings()
+
+    for name in (
+        "SHOP_DATABASE_URL",
+        "SHOP_TOKEN_ISSUER",
+        "SHOP_TOKEN_AUDIENCE",
+        "SHOP_JWKS_URL",
+        "SHOP_NATS_URL",
+        "SHOP_COUPON_SERVICE_URL",
+    ):
+        assert f"{name} must be set explicitly" in str(refused.value)

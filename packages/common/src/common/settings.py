@@ -75,7 +75,8 @@ class AppBaseSettings(BaseSettings):
         env_file=".env", extra="ignore", frozen=True, hide_input_in_errors=True
     )
 
-    # Fields a subclass must set explicitly (not leave at a default) when running in production.
+    # Fields that must be set explicitly (not left at a default) when running in production. A
+    # subclass lists only its own: the check reads every class's list (`required_fields`).
     required_in_production: ClassVar[tuple[str, ...]] = ("database_url",)
 
     environment: Environment = Field(
@@ -228,7 +229,7 @@ class AppBaseSettings(BaseSettings):
     def _production_problems(self) -> list[str]:
         problems = [
             f"{self._env_name(name)} must be set explicitly in production"
-            for name in self.required_in_production
+            for name in self.required_fields()
             if name not in self.model_fields_set
         ]
         url = urlsplit(self.database_url)
@@ -254,6 +255,17 @@ class AppBaseSettings(BaseSettings):
     def production_problems(self) -> list[str]:
         """Extra production checks of a subclass: one sentence per problem found."""
         return []
+
+    @classmethod
+    def required_fields(cls) -> list[str]:
+        """The fields production requires, from this class and every class it inherits from."""
+        return list(
+            dict.fromkeys(
+                name
+                for klass in reversed(cls.__mro__)
+                for name in vars(klass).get("required_in_production", ())
+            )
+        )
 
     @classmethod
     def _env_name(cls, field: str) -> str:

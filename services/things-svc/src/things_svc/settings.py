@@ -11,10 +11,6 @@ class Settings(JwksSettings, EventSettings):
     users-svc's account events come from THINGS_NATS_URL."""
 
     model_config = SettingsConfigDict(env_prefix="THINGS_")
-    required_in_production = (
-        *JwksSettings.required_in_production,
-        *EventSettings.required_in_production,
-    )
 
     service_name: str = "things-svc"
     # Development: the `make up` stack's database, as its own role (production sets its own).

@@ -16,10 +16,6 @@ DEVELOPMENT_KEY_FILE = Path(".local/signing-key.pem")
 
 class Settings(TokenSettings, EventSettings):
     model_config = SettingsConfigDict(env_prefix="USERS_")
-    required_in_production = (
-        *TokenSettings.required_in_production,
-        *EventSettings.required_in_production,
-    )
 
     service_name: str = "users-svc"
     # Development: the `make up` stack's database, as its own role (production sets its own).

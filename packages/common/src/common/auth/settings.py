@@ -22,7 +22,6 @@ class TokenSettings(AppBaseSettings):
     """Who issues the tokens a service accepts, and for whom."""
 
     required_in_production: ClassVar[tuple[str, ...]] = (
-        *AppBaseSettings.required_in_production,
         "token_issuer",
         "token_audience",
     )
@@ -52,10 +51,7 @@ class TokenSettings(AppBaseSettings):
 class JwksSettings(TokenSettings):
     """A service that fetches users-svc's public keys (JWKS) over HTTP."""
 
-    required_in_production: ClassVar[tuple[str, ...]] = (
-        *TokenSettings.required_in_production,
-        "jwks_url",
-    )
+    required_in_production: ClassVar[tuple[str, ...]] = ("jwks_url",)
 
     jwks_url: str = Field(
         default=DEVELOPMENT_JWKS_URL, description="users-svc's public keys (http:// or https://)"

@@ -14,10 +14,7 @@ class EventSettings(AppBaseSettings):
     writes, and they leave once a broker is configured.
     """
 
-    required_in_production: ClassVar[tuple[str, ...]] = (
-        *AppBaseSettings.required_in_production,
-        "nats_url",
-    )
+    required_in_production: ClassVar[tuple[str, ...]] = ("nats_url",)
 
     nats_url: str | None = Field(
         # `make up`'s broker; 4223, so a NATS of the machine's own on 4222 stays out of the way.
