@@ -8,7 +8,6 @@ from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.app import create_app
 from common.db import Database
 from common.settings import AppBaseSettings
 from common.testing import ServiceUnderTest
@@ -24,7 +23,7 @@ async def small_limit_client(
     test_database: Database,
 ) -> AsyncIterator[AsyncClient]:
     limited = settings.model_copy(update={"max_request_body_bytes": LIMIT})
-    app: FastAPI = create_app(limited, domains=service.domains, database=test_database)
+    app: FastAPI = service.app(limited, database=test_database)
     async with open_client(app) as client:
         yield client
 

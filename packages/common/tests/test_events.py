@@ -11,8 +11,6 @@ from typing import Any
 import nats
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, func, insert, select, text
@@ -35,6 +33,7 @@ from common.events.lifespan import running_events
 from common.events.relay import prune_sent
 from common.events.status import event_figures, figures_table
 from common.settings import Pooler
+from common.testing.plugin import tracing_into
 from common.tracing import tracing
 from devstack.postgres import test_database_pooler as pooler_of_the_tests
 
@@ -224,21 +223,19 @@ async def test_the_consumer_applies_an_event_in_the_trace_of_the_request_that_ma
     settings_for: Callable[..., Settings],
 ) -> None:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
     settings = settings_for()
     database = Database.from_settings(settings)
     events = Events(relay=True, handlers=[Handler("thing.counted", record)])
     try:
-        async with tracing(settings, provider):
-            request = provider.get_tracer("test").start_span("POST /things", kind=SpanKind.SERVER)
-            with trace.use_span(request, end_on_exit=True):
-                await publish_numbers(database, [uuid.uuid4()], 1)
-            async with running_events(settings, database, events):
-                await applied_rows(database.engine, expected=1)
+        with tracing_into(exporter):
+            async with tracing(settings):
+                request = trace.get_tracer("test").start_span("POST /things", kind=SpanKind.SERVER)
+                with trace.use_span(request, end_on_exit=True):
+                    await publish_numbers(database, [uuid.uuid4()], 1)
+                async with running_events(settings, database, events):
+                    await applied_rows(database.engine, expected=1)
     finally:
         await database.dispose()
-        provider.shutdown()
 
     (applying,) = [span for span in exporter.get_finished_spans() if span.name.startswith("apply")]
     assert applying.name == "apply thing.counted"

@@ -9,17 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from sqlalchemy.engine import URL
 
-from common.app import create_app
 from common.db import Database
 from common.logs import mask_secrets
 from common.testing import ServiceUnderTest
-from common.testing.plugin import open_client
+from common.testing.plugin import open_client, tracing_into
 
 JWT = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
 
@@ -35,16 +32,13 @@ async def test_json_lines_carry_the_request_id_and_the_trace_and_span_ids(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
     settings = service.settings(database_url, log_format="json")
-    app = create_app(
-        settings, domains=service.domains, database=test_database, tracer_provider=provider
-    )
 
-    async with open_client(app) as client:
-        response = await client.get("/api/v1/widgets/-/crash", headers={"X-Request-ID": "json-7"})
-    provider.shutdown()
+    with tracing_into(exporter):
+        async with open_client(service.app(settings, database=test_database)) as client:
+            response = await client.get(
+                "/api/v1/widgets/-/crash", headers={"X-Request-ID": "json-7"}
+            )
 
     assert response.status_code == 500
     [line] = [
@@ -70,7 +64,7 @@ async def test_without_tracing_json_lines_say_so_and_text_lines_stay_as_they_wer
 ) -> None:
     for log_format in ("json", "text"):
         settings = service.settings(database_url, log_format=log_format)
-        app = create_app(settings, domains=service.domains, database=test_database)
+        app = service.app(settings, database=test_database)
         async with open_client(app) as client:
             await client.get("/api/v1/widgets/-/crash", headers={"X-Request-ID": f"{log_format}-8"})
 

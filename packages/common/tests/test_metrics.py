@@ -3,14 +3,17 @@ pools' state."""
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from prometheus_client import REGISTRY
 from sqlalchemy.engine import URL
 
-from common.app import create_app
 from common.db import Database
 from common.testing import ServiceUnderTest
 from common.testing.plugin import open_client
@@ -67,7 +70,7 @@ async def test_metrics_are_served_on_a_port_of_their_own_and_not_by_the_api(
 ) -> None:
     port = free_port()
     settings = service.settings(database_url, metrics_port=port, metrics_host="127.0.0.1")
-    app = create_app(settings, domains=service.domains, database=test_database)
+    app = service.app(settings, database=test_database)
 
     async with open_client(app) as client:
         assert (await client.get("/health/live")).status_code == 200
@@ -89,26 +92,34 @@ async def test_the_pools_show_connections_in_use_and_requests_waiting_then_timin
     settings = service.settings(
         database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout_seconds=0.5
     )
-    database = Database.from_settings(settings)
-    app = create_app(settings, domains=service.domains, database=database)
+    app = service.app(settings)
+    # The engines the app's lifespan made, as its requests find them.
+    app_lifespan = app.router.lifespan_context
+    databases: list[Database] = []
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Mapping[str, Any]]:
+        async with app_lifespan(app) as state:
+            assert state is not None
+            databases.append(state["database"])
+            yield state
+
+    app.router.lifespan_context = lifespan
     timeouts = pool_gauge("db_pool_timeouts_total", pool="write") or 0.0
-    try:
-        async with open_client(app) as client, database.engine.connect() as held:
-            await held.exec_driver_sql("SELECT 1")
-            assert pool_gauge("db_pool_connections", pool="write", state="in_use") == 1
-            assert pool_gauge("db_pool_capacity", pool="write") == 1
+    async with open_client(app) as client, databases[0].engine.connect() as held:
+        await held.exec_driver_sql("SELECT 1")
+        assert pool_gauge("db_pool_connections", pool="write", state="in_use") == 1
+        assert pool_gauge("db_pool_capacity", pool="write") == 1
 
-            waiting = asyncio.create_task(client.post("/api/v1/widgets", json={"code": "w"}))
-            for _ in range(40):
-                await asyncio.sleep(0.01)
-                if pool_gauge("db_pool_waiting", pool="write") == 1:
-                    break
-            assert pool_gauge("db_pool_waiting", pool="write") == 1
-            assert (await waiting).status_code == 503
+        waiting = asyncio.create_task(client.post("/api/v1/widgets", json={"code": "w"}))
+        for _ in range(40):
+            await asyncio.sleep(0.01)
+            if pool_gauge("db_pool_waiting", pool="write") == 1:
+                break
+        assert pool_gauge("db_pool_waiting", pool="write") == 1
+        assert (await waiting).status_code == 503
 
-            assert pool_gauge("db_pool_waiting", pool="write") == 0
-            assert pool_gauge("db_pool_timeouts_total", pool="write") == timeouts + 1
-    finally:
-        await database.dispose()
+        assert pool_gauge("db_pool_waiting", pool="write") == 0
+        assert pool_gauge("db_pool_timeouts_total", pool="write") == timeouts + 1
     # The app is gone: so are its pools' gauges.
     assert pool_gauge("db_pool_connections", pool="write", state="in_use") is None

@@ -7,13 +7,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from sqlalchemy.engine import URL
 
 from common.testing import ServiceUnderTest
+from common.testing.plugin import tracing_into
 from common.tracing import consuming, event_headers, tracing, tracing_configured
 
 SAMPLE_DIR = Path(__file__).parent / "sample"
@@ -72,17 +72,16 @@ async def test_an_event_carries_its_producers_trace_to_its_consumer(
     service: ServiceUnderTest, database_url: URL
 ) -> None:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
     settings = service.settings(database_url)
 
-    async with tracing(settings, provider):
-        tracer = provider.get_tracer("test")
-        with tracer.start_as_current_span("POST /users/{id}/deactivate", kind=SpanKind.SERVER):
-            headers = event_headers()  # stored in the envelope, in the producer's transaction
-        # Later, in the consumer (another service): the envelope's headers, no current span.
-        with consuming("apply user.deactivated", headers):
-            pass
+    with tracing_into(exporter):
+        async with tracing(settings):
+            tracer = trace.get_tracer("test")
+            with tracer.start_as_current_span("POST /users/{id}/deactivate", kind=SpanKind.SERVER):
+                headers = event_headers()  # stored in the envelope, in the producer's transaction
+            # Later, in the consumer (another service): the envelope's headers, no current span.
+            with consuming("apply user.deactivated", headers):
+                pass
 
     producer, consumer = exporter.get_finished_spans()
     assert producer.context is not None

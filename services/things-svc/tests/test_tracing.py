@@ -9,9 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from httpx import AsyncClient
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, SpanKind
 from sqlalchemy.engine import URL
@@ -19,10 +18,8 @@ from sqlalchemy.engine import URL
 from common.auth import JWKS_PATH
 from common.db import Database
 from common.testing import ServiceUnderTest, TokenFactory
-from common.testing.plugin import open_traced_client
+from common.testing.plugin import open_client, tracing_into
 from common.testing.tokens import signing_key_for_tests
-from things_svc.main import build_app
-from things_svc.settings import Settings
 
 URL_THINGS = "/api/v1/things"
 ALICE = uuid.uuid4()
@@ -135,13 +132,10 @@ async def client_fetching_keys(
 ) -> AsyncIterator[AsyncClient]:
     """things-svc traced, fetching its keys over HTTP as its main.py does in production."""
     settings = service.settings(database_url, jwks_url=keys_server.url)
-    assert isinstance(settings, Settings)
 
-    def traced_app(provider: TracerProvider) -> FastAPI:
-        return build_app(settings, database=test_database, tracer_provider=provider)
-
-    async with open_traced_client(traced_app, span_exporter) as client:
-        yield client
+    with tracing_into(span_exporter):
+        async with open_client(service.app(settings, database=test_database)) as client:
+            yield client
 
 
 async def test_the_token_check_shows_the_jwks_fetch_and_sends_the_trace_along(

@@ -10,7 +10,7 @@ from common.testing import ServiceUnderTest, signing_key_for_tests
 # pytest-alembic's fixtures, for this service's migrations (tests/test_migrations.py).
 from common.testing.migrations import alembic_config, alembic_engine  # noqa: F401
 from users_svc.main import build_app
-from users_svc.settings import Settings
+from users_svc.settings import Settings, get_settings
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +28,7 @@ def service() -> ServiceUnderTest:
             "signing_key": signing_key_for_tests().private_pem(),
         },
         build_app=build_app,
+        get_settings=get_settings,
     )
 
 

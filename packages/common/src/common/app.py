@@ -2,21 +2,25 @@
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import Any, NotRequired, TypedDict
+from typing import Any, TypedDict
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.middleware.cors import CORSMiddleware
-from opentelemetry.trace import TracerProvider
+from fastapi.routing import APIRoute
+from fastapi.security.base import SecurityBase
 
 from common import health
-from common.auth import TokenVerifier
-from common.auth.revocations import RevokedSubjects, watching_revocations
+from common.auth.keys import KeySource, RemoteJwks
+from common.auth.settings import JwksSettings, TokenSettings
+from common.auth.verifier import TokenVerifier
 from common.body_limit import BodyLimitMiddleware
 from common.db import Database
 from common.discovery import discover_root_routers, discover_routers
 from common.docs import install_offline_docs
 from common.errors import UnhandledErrorMiddleware, document_problems, install_error_handlers
 from common.events.lifespan import Events, running_events
+from common.events.revocations import RevokedSubjects, keeping_revocations
 from common.events.settings import EventSettings
 from common.logs import configure_logging
 from common.metrics import MetricsMiddleware
@@ -28,45 +32,51 @@ from common.tracing import fastapi_telemetry
 
 
 class AppState(TypedDict):
+    """What every request finds in `request.state`, wired by the app's lifespan."""
+
     settings: AppBaseSettings
     database: Database
     migration_heads: frozenset[str]
     readiness: health.ReadinessCheck
-    # Present when the service gave `create_app` one: what `CurrentUser` verifies tokens with.
-    token_verifier: NotRequired[TokenVerifier]
-    # Present with `revocations=True`: the subjects whose tokens `CurrentUser` refuses.
-    revoked_subjects: NotRequired[RevokedSubjects]
+    # None when the app declares no route that needs a token (`create_app` checks).
+    token_verifier: TokenVerifier | None
 
 
 # A service's own lifespan: what it yields joins the request state (`request.state.<name>`).
 ServiceLifespan = Callable[[FastAPI], AbstractAsyncContextManager[Mapping[str, Any]]]
 
 
+class StartupError(ValueError):
+    """The app cannot be built as asked: something its routes need is missing."""
+
+
 def create_app(
     settings: AppBaseSettings,
     *,
     domains: str,
-    database: Database | None = None,
-    token_verifier: TokenVerifier | None = None,
+    token_keys: KeySource | None = None,
     lifespan: ServiceLifespan | None = None,
     events: Events | None = None,
-    revocations: bool = False,
-    tracer_provider: TracerProvider | None = None,
     version: str = "0.1.0",
 ) -> FastAPI:
     """Build a service's app.
 
-    `domains` names the package whose sub-packages are the service's domains. `database` lets
-    the caller (tests) provide the engines and session factories; otherwise the lifespan makes
-    them from `settings` and disposes of them on shutdown. `token_verifier` verifies the access
-    tokens of `CurrentUser` and `CurrentClaims`; its key source is opened in the lifespan, after
-    the service's own `lifespan` has started (users-svc loads its keys there) and closed before it
-    ends. An app without one verifies no tokens. `events` runs the service's event relay and
-    consumer in the lifespan (its settings are then `EventSettings`); with `revocations`,
-    `CurrentUser` refuses the subjects of its `revoked_subjects` table. `tracer_provider` traces
-    the app with that provider whatever the environment says (tests give the SDK's in-memory
-    one).
+    `domains` names the package whose sub-packages are the service's domains. The lifespan
+    makes the database's engines from `settings` and disposes of them on shutdown. Access tokens
+    (`CurrentUser`, `CurrentClaims`) are verified with `token_keys` when given (users-svc's own
+    keys), else with users-svc's JWKS when the settings are `JwksSettings`; a route that needs a
+    token in an app that has neither stops the build with `StartupError`. The key source opens
+    after the service's own `lifespan` has started (users-svc loads its keys there). `events`
+    runs the service's event relay and consumer in the lifespan (its settings must then be
+    `EventSettings`), and with `revocations` the verifier refuses the subjects that the account
+    events revoked.
     """
+    if events is not None and not isinstance(settings, EventSettings):
+        raise StartupError(
+            f"{settings.service_name} runs events: its settings must build on EventSettings"
+        )
+    revoked = RevokedSubjects() if events is not None and events.revocations else None
+    verifier = _token_verifier(settings, token_keys, revoked)
     configure_logging(
         settings.effective_log_level, sql=settings.debug, log_format=settings.log_format
     )
@@ -75,15 +85,9 @@ def create_app(
         title=settings.service_name,
         version=version,
         lifespan=_app_lifespan(
-            settings,
-            database=database,
-            token_verifier=token_verifier,
-            lifespan=lifespan,
-            events=events,
-            revocations=revocations,
-            tracer_provider=tracer_provider,
+            settings, verifier=verifier, lifespan=lifespan, events=events, revoked=revoked
         ),
-        telemetry=fastapi_telemetry(tracer_provider),
+        telemetry=fastapi_telemetry(),
         docs_url=None,  # install_offline_docs serves it, without a CDN
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
@@ -93,8 +97,42 @@ def create_app(
         install_offline_docs(app)
     install_error_handlers(app)
     _include_routers(app, settings, domains)
+    if verifier is None and (needing := _routes_needing_tokens(app)):
+        raise StartupError(
+            f"{settings.service_name} verifies no access tokens, but {', '.join(needing)} "
+            "need one: give its settings JwksSettings, or create_app token_keys"
+        )
     _add_middleware(app, settings)
     return app
+
+
+def _token_verifier(
+    settings: AppBaseSettings, keys: KeySource | None, revoked: RevokedSubjects | None
+) -> TokenVerifier | None:
+    if keys is None and isinstance(settings, JwksSettings):
+        keys = RemoteJwks.from_settings(settings)
+    if keys is None:
+        return None
+    if not isinstance(settings, TokenSettings):
+        raise StartupError(
+            f"{settings.service_name} verifies tokens: its settings must build on TokenSettings"
+        )
+    return TokenVerifier.from_settings(keys, settings, revoked=revoked or frozenset())
+
+
+def _routes_needing_tokens(app: FastAPI) -> list[str]:
+    """The routes with a security scheme among their dependencies (`bearer`, a password flow)."""
+
+    def needs_token(dependant: Dependant) -> bool:
+        return isinstance(dependant.call, SecurityBase) or any(
+            needs_token(sub) for sub in dependant.dependencies
+        )
+
+    return [
+        f"{' '.join(sorted(route.methods or ()))} {route.path}"
+        for route in app.routes
+        if isinstance(route, APIRoute) and needs_token(route.dependant)
+    ]
 
 
 def _include_routers(app: FastAPI, settings: AppBaseSettings, domains: str) -> None:
@@ -135,53 +173,45 @@ def _add_middleware(app: FastAPI, settings: AppBaseSettings) -> None:
 def _app_lifespan(
     settings: AppBaseSettings,
     *,
-    database: Database | None,
-    token_verifier: TokenVerifier | None,
+    verifier: TokenVerifier | None,
     lifespan: ServiceLifespan | None,
     events: Events | None,
-    revocations: bool,
-    tracer_provider: TracerProvider | None,
+    revoked: RevokedSubjects | None,
 ) -> ServiceLifespan:
-    """The app's lifespan: its database (unless given), then the service's own lifespan, the
-    token verifier's keys, the revoked subjects and the events; ended in the reverse order."""
+    """The app's lifespan: its database, then the service's own lifespan, the token verifier's
+    keys, the revoked subjects and the events; ended in the reverse order."""
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        heads = expected_heads(settings.migrations_dir)
-        owned = database is None
-        active = Database.from_settings(settings) if database is None else database
+        database = Database.from_settings(settings)
         readiness = health.ReadinessCheck()
         state: AppState = {
             "settings": settings,
-            "database": active,
-            "migration_heads": heads,
+            "database": database,
+            "migration_heads": expected_heads(settings.migrations_dir),
             "readiness": readiness,
+            "token_verifier": verifier,
         }
         try:
             async with AsyncExitStack() as stack:
-                await stack.enter_async_context(
-                    observing(settings, active, tracer_provider=tracer_provider)
-                )
+                await stack.enter_async_context(observing(settings, database))
                 own = await stack.enter_async_context(lifespan(app)) if lifespan else {}
                 if clash := set(own) & set(AppState.__annotations__):
-                    raise ValueError(f"a service's lifespan may not replace {sorted(clash)}")
-                if token_verifier is not None:
-                    await token_verifier.open()
-                    stack.push_async_callback(token_verifier.aclose)
-                    state["token_verifier"] = token_verifier
-                if revocations:
-                    state["revoked_subjects"] = await stack.enter_async_context(
-                        watching_revocations(settings, active.engine)
+                    raise StartupError(f"a service's lifespan may not replace {sorted(clash)}")
+                if verifier is not None:
+                    await verifier.open()
+                    stack.push_async_callback(verifier.aclose)
+                if revoked is not None:
+                    await stack.enter_async_context(
+                        keeping_revocations(settings, database.engine, revoked)
                     )
                 if events is not None:
-                    if not isinstance(settings, EventSettings):
-                        raise TypeError("a service with events needs settings of EventSettings")
-                    await stack.enter_async_context(running_events(settings, active, events))
+                    assert isinstance(settings, EventSettings)  # create_app checked
+                    await stack.enter_async_context(running_events(settings, database, events))
                 yield {**state, **own}
         finally:
             readiness.cancel()
-            if owned:
-                await active.dispose()
+            await database.dispose()
 
     return app_lifespan
 

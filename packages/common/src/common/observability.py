@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from opentelemetry.trace import TracerProvider
 from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app, multiprocess
 from prometheus_client.exposition import ThreadingWSGIServer
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -180,12 +179,10 @@ def serving_metrics(settings: AppBaseSettings) -> Iterator[MetricsServer | None]
 
 
 @contextlib.asynccontextmanager
-async def observing(
-    settings: AppBaseSettings, database: Database, *, tracer_provider: TracerProvider | None
-) -> AsyncIterator[None]:
+async def observing(settings: AppBaseSettings, database: Database) -> AsyncIterator[None]:
     """Tracing, the pool gauges and the metrics endpoint, for the app's lifespan."""
     async with (
-        tracing(settings, tracer_provider),
+        tracing(settings),
         watching_pools(database),
     ):
         with serving_metrics(settings):

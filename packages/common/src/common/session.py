@@ -21,18 +21,11 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db import Database
-from common.settings import AppBaseSettings
 
 
 def database_of(request: Request) -> Database:
     database: Database = request.state.database
     return database
-
-
-def settings_of(request: Request) -> AppBaseSettings:
-    """The settings the running app was created with (not necessarily `get_settings()`)."""
-    settings: AppBaseSettings = request.state.settings
-    return settings
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -22,7 +22,7 @@ For events (common.events): `event_headers()` is what a producer stores in an en
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping, MutableMapping
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import context, propagate, trace
@@ -31,12 +31,12 @@ from opentelemetry.trace import Span, SpanKind, TracerProvider
 
 from common.settings import AppBaseSettings
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+
 TRACING_EXPORTERS = frozenset({"otlp", "console"})
 # Probes every few seconds would fill the traces with nothing to look at.
 UNTRACED_PREFIXES = ("/health/",)
-
-# The provider of the running app, for the spans `common` makes itself (events).
-_active: TracerProvider | None = None
 
 
 def tracing_configured(environ: Mapping[str, str] = os.environ) -> bool:
@@ -52,7 +52,7 @@ def tracing_configured(environ: Mapping[str, str] = os.environ) -> bool:
     )
 
 
-def provider_from_environment(service_name: str) -> TracerProvider:
+def provider_from_environment(service_name: str) -> "SdkTracerProvider":
     """The SDK's tracer provider, exporting as the `OTEL_*` variables say."""
     # Imported here: a service that does not trace never loads the SDK.
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -75,11 +75,11 @@ def provider_from_environment(service_name: str) -> TracerProvider:
     return provider
 
 
-def fastapi_telemetry(provider: TracerProvider | None) -> TelemetryConfig:
+def fastapi_telemetry() -> TelemetryConfig:
     """FastAPI's telemetry: server spans only (metrics are Prometheus's, logs go through
-    logging), with the global provider unless one is given (tests give theirs)."""
+    logging), with the global tracer provider of the moment (none: no span)."""
     return {
-        "tracer_provider": provider,
+        "tracer_provider": None,
         "metrics": False,
         "logs": False,
         "auto_configure": False,
@@ -93,28 +93,25 @@ def _untraced(scope: MutableMapping[str, Any]) -> bool:
 
 
 @asynccontextmanager
-async def tracing(
-    settings: AppBaseSettings, provider: TracerProvider | None = None
-) -> AsyncIterator[TracerProvider | None]:
-    """Tracing for the app's lifespan: `provider` (tests), else one from the environment when
-    configured (made global, and shut down at the end, which exports what is left), else none."""
-    global _active
-    owned = None
-    if provider is None and tracing_configured():
-        provider = owned = provider_from_environment(settings.service_name)
-        trace.set_tracer_provider(provider)
-    if provider is None:
-        yield None
+async def tracing(settings: AppBaseSettings) -> AsyncIterator[None]:
+    """Tracing for the app's lifespan. When the `OTEL_*` variables ask for it, the SDK's provider
+    becomes the global one, and is shut down at the end (which exports what is left). Whatever
+    set the global provider (that, or a test), asyncpg and urllib are traced with it."""
+    owned: SdkTracerProvider | None = None
+    if tracing_configured():
+        owned = provider_from_environment(settings.service_name)
+        trace.set_tracer_provider(owned)
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+        yield
         return
     instrument(provider)
-    _active = provider
     try:
-        yield provider
+        yield
     finally:
-        _active = None
         uninstrument()
         if owned is not None:
-            owned.shutdown()  # type: ignore[attr-defined]
+            owned.shutdown()
 
 
 def instrument(provider: TracerProvider) -> None:
@@ -148,7 +145,7 @@ def consuming(name: str, headers: Mapping[str, str]) -> Iterator[Span]:
     """A consumer span for applying one event, a child of the producer's span whose context
     `headers` carry (`event_headers()`), so both share one trace id."""
     parent = propagate.extract(dict(headers))
-    tracer = (_active or trace.get_tracer_provider()).get_tracer("common.events")
+    tracer = trace.get_tracer("common.events")
     with tracer.start_as_current_span(name, context=parent, kind=SpanKind.CONSUMER) as span:
         yield span
 

@@ -1,7 +1,7 @@
-from common.auth.revocations import add_revocations
 from common.db import Base as CommonBase
 from common.db import new_metadata
 from common.events import add_inbox
+from common.events.revocations import add_revocations
 
 
 class Base(CommonBase):

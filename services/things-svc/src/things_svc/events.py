@@ -1,15 +1,15 @@
 """The events things-svc applies: users-svc's account events (common.events, docs/events.md).
 
 A deactivated or deleted user's tokens are refused from the commit of the event's transaction
-(`common.auth.revocations`); a reactivated user's are accepted again; a deleted user's things
+(`common.events.revocations`); a reactivated user's are accepted again; a deleted user's things
 are erased.
 """
 
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.auth.revocations import restore, revoke
 from common.events import Event, Handler
+from common.events.revocations import restore, revoke
 from things_svc.domains.things.models import Thing
 
 

@@ -6,11 +6,8 @@ from contextlib import asynccontextmanager
 from typing import TypedDict
 
 from fastapi import FastAPI
-from opentelemetry.trace import TracerProvider
 
 from common.app import create_app
-from common.auth import TokenVerifier
-from common.db import Database
 from common.events import Events
 from users_svc.passwords import PasswordHasher
 from users_svc.settings import Settings, get_settings
@@ -24,13 +21,8 @@ class UsersState(TypedDict):
     password_hasher: PasswordHasher
 
 
-def build_app(
-    settings: Settings,
-    *,
-    database: Database | None = None,
-    tracer_provider: TracerProvider | None = None,
-) -> FastAPI:
-    """users-svc's app; on `database` when given (tests), else on engines of its own."""
+def build_app(settings: Settings) -> FastAPI:
+    """users-svc's app: it verifies tokens with the public half of its own signing keys."""
     ring = KeyRing.from_settings(settings)
 
     @asynccontextmanager
@@ -41,11 +33,9 @@ def build_app(
     return create_app(
         settings,
         domains="users_svc.domains",
-        database=database,
-        token_verifier=TokenVerifier.from_settings(ring, settings),
+        token_keys=ring,
         lifespan=lifespan,
         events=Events(relay=True),
-        tracer_provider=tracer_provider,
     )
 
 

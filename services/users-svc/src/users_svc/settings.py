@@ -1,14 +1,13 @@
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from common.auth import TokenSettings
 from common.events import EventSettings
-from common.session import settings_of
 
 # Where development keeps the key it generates, relative to where the service runs: git-ignored.
 DEVELOPMENT_KEY_FILE = Path(".local/signing-key.pem")
@@ -90,8 +89,4 @@ def get_settings() -> Settings:
     return Settings()
 
 
-async def app_settings(request: Request) -> Settings:
-    return cast(Settings, settings_of(request))
-
-
-SettingsDep = Annotated[Settings, Depends(app_settings)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,8 +1,8 @@
 """Access tokens issued by users-svc, verified by every service.
 
-A service gives `create_app` a `TokenVerifier` (for most services, of the keys of users-svc's
-JWKS: `TokenVerifier.from_settings(RemoteJwks.from_settings(settings), settings)`) and can then
-declare `user_id: CurrentUser` on any endpoint.
+A service whose settings are `JwksSettings` verifies tokens with the keys of users-svc's JWKS
+(users-svc gives `create_app` its own keys, `token_keys`), and can declare `user_id: CurrentUser`
+on any endpoint. `common.auth` needs neither a database nor a broker.
 """
 
 from common.auth.claims import REQUIRED_CLAIMS, access_claims
@@ -10,10 +10,10 @@ from common.auth.dependencies import (
     UNAUTHORIZED,
     CurrentClaims,
     CurrentUser,
-    authenticate,
+    bearer,
     current_claims,
     current_user_id,
-    token_verifier_of,
+    verified_claims,
 )
 from common.auth.keys import (
     ALGORITHMS,
@@ -49,9 +49,9 @@ __all__ = [
     "TokenSettings",
     "TokenVerifier",
     "access_claims",
-    "authenticate",
+    "bearer",
     "current_claims",
     "current_user_id",
     "public_jwk",
-    "token_verifier_of",
+    "verified_claims",
 ]

@@ -3,6 +3,7 @@
 import logging
 import time
 import uuid
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -62,6 +63,9 @@ class TokenVerifier:
     the same leeway) and while its key is still the one the key source gives for its key id, so
     a withdrawn key stops its tokens here as soon as it would have without the cache. Refusals
     are never remembered.
+
+    `revoked` holds the subjects whose tokens are refused before they expire (a service keeps it
+    current from account events: `common.events.revocations`).
     """
 
     def __init__(
@@ -72,8 +76,10 @@ class TokenVerifier:
         audience: str,
         leeway_seconds: float,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        revoked: Container[uuid.UUID] = frozenset(),
     ) -> None:
         self._keys = keys
+        self._revoked = revoked
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway_seconds
@@ -84,7 +90,13 @@ class TokenVerifier:
         )
 
     @classmethod
-    def from_settings(cls, keys: KeySource, settings: TokenSettings) -> Self:
+    def from_settings(
+        cls,
+        keys: KeySource,
+        settings: TokenSettings,
+        *,
+        revoked: Container[uuid.UUID] = frozenset(),
+    ) -> Self:
         """A verifier of the tokens `settings` accept, with the public keys of `keys`."""
         return cls(
             keys,
@@ -92,6 +104,7 @@ class TokenVerifier:
             audience=settings.token_audience,
             leeway_seconds=settings.token_leeway_seconds,
             cache_size=settings.token_cache_size,
+            revoked=revoked,
         )
 
     async def open(self) -> None:
@@ -107,6 +120,14 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> AccessClaims:
         """The claims of a valid access token; `InvalidTokenError` for anything else."""
+        claims = await self._claims(token)
+        if claims.subject in self._revoked:
+            # The same answer as any refused token: a deactivated account is not told apart.
+            logger.info("access token refused: its subject is revoked")
+            raise InvalidTokenError
+        return claims
+
+    async def _claims(self, token: str) -> AccessClaims:
         if self._verified is not None:
             known = self._verified.get(token)
             if known is not None and await self._keys.key_for(known.kid) is known.key:

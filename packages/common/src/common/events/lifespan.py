@@ -26,10 +26,13 @@ logger = logging.getLogger("common.events")
 
 @dataclass(frozen=True)
 class Events:
-    """What a service does with events: `relay` its outbox, apply events with `handlers`."""
+    """What a service does with events: `relay` its outbox, apply events with `handlers`, and
+    with `revocations` refuse the tokens of the subjects its handlers revoked
+    (`common.events.revocations`)."""
 
     relay: bool = False
     handlers: Sequence[Handler] = ()
+    revocations: bool = False
 
 
 @asynccontextmanager

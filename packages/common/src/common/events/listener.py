@@ -1,11 +1,15 @@
-"""A Postgres LISTEN that wakes a loop: notifications arrive on commit of the notifying
-transaction. It reconnects after a lost connection; whoever waits also polls, so a notification
-lost meanwhile (or a pooler that cannot LISTEN) costs a poll interval, never an event."""
+"""Postgres LISTEN: notifications arrive on commit of the notifying transaction.
+
+`staying_connected` holds one listening connection, and opens another after a failure, calling
+`connected()` each time it listens again (a notification sent while it did not listen is lost:
+`connected` catches up). `listening` builds a `Wakeup` on it for a loop that also polls, so a lost
+notification, or a pooler that cannot LISTEN, costs a poll interval, never an event.
+"""
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,8 +18,13 @@ from sqlalchemy.engine import make_url
 
 from common.background import in_background
 from common.settings import AppBaseSettings, Pooler
+from common.tracing import untraced
 
 logger = logging.getLogger("common.events")
+
+RECONNECT_AFTER_SECONDS = 1.0
+# A server that went away is noticed by a query, not by waiting.
+CHECK_EVERY_SECONDS = 5.0
 
 
 class Wakeup:
@@ -48,27 +57,50 @@ async def listening(settings: AppBaseSettings, channel: str) -> AsyncIterator[Wa
         # PgBouncer in transaction mode cannot hold a LISTEN: polling alone, then.
         yield wakeup
         return
-    async with in_background(_listen(settings, channel, wakeup)):
+
+    async def caught_up() -> None:
+        wakeup.set()  # anything committed while not listening
+
+    listener = staying_connected(settings, channel, notified=wakeup.set, connected=caught_up)
+    async with in_background(listener):
         yield wakeup
 
 
-async def _listen(settings: AppBaseSettings, channel: str, wakeup: Wakeup) -> None:
+async def staying_connected(
+    settings: AppBaseSettings,
+    channel: str,
+    *,
+    notified: Callable[[asyncpg.Connection, int, str, str], None],
+    connected: Callable[[], Awaitable[None]],
+) -> None:
+    """LISTEN on `channel` until cancelled: `notified(connection, pid, channel, payload)` for each
+    notification, `connected()` once listening, again after each reconnection. An error of either
+    callback, like a lost connection, is logged and followed by a new connection."""
+    with untraced():  # nobody's request: a span every few seconds would only be noise
+        await _stay_connected(settings, channel, notified, connected)
+
+
+async def _stay_connected(
+    settings: AppBaseSettings,
+    channel: str,
+    notified: Callable[[asyncpg.Connection, int, str, str], None],
+    connected: Callable[[], Awaitable[None]],
+) -> None:
     while True:
         connection = None
         try:
             connection = await asyncpg.connect(
                 asyncpg_dsn(settings.database_url), timeout=settings.db_connect_timeout_seconds
             )
-            await connection.add_listener(channel, wakeup.set)
-            wakeup.set()  # anything committed while not listening
+            await connection.add_listener(channel, notified)
+            await connected()
             while True:
-                await asyncio.sleep(5.0)
-                # A server that went away is noticed by a query, not by waiting.
-                await connection.fetchval("SELECT 1", timeout=5.0)
-        except Exception as exc:  # any failure: reconnect; the waiters poll meanwhile
+                await asyncio.sleep(CHECK_EVERY_SECONDS)
+                await connection.fetchval("SELECT 1", timeout=CHECK_EVERY_SECONDS)
+        except Exception as exc:  # any failure: reconnect
             logger.warning("LISTEN %s: %s; retrying", channel, exc)
         finally:
             if connection is not None:
                 with contextlib.suppress(Exception):
                     await connection.close(timeout=1)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(RECONNECT_AFTER_SECONDS)

@@ -25,6 +25,7 @@ from common.testing.service import ServiceUnderTest
 from common.testing.tokens import (
     TokenFactory,
     forged_authorizations,
+    jwks_url_for_tests,
     signing_key_for_tests,
     token_keys_for_tests,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "call",
     "every_row",
     "forged_authorizations",
+    "jwks_url_for_tests",
     "make_item_for",
     "mass_assignment_failures",
     "openapi_document",

@@ -13,9 +13,9 @@ Fixtures, from the outside in:
   nothing outlives the test;
 - `committing_client`: an app with its own pool that commits for real, for concurrency and
   commit-time behaviour; the service's tables are emptied after the test;
-- `token_factory`: access tokens signed with the test key. A service that would fetch its keys
-  from users-svc trusts that key instead (its `ServiceUnderTest.build_app` says so), so its
-  tests need no users-svc;
+- `token_factory`: access tokens signed with the test key. A service that fetches its keys from
+  users-svc fetches that key's JWKS from the test process instead (its `jwks_url`), so its tests
+  need no users-svc;
 - `span_exporter` / `traced_client`: the app traced by the OpenTelemetry SDK, its finished spans
   kept in memory;
 - `nats_url`: a NATS server with JetStream (embedded, or `TEST_NATS_URL`), once per run, and
@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import nats
@@ -44,9 +44,11 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from nats.js.errors import NotFoundError
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.test.globals_test import reset_trace_globals
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -269,12 +271,9 @@ async def traced_client(
     span_exporter: InMemorySpanExporter,
 ) -> AsyncIterator[AsyncClient]:
     """`client`, with the app traced by the SDK (every request sampled) into `span_exporter`."""
-
-    def traced_app(provider: TracerProvider) -> FastAPI:
-        return service.app(settings, database=test_database, tracer_provider=provider)
-
-    async with open_traced_client(traced_app, span_exporter) as client:
-        yield client
+    with tracing_into(span_exporter):
+        async with open_client(service.app(settings, database=test_database)) as client:
+            yield client
 
 
 @pytest.fixture
@@ -289,19 +288,18 @@ async def committing_client(
         await empty_tables(engine)
 
 
-@asynccontextmanager
-async def open_traced_client(
-    build_app: Callable[[TracerProvider], FastAPI], exporter: InMemorySpanExporter
-) -> AsyncIterator[AsyncClient]:
-    """An httpx client on the app `build_app` makes with a tracer provider that samples every
-    request and hands each finished span to `exporter`."""
+@contextlib.contextmanager
+def tracing_into(exporter: InMemorySpanExporter) -> Iterator[None]:
+    """The SDK's tracer provider, sampling every request into `exporter`, as the global one while
+    the block lasts (the one an app traces with, as in production); unset again after it."""
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
     try:
-        async with open_client(build_app(provider)) as client:
-            yield client
+        yield
     finally:
         provider.shutdown()
+        reset_trace_globals()
 
 
 @asynccontextmanager

@@ -8,16 +8,25 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 
-from common.auth import REQUIRED_CLAIMS, SigningKey, StaticKeys, TokenSettings, access_claims
+from common.auth import (
+    JWKS_PATH,
+    REQUIRED_CLAIMS,
+    SigningKey,
+    StaticKeys,
+    TokenSettings,
+    access_claims,
+)
 
 # How long the factory's tokens live: long enough for any test, short like a real one.
 TEST_TOKEN_SECONDS = 300
@@ -31,6 +40,32 @@ def signing_key_for_tests() -> SigningKey:
 
 def token_keys_for_tests() -> StaticKeys:
     return StaticKeys({"keys": [signing_key_for_tests().public_jwk]})
+
+
+@lru_cache(maxsize=1)
+def jwks_url_for_tests() -> str:
+    """Where this process serves the test key's JWKS over HTTP, as users-svc serves its own: a
+    service under test fetches it as in production (its `jwks_url`, `ServiceUnderTest.settings`).
+    The server is a daemon thread of the test process, started on first use."""
+    body = json.dumps({"keys": [signing_key_for_tests().public_jwk]}).encode()
+
+    class Jwks(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = self.path == JWKS_PATH
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body) if found else 0))
+            self.end_headers()
+            if found:
+                self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
+    threading.Thread(target=server.serve_forever, name="test-jwks", daemon=True).start()
+    host, port = server.server_address[:2]
+    return f"http://{host!s}:{port}{JWKS_PATH}"
 
 
 class TokenFactory:

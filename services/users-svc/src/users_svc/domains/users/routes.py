@@ -6,9 +6,9 @@ from fastapi import APIRouter, status
 from common.auth import UNAUTHORIZED
 from common.errors import Problem
 from common.pagination import Page, PageDep
-from common.session import ReadSessionDep, SessionDep
+from common.session import SessionDep
 from users_svc.domains.users import service
-from users_svc.domains.users.dependencies import AdminAccount, CurrentAccount, TokenClaims
+from users_svc.domains.users.dependencies import AdminAccount, CurrentAccount
 from users_svc.domains.users.schemas import (
     AccountErasure,
     PasswordChange,
@@ -46,9 +46,9 @@ async def sign_up(data: UserCreate, session: SessionDep, hasher: PasswordHasherD
 
 
 @router.get("/me", responses=SIGNED_IN)
-async def read_me(claims: TokenClaims, session: ReadSessionDep) -> UserRead:
+async def read_me(account: CurrentAccount) -> UserRead:
     """Your account."""
-    return UserRead.model_validate(await service.get_signed_in(session, claims.subject))
+    return UserRead.model_validate(account)
 
 
 @router.patch("/me", responses={**SIGNED_IN, **CONFLICT})
@@ -86,10 +86,10 @@ async def deactivate_me(account: CurrentAccount, session: SessionDep) -> None:
 
 @router.get("/me/sessions", responses=SIGNED_IN)
 async def list_my_sessions(
-    claims: TokenClaims, session: ReadSessionDep, page: PageDep
+    account: CurrentAccount, session: SessionDep, page: PageDep
 ) -> Page[SessionRead]:
     """Your sessions (one per login, until it ends or expires), newest first."""
-    sessions = await service.list_sessions(session, claims.subject, page)
+    sessions = await service.list_sessions(session, account.id, page)
     return Page(
         items=[SessionRead.model_validate(login) for login in sessions],
         limit=page.limit,

@@ -1,0 +1,166 @@
+"""Subjects whose tokens a service refuses before they expire: deactivated or deleted users.
+
+A projection of account events. The handler that applies `user.deactivated` calls `revoke()`,
+the one that applies `user.reactivated` calls `restore()`: each writes the service's
+`revoked_subjects` table and notifies, in the event's transaction. Every process of the service
+keeps the set in memory (`RevokedSubjects`, kept current by `keeping_revocations`): loaded whole
+when it starts listening, then changed by each notification, and loaded whole again after a lost
+connection. Behind PgBouncer, which cannot LISTEN, a one-row query each second tells when to load
+it again. The token verifier checks a subject against the set: no query per request.
+"""
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    MetaData,
+    Table,
+    Uuid,
+    column,
+    delete,
+    func,
+    select,
+    table,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from common.background import in_background
+from common.events.listener import staying_connected
+from common.settings import AppBaseSettings, Pooler
+from common.tracing import untraced
+
+logger = logging.getLogger("common.events")
+
+REVOCATIONS_TABLE = "revoked_subjects"
+REVOCATIONS_CHANNEL = "revoked_subjects"
+POLL_EVERY_SECONDS = 1.0
+
+REVOKED = table(
+    REVOCATIONS_TABLE, column("subject_id", Uuid), column("revoked_at", DateTime(timezone=True))
+)
+# What changes whenever a row is added or removed (behind PgBouncer, instead of notifications).
+FINGERPRINT = select(func.count(), func.max(REVOKED.c.revoked_at))
+
+
+def add_revocations(metadata: MetaData) -> Table:
+    return Table(
+        REVOCATIONS_TABLE,
+        metadata,
+        Column("subject_id", Uuid, primary_key=True),
+        Column("revoked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+async def revoke(session: AsyncSession, subject_id: uuid.UUID) -> None:
+    """From this transaction's commit, the subject's tokens are refused (401)."""
+    await session.execute(insert(REVOKED).values(subject_id=subject_id).on_conflict_do_nothing())
+    await _notify(session, f"revoke {subject_id}")
+
+
+async def restore(session: AsyncSession, subject_id: uuid.UUID) -> None:
+    """From this transaction's commit, the subject's tokens are accepted again."""
+    await session.execute(delete(REVOKED).where(REVOKED.c.subject_id == subject_id))
+    await _notify(session, f"restore {subject_id}")
+
+
+async def _notify(session: AsyncSession, payload: str) -> None:
+    await session.execute(select(func.pg_notify(REVOCATIONS_CHANNEL, payload)))
+
+
+class RevokedSubjects:
+    """The revoked subjects, as this process knows them: `subject in revoked`."""
+
+    def __init__(self) -> None:
+        self._subjects: set[uuid.UUID] = set()
+        # Notifications that arrive while the table is being loaded, applied after it.
+        self._held: list[str] | None = None
+        self.loaded = asyncio.Event()
+
+    def __contains__(self, subject: object) -> bool:
+        return subject in self._subjects
+
+    def notified(self, *notification: Any) -> None:
+        """A listener's callback: the payload (`revoke <uuid>`, `restore <uuid>`) comes last."""
+        payload: str = notification[-1]
+        if self._held is not None:
+            self._held.append(payload)
+        else:
+            self._apply(payload)
+
+    async def load(self, engine: AsyncEngine) -> None:
+        """The whole table, and whatever was notified while it was read."""
+        self._held = []
+        try:
+            async with engine.connect() as connection:
+                subjects = set(await connection.scalars(select(REVOKED.c.subject_id)))
+            self._subjects, held = subjects, self._held
+            for payload in held:
+                self._apply(payload)
+        finally:
+            self._held = None
+        self.loaded.set()
+
+    def _apply(self, payload: str) -> None:
+        action, _, subject = payload.partition(" ")
+        try:
+            subject_id = uuid.UUID(subject)
+        except ValueError:
+            logger.warning("revocation notification not understood: %r", payload)
+            return
+        if action == "revoke":
+            self._subjects.add(subject_id)
+        elif action == "restore":
+            self._subjects.discard(subject_id)
+
+
+@asynccontextmanager
+async def keeping_revocations(
+    settings: AppBaseSettings, engine: AsyncEngine, revoked: RevokedSubjects
+) -> AsyncIterator[None]:
+    """`revoked` kept current while the context lasts; loaded before the first request when the
+    database answers (a service started while it does not, as its readiness says, loads the set
+    as soon as it does)."""
+    async with in_background(_keep_current(settings, engine, revoked), name="revocations"):
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(settings.db_connect_timeout_seconds):
+                await revoked.loaded.wait()
+        yield
+
+
+async def _keep_current(
+    settings: AppBaseSettings, engine: AsyncEngine, revoked: RevokedSubjects
+) -> None:
+    if settings.db_pooler is not Pooler.PGBOUNCER:
+
+        async def caught_up() -> None:
+            await revoked.load(engine)
+
+        await staying_connected(
+            settings, REVOCATIONS_CHANNEL, notified=revoked.notified, connected=caught_up
+        )
+        return
+    seen = None
+    while True:
+        with _logged_failure(), untraced():
+            async with engine.connect() as connection:
+                fingerprint = (await connection.execute(FINGERPRINT)).one()
+            if fingerprint != seen:
+                await revoked.load(engine)
+                seen = fingerprint
+        await asyncio.sleep(POLL_EVERY_SECONDS)
+
+
+@contextlib.contextmanager
+def _logged_failure() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:  # the database is away: keep the last set, try again
+        logger.warning("revoked subjects not loaded: %s", exc)
