@@ -3,6 +3,7 @@
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI, Request
@@ -10,7 +11,8 @@ from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from common.app import create_app
+from common.app import StartupError, create_app
+from common.events import Events
 from common.settings import AppBaseSettings
 from common.testing import ServiceUnderTest
 from common.testing.plugin import open_client
@@ -272,7 +274,7 @@ async def test_a_service_lifespan_may_not_replace_the_apps_state(
 
     app = create_app(settings, domains=service.domains, lifespan=lifespan)
 
-    with pytest.raises(ValueError, match="may not replace"):
+    with pytest.raises(StartupError, match="may not replace"):
         async with open_client(app):
             pass
 
@@ -313,3 +315,33 @@ async def test_openapi_documents_every_error_as_a_problem(client: AsyncClient) -
             assert retry_after["required"] is True
     assert "Problem" in schema["components"]["schemas"]
     assert "HTTPValidationError" not in schema["components"]["schemas"]
+
+
+def test_a_route_that_needs_a_token_in_an_app_that_verifies_none_stops_the_build(
+    service: ServiceUnderTest,
+    settings: AppBaseSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    notes = tmp_path / "guarded" / "domains" / "notes"
+    notes.mkdir(parents=True)
+    for package in (tmp_path / "guarded", tmp_path / "guarded" / "domains", notes):
+        (package / "__init__.py").write_text("")
+    (notes / "__init__.py").write_text("from guarded.domains.notes.routes import router\n")
+    (notes / "routes.py").write_text(
+        "from fastapi import APIRouter\n"
+        "from common.auth import CurrentUser\n"
+        "router = APIRouter(prefix='/notes')\n"
+        "@router.get('')\n"
+        "async def my_notes(user_id: CurrentUser) -> list[str]:\n"
+        "    return []\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    with pytest.raises(StartupError, match=r"verifies no access tokens, but GET /api/v1/notes"):
+        create_app(settings, domains="guarded.domains")
+
+
+def test_events_need_event_settings(service: ServiceUnderTest, settings: AppBaseSettings) -> None:
+    with pytest.raises(StartupError, match="its settings must build on EventSettings"):
+        create_app(settings, domains=service.domains, events=Events(relay=True))

@@ -7,7 +7,7 @@ from typing import Any, TypedDict
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.security.base import SecurityBase
 
 from common import health
@@ -117,7 +117,9 @@ def _token_verifier(
         raise StartupError(
             f"{settings.service_name} verifies tokens: its settings must build on TokenSettings"
         )
-    return TokenVerifier.from_settings(keys, settings, revoked=revoked or frozenset())
+    if revoked is None:
+        return TokenVerifier.from_settings(keys, settings)
+    return TokenVerifier.from_settings(keys, settings, revoked=revoked)
 
 
 def _routes_needing_tokens(app: FastAPI) -> list[str]:
@@ -128,10 +130,11 @@ def _routes_needing_tokens(app: FastAPI) -> list[str]:
             needs_token(sub) for sub in dependant.dependencies
         )
 
+    # The app's routes with the prefix they are included under (FastAPI keeps them as written).
     return [
-        f"{' '.join(sorted(route.methods or ()))} {route.path}"
-        for route in app.routes
-        if isinstance(route, APIRoute) and needs_token(route.dependant)
+        f"{' '.join(sorted(context.methods or ()))} {context.path_format}"
+        for context in iter_route_contexts(app.routes)
+        if isinstance(route := context.original_route, APIRoute) and needs_token(route.dependant)
     ]
 
 
