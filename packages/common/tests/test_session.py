@@ -1,19 +1,23 @@
 """The request's sessions: one transaction for the writes, read-only sessions in autocommit, the
 same path in tests and in production, and every connection back in its pool."""
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
+from alembic import command
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from common.app import create_app
 from common.session import SessionDep
 from common.testing import ServiceUnderTest
-from common.testing.plugin import empty_tables, open_client
+from common.testing.plugin import empty_tables, open_client, worker_id
+from devstack.postgres import drop_database, recreate_database
 
 
 async def codes(engine: AsyncEngine) -> list[str]:
@@ -120,3 +124,43 @@ async def test_a_session_on_a_route_of_its_own_commits_too(
         assert await codes(engine) == ["p"]
     finally:
         await empty_tables(engine)
+
+
+@pytest.fixture
+async def replica_url(
+    postgres_server: URL, traffic_server: URL, service: ServiceUnderTest
+) -> AsyncIterator[URL]:
+    """A second database of the service's schema, standing for a read replica: what it holds
+    shows where a read went (replication itself is Postgres's business)."""
+    name = f"test_{service.name}_{worker_id()}_replica"
+    url = await asyncio.to_thread(recreate_database, postgres_server, name)
+    await asyncio.to_thread(command.upgrade, service.alembic_config(url), "head")
+    yield traffic_server.set(database=name)
+    await asyncio.to_thread(drop_database, postgres_server, name)
+
+
+async def test_read_sessions_go_to_the_replica_and_transactions_to_the_primary(
+    service: ServiceUnderTest, database_url: URL, replica_url: URL, engine: AsyncEngine
+) -> None:
+    replica = create_async_engine(replica_url)
+    try:
+        async with replica.begin() as connection:
+            await connection.execute(
+                text("INSERT INTO widgets (id, code) VALUES (:id, 'on-the-replica')"),
+                {"id": uuid.uuid4()},
+            )
+        settings = service.settings(
+            database_url, read_database_url=replica_url.render_as_string(hide_password=False)
+        )
+        async with open_client(service.app(settings)) as client:
+            created = await client.post("/api/v1/widgets", json={"code": "on-the-primary"})
+            listed = await client.get("/api/v1/widgets")
+        async with engine.connect() as connection:
+            primary_codes = (await connection.scalars(text("SELECT code FROM widgets"))).all()
+    finally:
+        await replica.dispose()
+        await empty_tables(engine)
+
+    assert created.status_code == 201
+    assert [item["code"] for item in listed.json()["items"]] == ["on-the-replica"]
+    assert primary_codes == ["on-the-primary"]

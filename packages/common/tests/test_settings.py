@@ -253,3 +253,22 @@ def test_a_settings_class_inherits_every_production_check(monkeypatch: pytest.Mo
         "SHOP_COUPON_SERVICE_URL",
     ):
         assert f"{name} must be set explicitly" in str(refused.value)
+
+
+def test_a_read_replica_url_is_read_and_refused_like_the_database_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SHOP_READ_DATABASE_URL", "postgres://shop:pw@replica/shop")
+    assert ShopSettings().read_database_url == "postgresql+asyncpg://shop:pw@replica/shop"
+
+    monkeypatch.setenv("SHOP_READ_DATABASE_URL", "mysql://shop:pw@replica/shop")
+    with pytest.raises(ValidationError, match="SHOP_READ_DATABASE_URL is mysql://"):
+        ShopSettings()
+
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SHOP_DATABASE_URL", "postgresql+asyncpg://shop:s3cret-Pa55@db/shop")
+    monkeypatch.setenv("SHOP_READ_DATABASE_URL", "postgresql+asyncpg://shop:postgres@replica/shop")
+    with pytest.raises(
+        ValidationError, match="SHOP_READ_DATABASE_URL uses an empty or placeholder"
+    ):
+        ShopSettings()

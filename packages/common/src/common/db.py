@@ -94,9 +94,12 @@ class TimestampMixin:
 
 
 def create_engine(settings: AppBaseSettings, *, autocommit: bool = False) -> AsyncEngine:
-    """An engine of the app and its pool; with `autocommit`, each statement runs on its own."""
+    """An engine of the app and its pool; with `autocommit`, each statement runs on its own, on
+    the read replica when the settings name one."""
     engine = create_async_engine(
-        settings.database_url,
+        (settings.read_database_url or settings.database_url)
+        if autocommit
+        else settings.database_url,
         isolation_level="AUTOCOMMIT" if autocommit else None,
         # SQLAlchemy's async queue pool, counting the requests that wait for a connection.
         poolclass=ReadPool if autocommit else WritePool,
@@ -220,9 +223,9 @@ class Database:
     """The engines and session factories of one running app, made in its lifespan.
 
     `engine` runs the requests' transactions (`sessionmaker`); `read_engine`, in autocommit, runs
-    the read-only sessions' queries without BEGIN and COMMIT (`read_sessionmaker`). Each has its
-    own pool: a connection that changed its isolation level at every checkout would cost a read
-    a tenth of its CPU (docs/speed.md).
+    the read-only sessions' queries without BEGIN and COMMIT (`read_sessionmaker`), on the read
+    replica when `read_database_url` names one. Each has its own pool: a connection that changed
+    its isolation level at every checkout would cost a read a tenth of its CPU (docs/speed.md).
     """
 
     engine: AsyncEngine
@@ -235,6 +238,9 @@ class Database:
         # Once per start: which database, as the driver reads it, never the password.
         shown = make_url(settings.database_url).render_as_string(hide_password=True)
         logger.info("database: %s", shown)
+        if settings.read_database_url:
+            replica = make_url(settings.read_database_url).render_as_string(hide_password=True)
+            logger.info("reads (ReadSessionDep) from: %s", replica)
         engine = create_engine(settings)
         read_engine = create_engine(settings, autocommit=True)
         return cls(

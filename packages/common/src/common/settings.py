@@ -14,7 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Where every service's domains are served: `/api/v1/things`.
@@ -88,6 +88,11 @@ class AppBaseSettings(BaseSettings):
     database_url: str = Field(
         description="URL of the service's own database: postgresql+asyncpg://, or the "
         "postgresql:// or postgres:// a managed Postgres gives (read as postgresql+asyncpg://)"
+    )
+    read_database_url: str | None = Field(
+        default=None,
+        description="URL of a read replica of that database, for the read-only sessions "
+        "(ReadSessionDep); unset: they read from the database above",
     )
     api_prefix: str = Field(default=API_PREFIX, description="Where the domains' routes are served")
     docs_enabled: bool = Field(
@@ -178,9 +183,11 @@ class AppBaseSettings(BaseSettings):
             return data  # field validation reports the bad value
         return {**PROFILES[environment], **data}
 
-    @field_validator("database_url")
+    @field_validator("database_url", "read_database_url")
     @classmethod
-    def _asyncpg_url(cls, url: str) -> str:
+    def _asyncpg_url(cls, url: str | None, info: ValidationInfo) -> str | None:
+        if url is None:
+            return None
         scheme, separator, rest = url.partition("://")
         if separator and scheme in PLAIN_DATABASE_SCHEMES:
             return f"{DATABASE_SCHEME}://{rest}"
@@ -188,7 +195,7 @@ class AppBaseSettings(BaseSettings):
             return url
         given = f"{scheme}://" if separator else "a value without a scheme"
         raise SettingsError(
-            f"{cls._env_name('database_url')} is {given}: give a Postgres URL, "
+            f"{cls._env_name(str(info.field_name))} is {given}: give a Postgres URL, "
             f"{DATABASE_SCHEME}://, postgresql:// or postgres://"
         )
 
@@ -232,12 +239,11 @@ class AppBaseSettings(BaseSettings):
             for name in self.required_fields()
             if name not in self.model_fields_set
         ]
-        url = urlsplit(self.database_url)
-        password = url.password or ""
-        if password.lower() in PLACEHOLDER_SECRETS or password == url.username:
-            problems.append(
-                f"{self._env_name('database_url')} uses an empty or placeholder password"
-            )
+        for name in ("database_url", "read_database_url"):
+            url = urlsplit(getattr(self, name) or "")
+            password = url.password or ""
+            if url.netloc and (password.lower() in PLACEHOLDER_SECRETS or password == url.username):
+                problems.append(f"{self._env_name(name)} uses an empty or placeholder password")
         if self.debug:
             problems.append(f"{self._env_name('debug')} must be off in production")
         problems.extend(self.production_problems())
