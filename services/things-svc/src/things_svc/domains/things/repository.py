@@ -7,7 +7,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.pagination import PageParams
 from things_svc.domains.things.models import Thing
 
-
 # The named queries: built once, with bound parameters; each call gives only the values.
 OWNED_PAGE = (
     select(Thing)
