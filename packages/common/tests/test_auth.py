@@ -5,6 +5,8 @@ Time is a fake clock handed to the key cache, so cache lifetimes pass without wa
 
 import asyncio
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -362,3 +364,18 @@ async def test_routes_get_the_caller_from_a_bearer_token_and_refuse_anything_els
         assert refused.headers["content-type"] == "application/problem+json"
     assert forged.status_code == 401
     assert forged.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+
+
+def test_verifying_tokens_loads_neither_a_database_nor_a_broker() -> None:
+    script = (
+        "import sys, common.auth\n"
+        "loaded = ('nats', 'asyncpg', 'sqlalchemy.ext.asyncio', 'common.db', 'common.events')\n"
+        "print(sorted({m.split('.')[0] if m.startswith(('nats', 'asyncpg')) else m\n"
+        "             for m in sys.modules if m.startswith(loaded)}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
