@@ -1,11 +1,16 @@
 """The tables `make bench` prints."""
 
+import re
 import statistics
 from collections.abc import Sequence
+from pathlib import Path
 
 from measure import Measurement
 from openloop import OpenLoopResult
 from targets import Target
+
+SPEED_DOC = Path(__file__).parents[1] / "docs" / "speed.md"
+RELEASE_RSS = re.compile(r"RSS when ready at the last release \((?P<when>[^)]*)\): (?P<figures>.*)")
 
 
 def print_throughput(
@@ -63,20 +68,36 @@ def print_tail(
             )
 
 
+def release_rss(speed_doc: Path = SPEED_DOC) -> tuple[str, dict[str, float]]:
+    """The RSS when ready at the last release, by service, from docs/speed.md's line
+    `RSS when ready at the last release (<when>): things-svc 90.2 MiB, users-svc 94.0 MiB`."""
+    found = RELEASE_RSS.search(speed_doc.read_text())
+    if found is None:
+        return "", {}
+    figures = re.findall(r"([\w-]+) ([\d.]+) MiB", found["figures"])
+    return found["when"], {service: float(mib) for service, mib in figures}
+
+
 def print_processes(targets: Sequence[Target], *, starts: int) -> None:
+    when, released = release_rss()
     print(f"\nProcesses (uvicorn, one worker; ready: median of {starts} starts, and range):")
     print(
         f"  {'process':<28} {'ready s':>8} {'range':>11} {'RSS ready MiB':>14} "
-        f"{'RSS after MiB':>14}"
+        f"{'RSS after MiB':>14} {'vs release MiB':>15}"
     )
     servers = {server.name: server for target in targets for server in target.servers.values()}
     for server in servers.values():
         fastest, slowest = min(server.ready_times), max(server.ready_times)
         after = server.process.running.memory_info().rss
+        ready = server.rss_ready / 2**20
+        then = next((mib for name, mib in released.items() if name in server.name), None)
+        delta = "" if then is None else f"{ready - then:+.1f}"
         print(
             f"  {server.name:<28} {server.ready_seconds:>8.2f} {fastest:>5.2f}-{slowest:<5.2f} "
-            f"{server.rss_ready / 2**20:>14.1f} {after / 2**20:>14.1f}"
+            f"{ready:>14.1f} {after / 2**20:>14.1f} {delta:>15}"
         )
+    if released:
+        print(f"  (release figures of {when}, docs/speed.md)")
 
 
 def print_connections(
