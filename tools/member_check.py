@@ -3,8 +3,8 @@
 Only what the member declares is installed (`uv sync --locked --package ...`, with its extras and
 its dev group), so an import that works only in the shared development environment fails here.
 Then ruff and mypy, at the versions locked in uv.lock, on the member's folder; for a service, its
-migrations applied and compared with its models (`alembic upgrade head`, `alembic check`); and the
-member's tests.
+migrations applied, compared with its models and linted (`alembic upgrade head`, `alembic check`,
+tools/migration_lint.py); and the member's tests.
 
 The migrations run on the database the service's own setting names (`THINGS_DATABASE_URL`, ...),
 or on `MIGRATIONS_DATABASE_URL` when that is set: CI sets it for every member alike and this
@@ -46,6 +46,7 @@ def commands(workspace: Workspace, name: str) -> list[Step]:
     package = ["--package", member.name, *(["--all-extras"] if member.extras else [])]
     ruff = f"ruff@{locked_version(workspace.root, 'ruff')}"
     mypy = f"mypy=={locked_version(workspace.root, 'mypy')}"
+    squawk = ["--with", f"squawk-cli=={locked_version(workspace.root, 'squawk-cli')}"]
     steps = [
         Step(".", [uv, "sync", "--locked", *package]),
         Step(".", [uv, "tool", "run", ruff, "check", member.path]),
@@ -57,6 +58,10 @@ def commands(workspace: Workspace, name: str) -> list[Step]:
         steps += [
             Step(member.path, [uv, "run", "--no-sync", "alembic", "upgrade", "head"], setting),
             Step(member.path, [uv, "run", "--no-sync", "alembic", "check"], setting),
+            Step(
+                ".",
+                [uv, "run", "--locked", *package, *squawk, "tools/migration_lint.py", member.path],
+            ),
         ]
     steps.append(Step(".", [uv, "run", "--no-sync", "pytest", member.path]))
     return steps
