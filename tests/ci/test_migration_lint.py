@@ -1,7 +1,8 @@
 """tools/migration_lint.py, which `make lint` runs: squawk on the SQL of each Alembic revision.
 
-Each test adds one revision after the head of a scratch copy of things-svc's Alembic directory
-and lints that copy with the real command and the real squawk.
+Each test adds revisions after the head of a scratch copy of things-svc's Alembic directory and
+lints that copy with the real command and the real squawk; the revisions docs/development.md
+shows are linted, and applied to a real Postgres, the same way.
 """
 
 import asyncio
