@@ -1,18 +1,9 @@
 """The local stack: every service of the workspace with its own database, in one command.
 
-    uv run python tools/stack.py up [--mode auto|docker|native] [--attach] [--pooler]
-                                    [--replicas N] [--observability]
-    uv run python tools/stack.py down | ps | logs | events
-    uv run python tools/stack.py migrate [--service S] | revision --service S -m MESSAGE
-    uv run python tools/stack.py psql --service S | dev --service S | env --service S
-    uv run python tools/stack.py python --service S -- -m module ...
-
 `up` runs infra/docker-compose.yml when a Docker engine answers, else the same stack natively
-(tools/native_stack.py); `--pooler` and `--replicas` shape it like a deployment
-(tools/stack_scale.py), `--observability` adds Prometheus (tools/observability.py). The other
-commands act on the stack's databases (natively they start its Postgres when it is not running),
-or on the service's own `<PREFIX>_DATABASE_URL` when it is set. What each does, the ports and the
-state folder: docs/development.md.
+(tools/native_stack.py). The other commands act on the stack's databases (natively they start its
+Postgres when it is not running), or on the service's own `<PREFIX>_DATABASE_URL` when it is set.
+What each does, the ports and the state folder: docs/development.md, and `--help`.
 """
 
 from __future__ import annotations
@@ -27,14 +18,12 @@ import time
 from collections.abc import Sequence
 
 import compose
-import observability
 import stack_database
+import supervisor
 from common.events.status import EventFigures, event_figures, figures_table
 from devstack.stopping import stopping_on_signals
-from native_stack import Stack
-from stack_scale import SINGLE, Scale
-from stack_services import Service, StackError, discover_services
-from stack_state import ROOT, State, state_dir
+from native_stack import SINGLE, Scale, Stack
+from stack_services import ROOT, Service, StackError, State, discover_services, state_dir
 
 # `make dev` serves a service here, beside the stack's copy of it on its own port.
 DEV_PORT_OFFSET = 100
@@ -88,7 +77,7 @@ def compose_up(stack: Stack, *, attach: bool, observe: bool) -> int:
         # The services send their traces to the profile's collector (infra/otel-collector/).
         os.environ.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", compose.COLLECTOR_ENDPOINT)
         profile = ["--profile", "observability"]
-        state.prometheus_port = observability.prometheus_port()
+        state.prometheus_port = supervisor.prometheus_port()
     state.save(stack.state_file)
     if attach:
         print_urls(stack.services)
@@ -203,7 +192,7 @@ def dev(stack: Stack, service: Service, *, port: int | None) -> int:
     print(f"{service.name} with auto-reload: http://127.0.0.1:{port}/docs (Ctrl-C stops it)")
     os.chdir(service.directory)
     # Its metrics beside the stack copy's, as its port is beside that copy's.
-    metrics = {f"{service.env_prefix}METRICS_PORT": str(port + observability.METRICS_PORT_OFFSET)}
+    metrics = {f"{service.env_prefix}METRICS_PORT": str(port + supervisor.METRICS_PORT_OFFSET)}
     os.execve(sys.executable, command, {**os.environ, **env, **metrics})
 
 
@@ -291,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # SIGTERM as Ctrl-C: `up` stops what it started, `up --attach` stops the stack.
         with stopping_on_signals():
             return dispatch(stack, args)
-    except (StackError, observability.ObservabilityError) as exc:
+    except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

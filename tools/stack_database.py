@@ -20,8 +20,7 @@ from sqlalchemy.pool import NullPool
 from common.revisions import applied_revisions, expected_heads, revision_graph_problem
 from common.settings import DATABASE_SCHEME, PLAIN_DATABASE_SCHEMES
 from devstack.postgres import EmbeddedPostgres, asyncpg_dsn
-from stack_services import Service, StackError
-from stack_state import ROOT
+from stack_services import ROOT, Service, StackError
 
 INIT_SCRIPT = ROOT / "infra" / "postgres" / "10-service-databases.sh"
 
