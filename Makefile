@@ -130,10 +130,11 @@ test-pgbouncer: sync system-packages ## The pooler's own tests, then make test a
 		$(MAKE) --no-print-directory test test-reliability PYTEST_ARGS="$(PYTEST_ARGS)"
 
 .PHONY: lint
-lint: sync ## Check lint and formatting (ruff), and the CI workflow (zizmor, offline)
+lint: sync ## Check lint and formatting (ruff), the CI workflow (zizmor, offline), each migration's SQL (squawk)
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
 	$(UV) run --no-sync zizmor --offline .github/workflows
+	$(UV) run --no-sync python tools/migration_lint.py
 
 .PHONY: format
 format: sync ## Fix what ruff can fix, and format

@@ -236,6 +236,8 @@ def test_generated_code_passes_lint_types_and_the_import_check(generated: Copy) 
         generated.python("-m", "mypy", folder)
     generated.python("tools/check_imports.py")
     generated.python("tools/generated_files.py", "env-examples", "--check")
+    # squawk on every revision, the generated ones with the rest (make lint).
+    assert "squawk: 0 of " in generated.python("tools/migration_lint.py")
     # CI checks the new service with no edit of its workflow: it is one of the members the
     # matrix lists, and its job's check migrates it.
     assert '"orders-svc"' in generated.python(

@@ -11,6 +11,8 @@ def test_a_member_is_checked_alone_lint_types_migrations_and_tests(run_tool: Too
     assert plan[4].startswith("[services/things-svc]")
     assert plan[4].endswith("alembic upgrade head")
     assert plan[5].endswith("alembic check")
+    assert "--with squawk-cli==" in plan[6]
+    assert plan[6].endswith("tools/migration_lint.py services/things-svc")
     assert plan[-1].endswith("pytest services/things-svc")
     common = run_tool("member_check.py", "common", "--print", cwd=REPO_ROOT).stdout
     assert "--package common --all-extras" in common

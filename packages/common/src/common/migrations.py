@@ -8,15 +8,25 @@ import asyncio
 import logging
 import sys
 import zlib
+from collections.abc import Collection, Mapping
 from pathlib import Path
+from typing import Any
 
 from alembic import context
+from alembic.runtime.migration import MigrationContext, MigrationInfo
 from sqlalchemy import Connection, MetaData, pool, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from common.revisions import VERSION_TABLE, expected_heads, revision_graph_problem
 
-__all__ = ["VERSION_TABLE", "expected_heads", "run_migrations"]
+__all__ = ["LOCK_TIMEOUT", "VERSION_TABLE", "expected_heads", "run_migrations"]
+
+# A DDL statement waiting for a lock (behind a long transaction) makes every later query on the
+# table wait behind it: after this long the migration fails, to be run again, instead of the
+# service stalling. Set in every migration transaction, and so in the SQL squawk lints
+# (require-lock-timeout); a revision that needs longer sets its own (`SET LOCAL lock_timeout`).
+LOCK_TIMEOUT = "2s"
+SET_LOCK_TIMEOUT = f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
 
 
 def run_migrations(*, database_url: str, target_metadata: MetaData) -> None:
@@ -41,6 +51,7 @@ def run_migrations(*, database_url: str, target_metadata: MetaData) -> None:
             version_table=VERSION_TABLE,
         )
         with context.begin_transaction():
+            context.execute(SET_LOCK_TIMEOUT)
             context.run_migrations()
         return
 
@@ -71,6 +82,7 @@ def _run_on(connection: Connection, target_metadata: MetaData) -> None:
         # One transaction for the whole upgrade: Postgres DDL is transactional, so a failing
         # revision leaves both the schema and the version row as they were.
         transaction_per_migration=False,
+        on_version_apply=_set_lock_timeout_again,
     )
     if getattr(context.config.cmd_opts, "autogenerate", False):
         _say_so_when_behind()
@@ -80,7 +92,17 @@ def _run_on(connection: Connection, target_metadata: MetaData) -> None:
         connection.execute(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(connection)}
         )
+        # After the advisory lock: a migrator waits for another as long as that one runs.
+        connection.execute(text(SET_LOCK_TIMEOUT))
         context.run_migrations()
+
+
+def _set_lock_timeout_again(
+    ctx: MigrationContext, step: MigrationInfo, heads: Collection[Any], run_args: Mapping[str, Any]
+) -> None:
+    # A revision with an autocommit block (CREATE INDEX CONCURRENTLY) ends the transaction the
+    # first SET LOCAL was made in: the revisions after it get theirs here.
+    ctx.execute(SET_LOCK_TIMEOUT)
 
 
 def _say_so_when_behind() -> None:
