@@ -15,12 +15,13 @@ from common.body_limit import BodyLimitMiddleware
 from common.db import Database
 from common.discovery import discover_root_routers, discover_routers
 from common.docs import install_offline_docs
-from common.errors import UnhandledErrorMiddleware, document_problems, install_error_handlers
 from common.events.lifespan import Events, running_events
 from common.events.settings import EventSettings
+from common.handlers import UnhandledErrorMiddleware, install_error_handlers
 from common.logs import configure_logging
 from common.metrics import MetricsMiddleware
 from common.observability import observing
+from common.openapi import install_openapi
 from common.request_id import RequestIdMiddleware
 from common.revisions import expected_heads
 from common.settings import AppBaseSettings
@@ -88,7 +89,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
-    app.openapi = lambda: _documented_openapi(app)  # type: ignore[method-assign]
+    install_openapi(app)
     if docs:
         install_offline_docs(app)
     install_error_handlers(app)
@@ -184,11 +185,3 @@ def _app_lifespan(
                 await active.dispose()
 
     return app_lifespan
-
-
-def _documented_openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document of the app, made once, with every error response as the app answers
-    it (`common.errors.document_problems`)."""
-    if app.openapi_schema is None:
-        app.openapi_schema = document_problems(FastAPI.openapi(app))
-    return app.openapi_schema

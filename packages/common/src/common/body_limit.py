@@ -10,7 +10,7 @@ import contextlib
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common.errors import problem_response
+from common.handlers import problem_response
 from common.middleware import HttpMiddleware
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
