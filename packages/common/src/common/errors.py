@@ -10,7 +10,7 @@ from http import HTTPStatus
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -108,14 +108,24 @@ class ConflictError(DomainError):
     status_code = 409
 
 
+class DatabaseUnavailableError(SQLAlchemyError):
+    """The database could not be reached: raised by `common.db`'s engines, from the driver's own
+    error (a refused or reset connection, a name that does not resolve, a connect or command
+    timeout), which is no DBAPI error and would otherwise pass for any other `OSError`."""
+
+
 def sqlstate_of(error: DBAPIError) -> str | None:
     sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
     return str(sqlstate) if sqlstate else None
 
 
 def is_database_unavailable(error: BaseException) -> bool:
-    """True when the database cannot be reached or has no connection to spare right now."""
-    if isinstance(error, PoolTimeoutError | ConnectionError | TimeoutError):
+    """True when the database cannot be reached or has no connection to spare right now.
+
+    Only errors that came from the database count: an `OSError` raised elsewhere (a file not
+    found, a broker not answering) is not the database's.
+    """
+    if isinstance(error, DatabaseUnavailableError | PoolTimeoutError):
         return True
     if isinstance(error, DBAPIError):
         if error.connection_invalidated:
@@ -128,4 +138,4 @@ def is_database_unavailable(error: BaseException) -> bool:
             or sqlstate in (QUERY_CANCELED, LOCK_NOT_AVAILABLE)
             or isinstance(error.orig, ConnectionError | OSError)
         )
-    return isinstance(error, OSError)
+    return False

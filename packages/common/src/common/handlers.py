@@ -164,7 +164,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_exception_handler(PoolTimeoutError, _database_error)
-    app.add_exception_handler(OSError, _database_error)
 
 
 def unhandled_error(exc: Exception) -> ProblemResponse:
