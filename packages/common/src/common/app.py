@@ -11,18 +11,16 @@ from opentelemetry.trace import TracerProvider
 from common import health
 from common.auth import TokenVerifier
 from common.auth.revocations import RevokedSubjects, watching_revocations
-from common.body_limit import BodyLimitMiddleware
 from common.db import Database
 from common.discovery import discover_root_routers, discover_routers
 from common.docs import install_offline_docs
 from common.events.lifespan import Events, running_events
 from common.events.settings import EventSettings
-from common.handlers import UnhandledErrorMiddleware, install_error_handlers
+from common.handlers import install_error_handlers
 from common.logs import configure_logging
-from common.metrics import MetricsMiddleware
+from common.middleware import EdgeMiddleware
 from common.observability import observing
 from common.openapi import install_openapi
-from common.request_id import RequestIdMiddleware
 from common.revisions import expected_heads
 from common.settings import AppBaseSettings
 from common.tracing import fastapi_telemetry
@@ -108,17 +106,13 @@ def _include_routers(app: FastAPI, settings: AppBaseSettings, domains: str) -> N
 
 
 def _add_middleware(app: FastAPI, settings: AppBaseSettings) -> None:
-    """Each added outside the ones before it: CORS, when on, is the outermost."""
-    app.add_middleware(UnhandledErrorMiddleware)
+    """`EdgeMiddleware` (request IDs, size limits, timing, the unhandled error's problem) around
+    the app, and CORS, when on, around it."""
     app.add_middleware(
-        BodyLimitMiddleware,
+        EdgeMiddleware,
         max_body_bytes=settings.max_request_body_bytes,
         max_header_bytes=settings.max_request_header_bytes,
     )
-    app.add_middleware(RequestIdMiddleware)
-    # Outside the others (CORS aside): it times the whole stack, and counts a request refused
-    # before routing (413, 431) too.
-    app.add_middleware(MetricsMiddleware)
     if settings.cors_origins:
         # Outermost: a preflight is answered before anything else runs, and every answer (an
         # error too) carries the headers a browser needs to read it.

@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Message, Receive, Scope, Send
 
 from common.errors import (
     CHECK_VIOLATION,
@@ -29,7 +28,6 @@ from common.errors import (
     sqlstate_of,
     title_of,
 )
-from common.middleware import HttpMiddleware
 from common.request_id import current_request_id
 
 # One name for every error logged, whichever module answers it: what log queries look for.
@@ -173,26 +171,3 @@ def unhandled_error(exc: Exception) -> ProblemResponse:
         return service_unavailable(None)
     logger.error("unhandled error", exc_info=exc)
     return internal_error(None)
-
-
-class UnhandledErrorMiddleware(HttpMiddleware):
-    """Answers any exception no handler took (`unhandled_error`).
-
-    It sits inside the request-ID middleware, so even a 500 carries its request ID.
-    """
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response_started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as exc:
-            if response_started:
-                raise
-            await unhandled_error(exc)(scope, receive, send)
