@@ -16,12 +16,17 @@ from typing import Any
 import pytest
 import yaml
 
+from compose import COMPOSE_FILE, INFRA_DIR
 from devstack.pgbouncer import default_session_timeouts
 from devstack.postgres import EMBEDDED_POSTGRES_VERSION
-from native_stack import COMPOSE_FILE, INFRA_DIR
 from render_manifests import OVERLAYS_DIR, render
-from stack_services import Service, discover_services
-from stack_state import DEFAULT_NATS_PORT, DEFAULT_POSTGRES_PORT, ROOT
+from stack_services import (
+    DEFAULT_NATS_PORT,
+    DEFAULT_POSTGRES_PORT,
+    ROOT,
+    Service,
+    discover_services,
+)
 
 SERVICES = discover_services({})
 

@@ -11,8 +11,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from common import metrics
 from common.settings import METRICS_PORT
-from compose import COLLECTOR_ENDPOINT
-from native_stack import COMPOSE_FILE, INFRA_DIR
+from compose import COLLECTOR_ENDPOINT, COMPOSE_FILE, INFRA_DIR
 from stack_services import Service, discover_services
 
 SERVICES = discover_services({})

@@ -1,17 +1,13 @@
 """Which workspace members does a change affect? Prints one member per line, sorted.
 
-    python tools/affected.py --base main                 # merge base of main..HEAD, plus the
-                                                         # uncommitted and untracked changes
+    python tools/affected.py --base main                 # since the merge base, uncommitted too
     python tools/affected.py --base origin/main --head HEAD~1
     python tools/affected.py --base main --format tests  # the folders to hand to pytest
     python tools/affected.py --all --format json         # every member: CI's matrix
 
-A change inside a member affects it and every member that depends on it through the workspace
-(so `packages/common` affects every service); a change to a file every member's check depends on
-(`uv.lock`, the root `pyproject.toml`, the Makefile, the member check's scripts, CI's workflow:
-`monorepo.SHARED_FILES`) affects every member; anything else (README.md, docs/, the rest of
-tools/) affects none. CI's first job runs this, with the runner's python3 before anything is
-installed: standard library only.
+A change inside a member affects it and every member depending on it (`Workspace.affected_by`).
+CI's first job runs this with the runner's python3, before anything is installed: standard
+library only.
 """
 
 import argparse

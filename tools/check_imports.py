@@ -1,17 +1,10 @@
 """Check that every workspace member declares each third-party and workspace package it imports.
 
-    uv run python tools/check_imports.py
-
-All members share one development environment, so an undeclared import works on a developer's
-machine and breaks only when the member is installed alone (its image, its CI job). This check
-finds it first. A member's code (src/, alembic/) may import its dependencies and its own extras;
-its tests may also import its dependency groups. Requiring a workspace member with extras
-(`common[testing]`) declares what those extras require. The workspace root's tools/ and tests/
-are checked against the root's dependency groups. Run it in the synced workspace environment: it
-maps import names to distributions with importlib.metadata.
-
-deptry does the same for one project, but not for this layout: it cannot credit `pytest` to a
-dev group's `common[testing]`, and it takes a service's `alembic/` folder for a local module.
+All members share one development environment, so an undeclared import breaks only when the member
+is installed alone (its image, its CI job). A member's code may import its dependencies and
+extras; its tests its dependency groups too; the root's tools/ and tests/ the root's groups.
+deptry checks one project, not this layout: it cannot credit `pytest` to a group's
+`common[testing]`, and takes a service's `alembic/` folder for a local module.
 """
 
 import argparse

@@ -10,10 +10,18 @@ from collections.abc import Sequence
 from dotenv import dotenv_values
 
 from common.auth import JWKS_PATH
-from native_stack import COMPOSE_FILE, INFRA_DIR
-from stack_services import TOKEN_ISSUER_SERVICE, Service, StackError
-from stack_state import DEFAULT_NATS_PORT, DEFAULT_POSTGRES_PORT, HOST
+from devstack.processes import HOST
+from stack_services import (
+    DEFAULT_NATS_PORT,
+    DEFAULT_POSTGRES_PORT,
+    ROOT,
+    TOKEN_ISSUER_SERVICE,
+    Service,
+    StackError,
+)
 
+INFRA_DIR = ROOT / "infra"
+COMPOSE_FILE = INFRA_DIR / "docker-compose.yml"
 # Inside Compose's network users-svc is `users-svc:8000`: what its tokens name as their issuer.
 COMPOSE_ISSUER = f"http://{TOKEN_ISSUER_SERVICE}:8000"
 # The observability profile's OpenTelemetry Collector, as the services reach it (OTLP over HTTP).

@@ -1,20 +1,11 @@
-"""Write the documents derived from code, committed so that a change to them shows in review.
+"""Write the documents derived from code, committed so that a change to them shows in review:
+each service's `openapi.json` (what its app serves at /openapi.json) and `.env.example` (every
+setting, its default and its description), and the events' envelope schema.
 
-    uv run python tools/generated_files.py openapi [--service orders-svc] [--check]
-    uv run python tools/generated_files.py env-examples [--service orders-svc] [--check]
-    uv run python tools/generated_files.py event-schema [--check]
+    uv run python tools/generated_files.py openapi|env-examples|event-schema [--service S] [--check]
 
-- `openapi`: each service's OpenAPI document, `services/<svc>/openapi.json`, the one it serves at
-  /openapi.json from the app its `main.py` builds (the contract: a field, a status, a route);
-- `env-examples`: each service's `.env.example`, every setting with its default and what it does,
-  from the settings classes themselves (each field's `description`);
-- `event-schema`: the JSON schema of the envelope every event travels in,
-  `packages/common/events.schema.json`.
-
-`make openapi`, `make env-examples` and `make event-schema` write them. With `--check`, each file
-that differs from what the code gives is shown as a diff, nothing is written, and the exit status
-is 1: the pre-commit hooks run it, and the tests of the services and of common fail too when a
-document is out of date.
+With `--check`, each file that differs from what the code gives is shown as a diff, nothing is
+written, and the exit status is 1 (the pre-commit hooks and the members' tests run it).
 """
 
 from __future__ import annotations

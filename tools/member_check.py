@@ -1,16 +1,11 @@
 """`make check-member MEMBER=things-svc`: one workspace member checked alone, as its CI job does.
 
-Only what the member declares is installed (`uv sync --locked --package ...`, with its extras and
-its dev group), so an import that works only in the shared development environment fails here.
-Then ruff and mypy, at the versions locked in uv.lock, on the member's folder; for a service, its
-migrations applied and compared with its models (`alembic upgrade head`, `alembic check`); and the
-member's tests.
-
-The migrations run on the database the service's own setting names (`THINGS_DATABASE_URL`, ...),
-or on `MIGRATIONS_DATABASE_URL` when that is set: CI sets it for every member alike and this
-script hands it to the service under its own name, so a new service needs no edit of CI.
-
-Standard library only: CI runs it before anything is installed.
+Only what the member declares is installed (`uv sync --locked --package ...`), so an import that
+works only in the shared environment fails here; then ruff and mypy at their locked versions, a
+service's migrations applied and compared with its models, and the member's tests. The migrations
+run on `MIGRATIONS_DATABASE_URL` when it is set, handed to the service under its own setting's
+name, so a new service needs no edit of CI. Standard library only: CI runs it before anything is
+installed.
 
     python3 tools/member_check.py things-svc [--print]
 """

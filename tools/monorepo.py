@@ -1,23 +1,19 @@
-"""The uv workspace as data: its members, what each declares, and how they depend on each other.
-
-Read straight from the pyproject files (the root's `[tool.uv.workspace]` and each member's
-`[project]`), so CI's affected members, the member check and the import check all follow the
-workspace itself and never a hand-kept list. Standard library only: CI runs it with the runner's
-own Python, before anything is installed.
-"""
+"""The uv workspace as data, read from its pyproject files: its members, what each declares, how
+they depend on each other, and the facts of each service. CI's affected members, the member check,
+the import check and the stack follow the workspace itself, never a hand-kept list. Standard
+library only: CI runs it with the runner's own Python, before anything is installed."""
 
 from __future__ import annotations
 
 import ast
 import re
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Files whose change can alter every member's environment or check, CI's workflow included: a
-# change here affects every member.
+# Files whose change can alter every member's environment or check: a change here affects all.
 SHARED_FILES = (
     "pyproject.toml",
     "uv.lock",
@@ -134,7 +130,6 @@ class Workspace:
         )
 
     def services(self) -> list[ServiceFacts]:
-        """Every service of the workspace (the members under services/), by name."""
         return [
             ServiceFacts.read(self.root / member.path)
             for member in self.members.values()
@@ -150,19 +145,15 @@ def service_stem(name: str) -> str:
 
 @dataclass(frozen=True)
 class ServiceFacts:
-    """What the tools need to know of a service, each read from where the service defines it.
+    """What the tools need to know of a service, each read from where the service defines it."""
 
-    The name is its distribution's (`[project] name`) and the package its import name, the
-    settings' prefix its Settings class's `env_prefix`, the port `[tool.stack] port` (fixed per
-    service, not derived from the list of services, so adding a service never moves another one's
-    URL); the database and role follow the naming rule (`service_stem`).
-    """
-
-    name: str  # things-svc: its folder and its distribution
+    name: str  # things-svc: its folder and its distribution (`[project] name`)
     directory: Path
     package: str  # things_svc
-    env_prefix: str  # THINGS_
-    port: int  # where `make up` serves it, and Compose publishes it
+    env_prefix: str  # THINGS_: its Settings class's `env_prefix`, else the naming rule's
+    # Where `make up` serves it and Compose publishes it, `[tool.stack] port`: fixed per service,
+    # so adding a service never moves another one's URL.
+    port: int
 
     @property
     def database(self) -> str:
@@ -183,30 +174,19 @@ class ServiceFacts:
                 f"{pyproject}: give the service a port: `[tool.stack] port = <1024..65535>`"
             )
         name = normalize(config["project"]["name"])
-        return cls(
-            name=name,
-            directory=directory,
-            package=name.replace("-", "_"),
-            env_prefix=env_prefix_of(directory),
-            port=port,
-        )
+        return cls(name, directory, name.replace("-", "_"), env_prefix_of(directory), port)
 
 
 def env_prefix_of(directory: Path) -> str:
-    """A service's settings prefix (`THINGS_`): the `env_prefix` its settings module gives its
-    Settings class, else the one the naming rule gives."""
+    """A member's settings prefix: the `env_prefix` its Settings class is given, else the naming
+    rule's."""
     name = normalize(_read_toml(directory / "pyproject.toml")["project"]["name"])
     settings = directory / "src" / name.replace("-", "_") / "settings.py"
-    if settings.is_file():
-        tree = ast.parse(settings.read_text(encoding="utf-8"), filename=str(settings))
-        for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.keyword)
-                and node.arg == "env_prefix"
-                and isinstance(node.value, ast.Constant)
-                and isinstance(node.value.value, str)
-            ):
-                return node.value.value
+    source = settings.read_text(encoding="utf-8") if settings.is_file() else ""
+    for node in ast.walk(ast.parse(source)):
+        match node:
+            case ast.keyword(arg="env_prefix", value=ast.Constant(str(prefix))):
+                return prefix
     return f"{service_stem(name).upper()}_"
 
 
@@ -241,14 +221,18 @@ def _read_member(root: Path, path: Path) -> Member:
     )
 
 
-def _groups(raw: dict[str, list[Any]]) -> tuple[Requirement, ...]:
-    return tuple(requirement for group in raw for requirement in _group_requirements(raw, group))
-
-
-def _group_requirements(groups: dict[str, list[Any]], name: str) -> Iterator[Requirement]:
-    """A dependency group's requirements, following `{include-group = ...}` (PEP 735)."""
-    for entry in groups[name]:
-        if isinstance(entry, str):
-            yield Requirement.parse(entry)
-        else:
-            yield from _group_requirements(groups, entry["include-group"])
+def _groups(
+    groups: dict[str, list[Any]], names: Iterable[str] | None = None
+) -> tuple[Requirement, ...]:
+    """The requirements of dependency groups (every one by default), following
+    `{include-group = ...}` (PEP 735)."""
+    return tuple(
+        requirement
+        for name in (groups if names is None else names)
+        for entry in groups[name]
+        for requirement in (
+            (Requirement.parse(entry),)
+            if isinstance(entry, str)
+            else _groups(groups, [entry["include-group"]])
+        )
+    )

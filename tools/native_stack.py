@@ -3,8 +3,8 @@
 An embedded PostgreSQL (`devstack.postgres.EmbeddedPostgres`) whose data lives in the stack's
 folder, each service's database and role made by infra/postgres's own script, every service's
 migrations, an embedded NATS with JetStream (`devstack.nats.EmbeddedNats`) for the events, then
-every service under uvicorn, supervised by honcho in the background
-(tools/supervisor.py). `tools/stack.py` is the command line over it.
+every service under uvicorn, supervised by honcho in the background (tools/supervisor.py).
+`tools/stack.py` is the command line over it; docs/development.md says what each shape runs.
 
 The services are the folders of `services/`: a service added later joins without a change here.
 """
@@ -16,36 +16,52 @@ import functools
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-import observability as obs
 import stack_database
-import stack_scale
 import supervisor
+from devstack.haproxy import LoadBalancer
 from devstack.nats import EmbeddedNats, EmbeddedNatsError
 from devstack.pgbouncer import PgBouncer
 from devstack.postgres import EmbeddedPostgres, EmbeddedPostgresError
-from devstack.processes import HOST, is_alive, port_is_free, service_environment
+from devstack.processes import HOST, free_port, is_alive, port_is_free, service_environment
 from devstack.server import log_tail
 from devstack.stopping import uninterrupted
-from stack_scale import Scale
-from stack_services import TOKEN_ISSUER_SERVICE, Service, StackError
-from stack_state import (
+from stack_services import (
     DEFAULT_NATS_PORT,
     DEFAULT_POSTGRES_PORT,
     POSTGRES_PASSWORD,
     ROOT,
+    TOKEN_ISSUER_SERVICE,
     Ports,
+    Service,
+    StackError,
     State,
 )
 
-INFRA_DIR = ROOT / "infra"
-COMPOSE_FILE = INFRA_DIR / "docker-compose.yml"
 READY_TIMEOUT_SECONDS = float(os.environ.get("STACK_READY_TIMEOUT", "60"))
+# The server connections PgBouncer keeps per database and role (`make up POOLER=1`): every replica
+# of a service shares them, whatever their number (docs/deployment.md: the connection budget).
+POOL_SIZE = 20
 
 Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The stack shaped like a deployment: PgBouncer in transaction mode between the services and
+    Postgres (the migrations still go straight to Postgres), and that many processes per service
+    behind HAProxy on the service's usual port."""
+
+    pooler: bool = False
+    replicas: int = 1
+
+
+# One process per service, straight to Postgres: what `make up` runs by default.
+SINGLE = Scale()
 
 
 class Stack:
@@ -59,19 +75,33 @@ class Stack:
         self.ports = Ports(state_dir)
 
     def postgres(self, port: int | None = None) -> EmbeddedPostgres:
-        chosen = port if port is not None else self.ports.choose("postgres", DEFAULT_POSTGRES_PORT)
         return EmbeddedPostgres(
             self.state_dir / "pgdata",
-            port=chosen,
+            port=port or self.ports.choose("postgres", DEFAULT_POSTGRES_PORT),
             log_file=self.state_dir / "postgres.log",
             password=POSTGRES_PASSWORD,
         )
 
     def nats(self, port: int | None = None) -> EmbeddedNats:
-        chosen = port if port is not None else self.ports.choose("nats", DEFAULT_NATS_PORT)
         return EmbeddedNats(
-            self.state_dir / "nats", port=chosen, log_file=self.state_dir / "nats.log"
+            self.state_dir / "nats",
+            port=port or self.ports.choose("nats", DEFAULT_NATS_PORT),
+            log_file=self.state_dir / "nats.log",
         )
+
+    def pooler(self, postgres: EmbeddedPostgres) -> PgBouncer:
+        """PgBouncer, checking each role's password as the server behind it does."""
+        passwords = {s.database: s.password for s in self.services}
+        return PgBouncer(
+            self.state_dir / "pgbouncer",
+            upstream=postgres.url(),
+            pool_size=POOL_SIZE,
+            passwords={"postgres": postgres.password or "", **passwords},
+        )
+
+    def balancer(self, name: str, *, port: int = 0, backends: Sequence[int] = ()) -> LoadBalancer:
+        folder = self.state_dir / f"haproxy-{name}"
+        return LoadBalancer(folder, name=name, backends=backends, port=port)
 
     def state(self) -> State | None:
         return State.load(self.state_file)
@@ -93,13 +123,10 @@ class Stack:
 
     # -- up ---------------------------------------------------------------------------------
 
-    def up(
-        self, *, say: Say = print, scale: Scale = stack_scale.SINGLE, observability: bool = False
-    ) -> bool:
+    def up(self, *, say: Say = print, scale: Scale = SINGLE, observability: bool = False) -> bool:
         """Start what is not running and wait until every service is ready; False when it all
         ran as asked and ready already. A running stack in trouble (`trouble`) has its services
-        started again, Postgres and NATS kept. On failure it all stops. With `observability`,
-        Prometheus too (tools/observability.py)."""
+        started again, Postgres and NATS kept. On failure it all stops."""
         running = self.state() if self.is_up() else None
         trouble = self.trouble(running, scale, observability) if running is not None else []
         if running is not None and not trouble:
@@ -125,10 +152,14 @@ class Stack:
             postgres = self.start_database(say)
             self.migrate(self.services, say=say)
             self._start_nats(say)
-            pooler = self._start_pooler(postgres, say) if scale.pooler else None
-            self._start_services(
-                postgres, pooler, replicas=scale.replicas, observability=observability
-            )
+            pooler = None
+            if scale.pooler:
+                pooler = self.pooler(postgres)
+                say(
+                    f"pgbouncer: transaction mode on {HOST}:{pooler.port}, {POOL_SIZE} per database"
+                )
+                pooler.start()
+            self._start_services(postgres, pooler, scale.replicas, observability=observability)
         except BaseException:
             self.down(say=lambda _: None)
             raise
@@ -156,7 +187,21 @@ class Stack:
         migration is run. The state records it, so `make down` stops it."""
         postgres = self.postgres()
         if not postgres.is_running():
-            self._start_postgres(postgres, say)
+            if not port_is_free(HOST, postgres.port):
+                raise StackError(
+                    f"port {postgres.port} on {HOST} is already in use: Postgres cannot listen "
+                    "there; choose another with STACK_POSTGRES_PORT (it is then kept for the next "
+                    "runs)"
+                )
+            state = self.state() or State(mode="native", services={})
+            state.postgres_port = postgres.port
+            state.save(self.state_file)
+            self.ports.remember({"postgres": postgres.port})
+            say(f"postgres: starting on {HOST}:{postgres.port} (data in {postgres.data_dir})")
+            try:
+                postgres.start()
+            except EmbeddedPostgresError as exc:
+                raise StackError(f"Postgres did not start: {exc}") from None
         # Every time: a service added since the data folder was made needs its database and role
         # (the script makes only what is missing).
         stack_database.create_databases(postgres, self.services)
@@ -168,22 +213,6 @@ class Stack:
         postgres = self.postgres()
         env_for = functools.partial(self.service_env, postgres=postgres)
         return stack_database.migrate(postgres, services, env_for=env_for, say=say)
-
-    def _start_postgres(self, postgres: EmbeddedPostgres, say: Say) -> None:
-        state = self.state() or State(mode="native", services={})
-        if not port_is_free(HOST, postgres.port):
-            raise StackError(
-                f"port {postgres.port} on {HOST} is already in use: Postgres cannot listen there; "
-                "choose another with STACK_POSTGRES_PORT (it is then kept for the next runs)"
-            )
-        state.postgres_port = postgres.port
-        state.save(self.state_file)
-        self.ports.remember({"postgres": postgres.port})
-        say(f"postgres: starting on {HOST}:{postgres.port} (data in {postgres.data_dir})")
-        try:
-            postgres.start()
-        except EmbeddedPostgresError as exc:
-            raise StackError(f"Postgres did not start: {exc}") from None
 
     def _start_nats(self, say: Say) -> None:
         nats = self.nats()
@@ -197,14 +226,6 @@ class Stack:
                 f"NATS did not start: {exc}; choose another port with STACK_NATS_PORT"
             ) from None
         self.ports.remember({"nats": nats.port})
-
-    def _start_pooler(self, postgres: EmbeddedPostgres, say: Say) -> PgBouncer:
-        pooler = stack_scale.pgbouncer(
-            self.state_dir, postgres, {s.database: s.password for s in self.services}
-        )
-        say(f"pgbouncer: transaction mode on {HOST}:{pooler.port}, {pooler.pool_size} per database")
-        pooler.start()
-        return pooler
 
     def _clear_leftovers(self, say: Say) -> None:
         state = self.state()
@@ -228,17 +249,17 @@ class Stack:
         when there is one), where it serves its metrics, and the profile."""
         issuer = next((s for s in self.services if s.name == TOKEN_ISSUER_SERVICE), None)
         server = pooler or postgres or self.postgres()
-        database = service.database
-        url = server.url(user=database, password=service.password, database=database)
-        database_url = url.render_as_string(hide_password=False)
+        url = server.url(
+            user=service.database, password=service.password, database=service.database
+        )
         env = {
             "ENVIRONMENT": os.environ.get("ENVIRONMENT", "development"),
             # Every service trusts the tokens users-svc signs, at the port it runs on here.
             **service_environment(
                 service.env_prefix,
-                database_url=database_url,
+                database_url=url.render_as_string(hide_password=False),
                 token_issuer=issuer.base_url if issuer is not None else None,
-                metrics_port=obs.metrics_port(service.database, service.port),
+                metrics_port=supervisor.metrics_port(service),
                 nats_url=self.nats().url,
             ),
         }
@@ -250,22 +271,23 @@ class Stack:
         self,
         postgres: EmbeddedPostgres,
         pooler: PgBouncer | None,
-        *,
         replicas: int,
+        *,
         observability: bool,
     ) -> None:
         """Every service under honcho (and Prometheus, with `observability`), then (with
         replicas) a balancer on each service's port."""
-        ports = {s.name: stack_scale.replica_ports(replicas) for s in self.services}
-        programs = self._programs(ports if replicas > 1 else None)
-        prometheus = self._prometheus(ports if replicas > 1 else None) if observability else None
-        if prometheus is not None:
-            programs.append(prometheus.program)
+        # With replicas, each on a port of its own behind the service's balancer.
+        ports = {s.name: [free_port() for _ in range(replicas)] for s in self.services}
+        ports = ports if replicas > 1 else {}
+        lines = supervisor.service_lines(self.services, ports)
+        if observability:
+            lines.append(supervisor.prometheus_line(self.state_dir, self.services, ports))
         env = {
             k: v for s in self.services for k, v in self.service_env(s, postgres, pooler).items()
         }
         process = supervisor.start(
-            programs, env, folder=self.state_dir, log_file=self.log_file, root=ROOT
+            lines, env, folder=self.state_dir, log_file=self.log_file, root=ROOT
         )
         state = State(
             mode="native",
@@ -275,56 +297,23 @@ class Stack:
             processes=[(process.pid, process.create_time())],
             pooler_port=pooler.port if pooler is not None else None,
             replicas=replicas,
-            prometheus_port=prometheus.port if prometheus is not None else None,
+            prometheus_port=supervisor.prometheus_port() if observability else None,
             nats_port=self.nats().port,
         )
         state.save(self.state_file)
-        if replicas > 1:
+        if ports:
             backends = {f"{n}-{i}": p for n, ps in ports.items() for i, p in enumerate(ps, 1)}
             self._wait_until_ready(process.pid, _readiness(backends))
             for s in self.services:
-                stack_scale.balancer(
-                    self.state_dir, s.name, port=s.port, backends=ports[s.name]
-                ).start()
+                self.balancer(s.name, port=s.port, backends=ports[s.name]).start()
         ready = _readiness({s.name: s.port for s in self.services})
-        if prometheus is not None:
-            ready["prometheus"] = f"{prometheus.url}/-/ready"
+        if state.prometheus_port is not None:
+            ready["prometheus"] = f"http://{HOST}:{state.prometheus_port}/-/ready"
         self._wait_until_ready(process.pid, ready)
         state.processes += [
             (child.pid, child.create_time()) for child in process.children(recursive=True)
         ]
         state.save(self.state_file)
-
-    def _programs(self, replica_ports: dict[str, list[int]] | None) -> list[supervisor.Program]:
-        """A uvicorn per service, or per replica (each serving its metrics beside its port)."""
-        if replica_ports is None:
-            return [
-                supervisor.Program(s.name, s.directory, supervisor.service_command(s.app, s.port))
-                for s in self.services
-            ]
-        return [
-            program
-            for s in self.services
-            for program in stack_scale.replica_programs(
-                s.name,
-                s.directory,
-                s.app,
-                replica_ports[s.name],
-                metrics_setting=f"{s.env_prefix}METRICS_PORT",
-            )
-        ]
-
-    def _prometheus(self, replica_ports: dict[str, list[int]] | None) -> obs.Prometheus:
-        """Prometheus scraping each service (each of its replicas, when there are some)."""
-        targets = {
-            s.name: (
-                [obs.metrics_port(s.database, s.port)]
-                if replica_ports is None
-                else [port + obs.METRICS_PORT_OFFSET for port in replica_ports[s.name]]
-            )
-            for s in self.services
-        }
-        return obs.Prometheus.for_stack(self.state_dir, targets)
 
     def _wait_until_ready(self, supervisor_pid: int, urls: dict[str, str]) -> None:
         waiting = dict(urls)
@@ -364,12 +353,15 @@ class Stack:
             say("stack: stopped" if state is not None else "stack: nothing was running")
 
     def _stop_services(self) -> State | None:
-        """Stop the services (and the pooler, balancers and Prometheus), not NATS nor Postgres."""
+        """Stop the services (and the balancers, the pooler and Prometheus), not NATS nor
+        Postgres."""
         state = self.state()
         if state is not None:
             supervisor.stop(state.processes, supervisor_pid=state.supervisor_pid)
         postgres = self.postgres(state.postgres_port if state is not None else None)
-        stack_scale.stop(self.state_dir, postgres, [s.name for s in self.services])
+        for server in [*(self.balancer(s.name) for s in self.services), self.pooler(postgres)]:
+            if server.is_running():
+                server.stop()
         return state
 
     def status_lines(self) -> list[str]:
@@ -378,18 +370,16 @@ class Stack:
         if state is None:
             return ["stack: not running"]
         postgres = self.postgres(state.postgres_port)
-        pid = postgres.pid()
         lines = [
             f"mode: {state.mode}",
-            f"postgres   {'up (pid ' + str(pid) + ')' if pid else 'down':<16}"
-            f"{HOST}:{state.postgres_port}  data in {postgres.data_dir}",
+            f"postgres   {_up(postgres.pid()):<16}{HOST}:{state.postgres_port}  "
+            f"data in {postgres.data_dir}",
         ]
         if state.nats_port is not None:
             nats = self.nats(state.nats_port)
-            nats_pid = nats.pid()
             lines.append(
-                f"nats       {'up (pid ' + str(nats_pid) + ')' if nats_pid else 'down':<16}"
-                f"{HOST}:{state.nats_port}  JetStream, data in {nats.data_dir}"
+                f"nats       {_up(nats.pid()):<16}{HOST}:{state.nats_port}  "
+                f"JetStream, data in {nats.data_dir}"
             )
         if state.pooler_port is not None:
             lines.append(f"pgbouncer  {'up':<16}{HOST}:{state.pooler_port}  transaction mode")
@@ -397,8 +387,7 @@ class Stack:
         with httpx.Client(timeout=1.0) as client:
             for name, port in state.services.items():
                 url = f"http://{HOST}:{port}"
-                health = readiness(client, url)
-                lines.append(f"{name:<10} {health:<16}{url}/docs{each}")
+                lines.append(f"{name:<10} {readiness(client, url):<16}{url}/docs{each}")
         if state.prometheus_port is not None:
             lines.append(f"{'prometheus':<10} {'':<16}http://{HOST}:{state.prometheus_port}")
         return lines
@@ -416,6 +405,10 @@ class Stack:
                     return
                 else:
                     time.sleep(0.2)
+
+
+def _up(pid: int | None) -> str:
+    return f"up (pid {pid})" if pid else "down"
 
 
 def _shape(replicas: int, pooler: bool, prometheus: bool) -> str:

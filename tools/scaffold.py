@@ -3,16 +3,11 @@
     uv run python tools/scaffold.py new-service orders-svc [--domain orders] [--singular order]
     uv run python tools/scaffold.py new-domain things-svc widgets [--singular widget]
 
-copier renders the templates (copier.yml at the root: their questions and the rules of a name):
-tools/templates/service, a service shaped like things-svc, and tools/templates/domain, a domain
-shaped like things-svc's `things` with its tests and the Alembic revision creating its table. Both
-render into the service's folder and record there their answers and their template's commit
-(.copier-answers.yml for the service, .copier-answers.<domain>.yml for each domain), so that
-`copier update` in that folder brings it the later changes of its template (docs/development.md).
-
-A new service also joins the files the repository shares (`join_the_repository`). Every name is
-checked before anything is written; a refused name changes nothing, and when a later step fails
-(`uv lock`, say) every file written so far is put back as it was.
+copier renders tools/templates/service and tools/templates/domain (copier.yml: the questions and
+the rules of a name) and records the answers and the template's commit in the service's folder,
+so that `copier update` there brings it the template's later changes (docs/development.md). A new
+service also joins the files the repository shares. A refused name changes nothing, and when a
+later step fails (`uv lock`, say) every file written so far is put back as it was.
 """
 
 from __future__ import annotations
@@ -32,6 +27,7 @@ import sys
 import tokenize
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -166,9 +162,10 @@ class Changes:
         """Remember `path` as it is now (or missing), before something (uv lock) rewrites it."""
         self._originals.setdefault(path, path.read_bytes() if path.exists() else None)
 
-    def write(self, path: Path, content: str) -> None:
+    def edit(self, path: Path, edited: Callable[[str], str]) -> None:
+        """`path` rewritten as `edited` gives it from its text."""
         self.keep(path)
-        path.write_text(content, encoding="utf-8")
+        path.write_text(edited(read(path)), encoding="utf-8")
 
     @contextlib.contextmanager
     def creating(self, folder: Path) -> Iterator[None]:
@@ -271,7 +268,7 @@ def add_domain(
         templates.render("domain", service.directory, answers, answers_file=answers_file)
     security = service.directory / "tests" / "test_security.py"
     if security.exists():
-        changes.write(security, with_security_bodies(read(security), domain=domain, item=item))
+        changes.edit(security, partial(with_security_bodies, domain=domain, item=item))
 
 
 def new_domain(root: Path, service_name: str, domain: str, *, singular: str | None) -> None:
@@ -352,20 +349,19 @@ def join_the_repository(
     """The edits outside the new service's folder, each through its file's structure: the root
     ruff configuration, Compose (`compose`: its migrator and API), Prometheus's scrape jobs and
     infra/.env.example. `workspace` is the repository before the service joined it."""
-    root = changes.root
-    pyproject = root / "pyproject.toml"
-    changes.write(pyproject, with_first_party(read(pyproject), answers["package"]))
-    compose_file = root / "infra" / "docker-compose.yml"
-    edited = with_compose_service(read(compose_file), database=answers["database"], block=compose)
-    changes.write(compose_file, edited)
-    prometheus = root / "infra" / "prometheus" / "prometheus.yml"
-    changes.write(prometheus, with_scrape_job(read(prometheus), answers["service"]))
-    example = root / "infra" / ".env.example"
-    others = [facts.database for facts in workspace.services()]
-    edited = with_env_lines(
-        read(example), database=answers["database"], port=answers["port"], services=others
+    root, database = changes.root, answers["database"]
+    changes.edit(root / "pyproject.toml", partial(with_first_party, package=answers["package"]))
+    changes.edit(
+        root / "infra" / "docker-compose.yml",
+        partial(with_compose_service, database=database, block=compose),
     )
-    changes.write(example, edited)
+    prometheus = root / "infra" / "prometheus" / "prometheus.yml"
+    changes.edit(prometheus, partial(with_scrape_job, service=answers["service"]))
+    others = [facts.database for facts in workspace.services()]
+    changes.edit(
+        root / "infra" / ".env.example",
+        partial(with_env_lines, database=database, port=answers["port"], services=others),
+    )
 
 
 def deploy_on_kubernetes(
@@ -382,16 +378,18 @@ def deploy_on_kubernetes(
             (folder / name).write_text(render(f"kubernetes-service/{name}.jinja"), encoding="utf-8")
     for overlay, tag in (("dev", "dev"), ("prod", "0.1.0")):
         path = kubernetes / "overlays" / overlay / "kustomization.yaml"
-        changes.write(path, with_kubernetes_service(read(path), service=service, tag=tag))
-    dev = kubernetes / "overlays" / "dev" / "kustomization.yaml"
-    changes.write(dev, with_dev_database(read(dev), service=service, database=database))
-    postgres = kubernetes / "overlays" / "dev" / "postgres" / "statefulset.yaml"
-    changes.write(postgres, with_dev_postgres_database(read(postgres), database=database))
-    for ini in (
-        kubernetes / "base/pgbouncer/pgbouncer.ini",
-        kubernetes / "overlays/dev/pgbouncer.ini",
-    ):
-        changes.write(ini, with_pgbouncer_databases(read(ini), database=database))
+        changes.edit(path, partial(with_kubernetes_service, service=service, tag=tag))
+    dev = kubernetes / "overlays" / "dev"
+    changes.edit(
+        dev / "kustomization.yaml",
+        partial(with_dev_database, service=service, database=database),
+    )
+    changes.edit(
+        dev / "postgres" / "statefulset.yaml",
+        partial(with_dev_postgres_database, database=database),
+    )
+    for ini in (kubernetes / "base" / "pgbouncer" / "pgbouncer.ini", dev / "pgbouncer.ini"):
+        changes.edit(ini, partial(with_pgbouncer_databases, database=database))
 
 
 def read(path: Path) -> str:

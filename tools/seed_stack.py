@@ -16,8 +16,7 @@ import httpx
 from common.settings import API_PREFIX
 from native_stack import Stack
 from stack import choose_mode, run_up
-from stack_services import StackError, discover_services
-from stack_state import state_dir
+from stack_services import StackError, discover_services, state_dir
 
 PASSWORD = "correct horse battery staple"
 # Each user's email and name, and the things they own.

@@ -20,8 +20,7 @@ from sqlalchemy.pool import NullPool
 from common.revisions import applied_revisions, expected_heads, revision_graph_problem
 from common.settings import DATABASE_SCHEME, PLAIN_DATABASE_SCHEMES
 from devstack.postgres import EmbeddedPostgres, asyncpg_dsn
-from stack_services import Service, StackError
-from stack_state import ROOT
+from stack_services import ROOT, Service, StackError
 
 INIT_SCRIPT = ROOT / "infra" / "postgres" / "10-service-databases.sh"
 
@@ -56,22 +55,41 @@ def migrate(
     """Every service's database at the head of its migrations; those that were behind."""
     for service in services:
         check_revisions(service)
+
+    async def current_revisions() -> dict[Service, frozenset[str]]:
+        revisions = {}
+        for service in services:
+            url = postgres.url(database=service.database)
+            engine = create_async_engine(url, poolclass=NullPool)
+            try:
+                async with engine.connect() as connection:
+                    revisions[service] = await applied_revisions(connection)
+            finally:
+                await engine.dispose()
+        return revisions
+
     # A database already at the head of its scripts needs no Alembic run (a few seconds of
     # imports each); the others migrate side by side, each in its own database.
-    current = asyncio.run(current_revisions(postgres, services))
-    behind = [
-        service
-        for service in services
-        if current[service.name] != expected_heads(service.directory / "alembic")
-    ]
+    current = asyncio.run(current_revisions())
+    behind = [s for s in services if current[s] != expected_heads(s.directory / "alembic")]
     for service in services:
         if service not in behind:
             say(f"{service.name}: migrations up to date")
+    running = {
+        service: subprocess.Popen(
+            [sys.executable, "-m", "alembic", "upgrade", "head"],
+            cwd=service.directory,
+            env={**os.environ, **env_for(service)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for service in behind
+    }
     failed = []
-    for service, (code, output) in run_alembic(
-        behind, ["upgrade", "head"], env_for=env_for
-    ).items():
-        if code != 0:
+    for service, process in running.items():
+        output = process.communicate()[0]
+        if process.returncode != 0:
             tail = "\n".join(f"  {line}" for line in output.strip().splitlines()[-15:])
             failed.append(f"migrations of {service.name} failed:\n{tail}")
         else:
@@ -124,41 +142,3 @@ def check_login(service: Service, database_url: str, *, source: str) -> None:
         ) from None
     except Exception:  # anything else is for the command itself to report
         return
-
-
-def run_alembic(
-    services: Sequence[Service], arguments: Sequence[str], *, env_for: EnvFor
-) -> dict[Service, tuple[int, str]]:
-    """`alembic <arguments>` in each service's folder, side by side, on its stack database;
-    each one's exit status and output."""
-    running = {
-        service: subprocess.Popen(
-            [sys.executable, "-m", "alembic", *arguments],
-            cwd=service.directory,
-            env={**os.environ, **env_for(service)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for service in services
-    }
-    results = {}
-    for service, process in running.items():
-        output = process.communicate()[0]
-        results[service] = (process.returncode, output)
-    return results
-
-
-async def current_revisions(
-    postgres: EmbeddedPostgres, services: Sequence[Service]
-) -> dict[str, frozenset[str]]:
-    """Each service's database's Alembic revisions (none in a new database)."""
-    revisions = {}
-    for service in services:
-        engine = create_async_engine(postgres.url(database=service.database), poolclass=NullPool)
-        try:
-            async with engine.connect() as connection:
-                revisions[service.name] = await applied_revisions(connection)
-        finally:
-            await engine.dispose()
-    return revisions

@@ -19,8 +19,8 @@ import psutil
 import pytest
 
 from devstack.postgres import asyncpg_dsn, scratch_dir
+from native_stack import POOL_SIZE
 from stack_runner import StackRunner
-from stack_scale import POOL_SIZE
 
 from .conftest import Report
 from .load import Call, Record, Run, open_loop

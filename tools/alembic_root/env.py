@@ -1,11 +1,7 @@
-"""Alembic at the repository root: hand the command to the service `uv run --package` names.
-
-`uv run --package things-svc alembic upgrade head`, typed at the root, runs Alembic in the root
-folder, where this configuration is (`[tool.alembic]` of the root pyproject.toml). uv tells the
-command nothing of the package, but it is the command's parent process: its arguments name the
-service. This script runs the same Alembic command again in that service's folder, where the
-service's own configuration, migrations and settings are, and exits with its status. In a
-service's folder this file is never used: Alembic finds the service's configuration there.
+"""Alembic at the repository root (`[tool.alembic]` of the root pyproject.toml): `uv run --package
+things-svc alembic upgrade head` runs here, and uv tells the command nothing of the package. uv is
+its parent process, though: this script reads the service from uv's arguments and runs the same
+Alembic command again in that service's folder, on its own configuration.
 """
 
 import os
