@@ -86,6 +86,16 @@ async def test_crash_is_a_500_without_internals(client: AsyncClient) -> None:
     assert "RuntimeError" not in response.text
 
 
+async def test_an_os_error_not_from_the_database_is_a_500_not_a_503(client: AsyncClient) -> None:
+    response = await client.get("/api/v1/widgets/-/missing-file")
+
+    assert response.status_code == 500
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["detail"] == "An unexpected error occurred. It has been logged."
+    assert "retry-after" not in response.headers
+    assert "nonexistent" not in response.text
+
+
 async def test_request_id_is_echoed_or_generated(client: AsyncClient) -> None:
     echoed = await client.get("/health/live", headers={"X-Request-ID": "abc-123"})
     generated = await client.get("/health/live")

@@ -29,7 +29,7 @@ from common.auth import (
     SigningKey,
     TokenVerifier,
 )
-from common.errors import install_error_handlers
+from common.handlers import install_error_handlers
 from common.testing.plugin import open_client
 
 ISSUER = "http://users.test"

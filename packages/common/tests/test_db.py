@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Mapped, mapped_column
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from common.app import create_app
 from common.db import Base as CommonBase
 from common.db import connect_args, create_engine, new_metadata, table_name_for
+from common.errors import DatabaseUnavailableError, is_database_unavailable
 from common.settings import AppBaseSettings
 from common.testing import ServiceUnderTest
 from common.testing.plugin import open_client
@@ -106,6 +107,23 @@ async def test_a_hung_database_fails_requests_at_the_command_timeout_then_recove
     # Not a rollback that waits for another timeout, nor a polite close of the dead connection.
     assert failed_in < COMMAND_TIMEOUT + 0.5
     assert after.status_code == 200
+
+
+async def test_a_refused_connection_raises_database_unavailable_from_the_drivers_error(
+    service: ServiceUnderTest,
+) -> None:
+    url = make_url("postgresql+asyncpg://nobody:nothing@127.0.0.1:1/nowhere")
+    engine = create_engine(service.settings(url, db_connect_timeout_seconds=2))
+
+    try:
+        with pytest.raises(DatabaseUnavailableError) as raised:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+    finally:
+        await engine.dispose()
+
+    assert isinstance(raised.value.__cause__, ConnectionRefusedError)
+    assert is_database_unavailable(raised.value)
 
 
 @pytest.mark.parametrize(

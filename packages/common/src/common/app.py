@@ -14,18 +14,17 @@ from common import health
 from common.auth.keys import KeySource, RemoteJwks
 from common.auth.settings import JwksSettings, TokenSettings
 from common.auth.verifier import TokenVerifier
-from common.body_limit import BodyLimitMiddleware
 from common.db import Database
 from common.discovery import discover_root_routers, discover_routers
 from common.docs import install_offline_docs
-from common.errors import UnhandledErrorMiddleware, document_problems, install_error_handlers
 from common.events.lifespan import Events, running_events
 from common.events.revocations import RevokedSubjects, keeping_revocations
 from common.events.settings import EventSettings
+from common.handlers import install_error_handlers
 from common.logs import configure_logging
-from common.metrics import MetricsMiddleware
+from common.middleware import EdgeMiddleware
 from common.observability import observing
-from common.request_id import RequestIdMiddleware
+from common.openapi import install_openapi
 from common.revisions import expected_heads
 from common.settings import AppBaseSettings
 from common.tracing import fastapi_telemetry
@@ -92,7 +91,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
-    app.openapi = lambda: _documented_openapi(app)  # type: ignore[method-assign]
+    install_openapi(app)
     if docs:
         install_offline_docs(app)
     install_error_handlers(app)
@@ -148,17 +147,13 @@ def _include_routers(app: FastAPI, settings: AppBaseSettings, domains: str) -> N
 
 
 def _add_middleware(app: FastAPI, settings: AppBaseSettings) -> None:
-    """Each added outside the ones before it: CORS, when on, is the outermost."""
-    app.add_middleware(UnhandledErrorMiddleware)
+    """`EdgeMiddleware` (request IDs, size limits, timing, the unhandled error's problem) around
+    the app, and CORS, when on, around it."""
     app.add_middleware(
-        BodyLimitMiddleware,
+        EdgeMiddleware,
         max_body_bytes=settings.max_request_body_bytes,
         max_header_bytes=settings.max_request_header_bytes,
     )
-    app.add_middleware(RequestIdMiddleware)
-    # Outside the others (CORS aside): it times the whole stack, and counts a request refused
-    # before routing (413, 431) too.
-    app.add_middleware(MetricsMiddleware)
     if settings.cors_origins:
         # Outermost: a preflight is answered before anything else runs, and every answer (an
         # error too) carries the headers a browser needs to read it.
@@ -217,11 +212,3 @@ def _app_lifespan(
             await database.dispose()
 
     return app_lifespan
-
-
-def _documented_openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document of the app, made once, with every error response as the app answers
-    it (`common.errors.document_problems`)."""
-    if app.openapi_schema is None:
-        app.openapi_schema = document_problems(FastAPI.openapi(app))
-    return app.openapi_schema

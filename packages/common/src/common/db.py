@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Self
 
 from sqlalchemy import DateTime, MetaData, event, func
-from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.engine import Dialect, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -26,6 +26,7 @@ from sqlalchemy.orm import (
 )
 from uuid_utils.compat import uuid7
 
+from common.errors import DatabaseUnavailableError
 from common.pools import ReadPool, WritePool
 from common.settings import AppBaseSettings, Pooler
 
@@ -111,7 +112,9 @@ def create_engine(settings: AppBaseSettings, *, autocommit: bool = False) -> Asy
         pool_pre_ping=False,
         connect_args=connect_args(settings),
     )
+    event.listen(engine.sync_engine, "do_connect", _connect)
     event.listen(engine.sync_engine, "handle_error", _timeout_is_disconnect)
+    event.listen(engine.sync_engine, "handle_error", _unreachable, retval=True)
     return engine
 
 
@@ -167,6 +170,27 @@ def _timeout_is_disconnect(context: ExceptionContext) -> None:
         if connection is not None and not connection.invalidated:
             driver: Any = connection.connection.driver_connection
             driver.terminate()
+
+
+def _connect(
+    dialect: Dialect, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Any:
+    """Connects as the engine would. The driver's own errors while connecting are no DBAPI
+    errors (asyncpg raises `ConnectionRefusedError`, `socket.gaierror`, `TimeoutError`), and
+    SQLAlchemy's `handle_error` never sees them: they become `DatabaseUnavailableError` here, so
+    that no other `OSError` passes for the database's."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except OSError as exc:
+        raise DatabaseUnavailableError(f"cannot connect: {exc!r}") from exc
+
+
+def _unreachable(context: ExceptionContext) -> BaseException | None:
+    """The driver's `OSError` while running a statement (a reset connection, the command
+    timeout) as `DatabaseUnavailableError`, raised from it."""
+    if isinstance(context.original_exception, OSError):
+        return DatabaseUnavailableError(f"no answer: {context.original_exception!r}")
+    return None
 
 
 class ReadOnlySessionError(RuntimeError):

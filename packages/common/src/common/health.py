@@ -19,7 +19,8 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from common.db import Database
-from common.errors import Problem, ProblemResponse, problem_response
+from common.errors import Problem
+from common.handlers import ProblemResponse, problem_response
 from common.revisions import applied_revisions
 from common.session import database_of
 

@@ -1,6 +1,6 @@
 """Prometheus metrics every service records, and those a service records itself.
 
-Recorded by `common` for every service:
+Recorded by `common` for every service (the first by `common.middleware`):
 - `http_server_request_duration_seconds{method, route, status}`: a histogram per route template
   (`/api/v1/things/{thing_id}`, never the raw path, so the label sets stay bounded); its
   `_count` is the request rate, and `status=~"5.."` the errors;
@@ -19,14 +19,9 @@ endpoint adds them up; it must be set before this module is imported.
 """
 
 import os
-from time import perf_counter
-from typing import Any
 
-from fastapi.routing import iter_route_contexts
 from prometheus_client import Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common.middleware import HttpMiddleware
 from common.settings import MULTIPROCESS_DIR_ENV
 
 # Seconds: the boundaries OpenTelemetry's HTTP conventions advise (FastAPI's own telemetry too).
@@ -91,55 +86,3 @@ CONSUMER_LAG = Gauge(
 
 def multiprocess() -> bool:
     return bool(os.environ.get(MULTIPROCESS_DIR_ENV))
-
-
-class MetricsMiddleware(HttpMiddleware):
-    """Times every HTTP request and counts it by method, route template and status.
-
-    The template is read after the app has routed the request (`scope["route"]`) and mapped to
-    its full path (prefix included) once per route. Each label set's histogram child is kept,
-    so a request costs a dictionary lookup and one observation.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        super().__init__(app)
-        self._templates: dict[int, str] | None = None  # by id(route): routes are not hashable
-        self._children: dict[tuple[str, str, int], Any] = {}
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = perf_counter()
-        status = 500  # unless a response starts: an exception or a client gone first
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            self._child(scope, status).observe(perf_counter() - started)
-
-    def _child(self, scope: Scope, status: int) -> Any:
-        method = scope["method"] if scope["method"] in KNOWN_METHODS else "_OTHER"
-        key = (method, self._template(scope), status)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = REQUEST_DURATION.labels(*key[:2], str(status))
-        return child
-
-    def _template(self, scope: Scope) -> str:
-        route = scope.get("route")
-        if route is None:
-            return UNMATCHED
-        if self._templates is None:
-            # FastAPI keeps an included router's routes as written, without the prefix they are
-            # included under: the full path comes from the app's route contexts.
-            self._templates = {
-                id(context.original_route): context.path_format
-                for context in iter_route_contexts(scope["app"].routes)
-                if context.path_format is not None
-            }
-        template = self._templates.get(id(route)) or getattr(route, "path_format", None)
-        return template if isinstance(template, str) else UNMATCHED

@@ -100,6 +100,13 @@ async def crash() -> None:
     raise RuntimeError("secret internals: hunter2")
 
 
+@router.get("/-/missing-file")
+async def read_a_missing_file() -> None:
+    """A bug on purpose that is no database's: an `OSError` of the file system."""
+    with open("/nonexistent/widgets.json", encoding="utf-8"):
+        pass
+
+
 @router.get("/{widget_id}")
 async def get_widget(widget_id: uuid.UUID, session: ReadSessionDep) -> WidgetOut:
     widget = await session.get(Widget, widget_id)

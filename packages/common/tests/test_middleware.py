@@ -1,10 +1,12 @@
-"""Requests past the size limits: 413 or 431 problem+json, the body left unread, nothing written."""
+"""What every request goes through around the app: past the size limits, 413 or 431 problem+json,
+the body left unread, nothing written; refused or not, its ID echoed and its duration counted."""
 
 from collections.abc import AsyncIterator
 
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +16,7 @@ from common.testing import ServiceUnderTest
 from common.testing.plugin import open_client
 
 LIMIT = 64
+DURATION = "http_server_request_duration_seconds"
 
 
 @pytest.fixture
@@ -107,3 +110,18 @@ async def test_headers_over_16_kib_are_refused_with_431(client: AsyncClient) -> 
     assert refused.status_code == 431
     assert refused.headers["content-type"] == "application/problem+json"
     assert accepted.status_code == 200
+
+
+async def test_a_refused_request_carries_its_id_and_is_counted(client: AsyncClient) -> None:
+    labels = {"method": "GET", "route": "unmatched", "status": "431"}
+    before = REGISTRY.get_sample_value(f"{DURATION}_count", labels) or 0.0
+
+    refused = await client.get(
+        "/api/v1/widgets", headers={"X-Request-ID": "big-1", "X-Padding": "a" * 16 * 1024}
+    )
+
+    assert refused.status_code == 431
+    assert refused.headers["x-request-id"] == "big-1"
+    assert refused.headers["connection"] == "close"
+    assert refused.json()["request_id"] == "big-1"
+    assert REGISTRY.get_sample_value(f"{DURATION}_count", labels) == before + 1
