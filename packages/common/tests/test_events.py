@@ -35,6 +35,7 @@ from common.events.status import event_figures, figures_table
 from common.settings import Pooler
 from common.testing.plugin import tracing_into
 from common.tracing import tracing
+from devstack.nats import EmbeddedNats
 from devstack.postgres import test_database_pooler as pooler_of_the_tests
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "events.schema.json"
@@ -242,3 +243,36 @@ async def test_the_consumer_applies_an_event_in_the_trace_of_the_request_that_ma
     assert applying.kind is SpanKind.CONSUMER
     assert applying.context is not None
     assert applying.context.trace_id == request.get_span_context().trace_id
+
+
+async def test_the_events_stop_at_once_when_cancelled_with_their_broker_gone(
+    settings_for: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # With the broker killed, the client's close fails (nats-py writes what it buffered while
+    # reconnecting to the lost connection): the service stopping must stop the events all the
+    # same, not see a failure and start them again.
+    broker = EmbeddedNats(tmp_path / "nats")
+    broker.start()
+    settings = settings_for(nats_url=broker.url)
+    database = Database.from_settings(settings)
+    events = Events(relay=True, handlers=[Handler("thing.counted", record)])
+
+    async def run_then_stop() -> float:
+        async with running_events(settings, database, events):
+            await applied_rows(database.engine, expected=3)
+            broker.kill()
+            await asyncio.sleep(2.0)  # reconnecting: the consumer's requests are buffered
+            stopping = time.monotonic()
+        return time.monotonic() - stopping
+
+    try:
+        await publish_numbers(database, [uuid.uuid4()], 3)
+        running = asyncio.create_task(run_then_stop())
+        done, _ = await asyncio.wait({running}, timeout=10)
+        if not done:
+            running.cancel()
+    finally:
+        broker.stop()
+        await database.dispose()
+    assert done, "the events went on after the block that ran them ended"
+    assert running.result() < 1.0

@@ -79,4 +79,10 @@ async def connected(settings: EventSettings, *, name: str) -> AsyncIterator[Clie
     try:
         yield client
     finally:
-        await client.close()
+        try:
+            await client.close()
+        except Exception as exc:
+            # nats-py's close writes what it buffered while reconnecting to the lost
+            # connection, and fails: raised, it would replace what ended the block (a
+            # cancellation: the service stopping).
+            logger.warning("NATS: closed, not cleanly: %r", exc)
