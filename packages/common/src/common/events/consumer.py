@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.background import stopping
 from common.errors import is_database_unavailable
 from common.events.broker import dead_letter_subject, ensure_stream
 from common.events.envelope import MESSAGE_ID_HEADER, Event
@@ -92,7 +93,7 @@ class Consumer:
             logger.warning("event consumer %s: kept its existing configuration: %s", self.name, exc)
         subscription = await self.js.pull_subscribe_bind(durable=self.name, stream=stream)
         lag_recorded = 0.0
-        while True:
+        while not stopping():
             try:
                 messages = await subscription.fetch(1, timeout=FETCH_WAIT_SECONDS)
             except (NatsTimeoutError, TimeoutError):

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from common.background import in_background
+from common.background import in_background, stopping
 from common.db import Database
 from common.events.broker import connected
 from common.events.consumer import Consumer, Handler
@@ -48,7 +48,7 @@ async def running_events(
 
 
 async def _run(settings: EventSettings, database: Database, events: Events) -> None:
-    while True:
+    while not stopping():
         try:
             async with connected(settings, name=settings.service_name) as client:
                 js = client.jetstream()

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from common.background import in_background
+from common.background import in_background, stopping
 from common.settings import AppBaseSettings, Pooler
 from common.tracing import untraced
 
@@ -86,7 +86,7 @@ async def _stay_connected(
     notified: Callable[[asyncpg.Connection, int, str, str], None],
     connected: Callable[[], Awaitable[None]],
 ) -> None:
-    while True:
+    while not stopping():
         connection = None
         try:
             connection = await asyncpg.connect(

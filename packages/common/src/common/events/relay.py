@@ -18,6 +18,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from common.background import stopping
 from common.events.broker import MAX_AGE_SECONDS, ensure_stream
 from common.events.envelope import MESSAGE_ID_HEADER
 from common.events.listener import Wakeup
@@ -47,13 +48,11 @@ class Relay:
 
     async def _run(self, wakeup: Wakeup) -> None:
         await ensure_stream(self.js, self.settings)
-        while True:
+        while not stopping():
             try:
                 while await self.relay_batch() == BATCH_SIZE:
                     pass
                 await self.record_backlog()
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
                 logger.warning("event relay: %s; retrying", exc or type(exc).__name__)
                 await asyncio.sleep(self.settings.events_poll_seconds)

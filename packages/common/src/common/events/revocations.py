@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from common.background import in_background
+from common.background import in_background, stopping
 from common.events.listener import staying_connected
 from common.settings import AppBaseSettings, Pooler
 from common.tracing import untraced
@@ -148,7 +148,7 @@ async def _keep_current(
         )
         return
     seen = None
-    while True:
+    while not stopping():
         with _logged_failure(), untraced():
             async with engine.connect() as connection:
                 fingerprint = (await connection.execute(FINGERPRINT)).one()
