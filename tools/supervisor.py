@@ -3,7 +3,8 @@ per service, or per replica (`make up REPLICAS=3`, behind HAProxy), and Debian's
 (`make up OBSERVABILITY=1`) scraping each one's metrics.
 
 A Procfile and an env file in the stack's folder say what runs, so it can be read, and run by
-hand (`honcho start --procfile .local/stack/Procfile --env .local/stack/services.env`).
+hand (`honcho start --procfile .local/stack/Procfile --env .local/stack/services.env`). Each
+replica `make rollout` starts has a honcho and a Procfile of its own, in `replicas/`.
 """
 
 from __future__ import annotations

@@ -247,8 +247,10 @@ async def test_a_rollout_of_each_service_under_load_fails_no_request(
     apps = ("things_svc.main:app", "users_svc.main:app")
     served_by = {app: len(replicas_of(scaled_stack, app)) for app in apps}
     stopped = scaled_stack.run("down")
+    loaded = max(r.start for run in runs.values() for r in run.records)
     report(
-        f"REPLICAS=3 POOLER=1 @{2 * RATE_EACH} req/s, make rollout of each service in turn: "
+        f"REPLICAS=3 POOLER=1 @{2 * RATE_EACH} req/s for {loaded:.1f} s, make rollout of each "
+        "service in turn: "
         + "; ".join(lines)
         + f"; writes acknowledged {len(acknowledged)}, lost {len(lost)}"
     )
