@@ -254,6 +254,11 @@ down: sync ## Stop everything `make up` started (the data stays)
 ps: sync ## What `make up` runs, and where
 	@$(STACK) ps
 
+.PHONY: rollout
+rollout: sync ## Replace a service's replicas one at a time (make up REPLICAS=3 first): make rollout SERVICE=things-svc
+	@test -n "$(SERVICE)" || { echo "usage: make rollout SERVICE=<service>"; exit 2; }
+	@$(STACK) rollout --service "$(SERVICE)"
+
 .PHONY: events
 events: sync ## Each service's events: outbox backlog, consumer lag, dead letters (on the make-up stack)
 	@$(STACK) events
