@@ -37,9 +37,11 @@ def git(*args: str, cwd: Path = ROOT) -> str:
 
 
 def base_commit(ref: str | None) -> str:
+    """BASE's commit: by default the merge base with main (`origin/main` in a CI checkout)."""
     if ref is None:
-        ref = git("merge-base", "main", "HEAD")
-    return git("rev-parse", "--verify", f"{ref}^{{commit}}")
+        main = "main" if git("branch", "--list", "main") else "origin/main"
+        ref = git("merge-base", main, "HEAD")
+    return git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
 
 
 def checkout(sha: str) -> Path:
@@ -57,7 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", help="the previous release: a git ref (the merge base with main)")
     args = parser.parse_args(argv)
     service = f"services/{args.service}"
-    sha = base_commit(args.base or os.environ.get("BASE") or None)
+    try:
+        sha = base_commit(args.base or os.environ.get("BASE") or None)
+    except subprocess.CalledProcessError:
+        print(
+            f"error: no commit {args.base or os.environ.get('BASE')!r} to compare with here "
+            "(a shallow clone lacks it: fetch the history)",
+            file=sys.stderr,
+        )
+        return 2
     base_versions = git("ls-tree", "--name-only", sha, f"{service}/alembic/versions/")
     if not base_versions:
         print(f"{args.service} has no migrations at {sha[:12]}: nothing to compare")
