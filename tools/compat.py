@@ -23,11 +23,14 @@ from common.revisions import revision_scripts
 from devstack.postgres import (
     TEST_DATABASE_TEMPLATE_ENV,
     TEST_DATABASE_URL_ENV,
+    drop_database,
     recreate_database,
     server_url,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+# Where the test plugin reads TEST_DATABASE_TEMPLATE: a BASE without it predates this check.
+DEVSTACK_POSTGRES = "packages/devstack/src/devstack/postgres.py"
 
 
 def git(*args: str, cwd: Path = ROOT) -> str:
@@ -59,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", help="the previous release: a git ref (the merge base with main)")
     args = parser.parse_args(argv)
     service = f"services/{args.service}"
+    if not (ROOT / service / "alembic").is_dir():
+        print(f"error: no service with migrations at {service}", file=sys.stderr)
+        return 2
     try:
         sha = base_commit(args.base or os.environ.get("BASE") or None)
     except subprocess.CalledProcessError:
@@ -78,16 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no revision of {args.service} since {sha[:12]}: the schema is the base's own")
         return 0
     revisions = ", ".join(f"{s.revision} ({s.path.name})" for s in new)
-    base = checkout(sha)
-    if (
-        "TEST_DATABASE_TEMPLATE"
-        not in (base / "packages/devstack/src/devstack/postgres.py").read_text()
-    ):
+    if TEST_DATABASE_TEMPLATE_ENV not in git("show", f"{sha}:{DEVSTACK_POSTGRES}"):
         print(
             f"{sha[:12]} predates make test-compat: its test plugin always migrates its own "
             f"databases, so its tests cannot run on this schema. Not checked: {revisions}"
         )
         return 0
+    base = checkout(sha)
     uv = os.environ.get("UV") or "uv"
     subprocess.run(
         [uv, "sync", "--locked", "--quiet", "--package", args.service], cwd=base, check=True
@@ -99,18 +102,19 @@ def main(argv: list[str] | None = None) -> int:
     url = recreate_database(server, template)
     config = Config(toml_file=str(ROOT / service / "pyproject.toml"))
     config.attributes["database_url"] = url.render_as_string(hide_password=False)
-    command.upgrade(config, "head")
-
-    print(
-        f"{args.service} at {sha[:12]} (its tests) against the schema with {revisions}", flush=True
-    )
+    print(f"{args.service} at {sha[:12]} on the schema with {revisions}", flush=True)
     env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
     env[TEST_DATABASE_URL_ENV] = server.render_as_string(hide_password=False)
     env[TEST_DATABASE_TEMPLATE_ENV] = template
     tests = [str(base / ".venv/bin/python"), "-m", "pytest", f"{service}/tests", "-q"]
     # Its migration tests check BASE's revisions against BASE's models, on empty databases.
     tests.append("--ignore-glob=*/test_migrations.py")
-    if subprocess.call(tests, cwd=base, env=env) != 0:
+    try:
+        command.upgrade(config, "head")
+        failed = subprocess.call(tests, cwd=base, env=env) != 0
+    finally:
+        drop_database(server, template)
+    if failed:
         print(
             f"error: {args.service} at {sha[:12]} fails its own tests on the schema of revisions "
             f"it has never seen: {revisions}. The previous release still runs while they are "
