@@ -26,7 +26,7 @@ from common.middleware import EdgeMiddleware
 from common.observability import observing
 from common.openapi import install_openapi
 from common.revisions import Schema
-from common.settings import AppBaseSettings
+from common.settings import AppBaseSettings, StartupError
 from common.tracing import fastapi_telemetry
 
 
@@ -43,10 +43,6 @@ class AppState(TypedDict):
 
 # A service's own lifespan: what it yields joins the request state (`request.state.<name>`).
 ServiceLifespan = Callable[[FastAPI], AbstractAsyncContextManager[Mapping[str, Any]]]
-
-
-class StartupError(ValueError):
-    """The app cannot be built as asked: something its routes need is missing."""
 
 
 def create_app(
