@@ -98,6 +98,13 @@ test-affected: sync ## Test only the members a change affects: make test-affecte
 	echo "Affected:" $$folders; \
 	$(PYTEST) $(PYTEST_ARGS) $$folders
 
+# BASE is the previous release: the merge base with main unless given (CI gives the pull request's
+# base). Its worktree and environment are kept in .local/compat/<sha>/.
+.PHONY: test-compat
+test-compat: sync ## The previous release's tests on this change's schema: make test-compat SERVICE=things-svc [BASE=<ref>]
+	@test -n "$(SERVICE)" || { echo "usage: make test-compat SERVICE=<service> [BASE=<git ref>]"; exit 2; }
+	@UV="$(UV)" $(UV) run --no-sync python tools/compat.py "$(SERVICE)" $(if $(BASE),--base "$(BASE)")
+
 .PHONY: test-browser
 test-browser: sync ## Each service's /docs in headless Chromium (needs Debian's chromium)
 	$(PYTEST) -m browser tests $(PYTEST_ARGS)

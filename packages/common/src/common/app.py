@@ -25,7 +25,7 @@ from common.logs import configure_logging
 from common.middleware import EdgeMiddleware
 from common.observability import observing
 from common.openapi import install_openapi
-from common.revisions import expected_heads
+from common.revisions import Schema
 from common.settings import AppBaseSettings, StartupError
 from common.tracing import fastapi_telemetry
 
@@ -35,7 +35,7 @@ class AppState(TypedDict):
 
     settings: AppBaseSettings
     database: Database
-    migration_heads: frozenset[str]
+    schema: Schema
     readiness: health.ReadinessCheck
     # None when the app declares no route that needs a token (`create_app` checks).
     token_verifier: TokenVerifier | None
@@ -182,7 +182,7 @@ def _app_lifespan(
         state: AppState = {
             "settings": settings,
             "database": database,
-            "migration_heads": expected_heads(settings.migrations_dir),
+            "schema": Schema.of(settings.migrations_dir),
             "readiness": readiness,
             "token_verifier": verifier,
         }
