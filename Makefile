@@ -98,6 +98,13 @@ test-affected: sync ## Test only the members a change affects: make test-affecte
 	echo "Affected:" $$folders; \
 	$(PYTEST) $(PYTEST_ARGS) $$folders
 
+# BASE is the previous release: the merge base with main unless given (CI gives the pull request's
+# base). Its worktree and environment are kept in .local/compat/<sha>/.
+.PHONY: test-compat
+test-compat: sync ## The previous release's tests on this change's schema: make test-compat SERVICE=things-svc [BASE=<ref>]
+	@test -n "$(SERVICE)" || { echo "usage: make test-compat SERVICE=<service> [BASE=<git ref>]"; exit 2; }
+	@UV="$(UV)" $(UV) run --no-sync python tools/compat.py "$(SERVICE)" $(if $(BASE),--base "$(BASE)")
+
 .PHONY: test-browser
 test-browser: sync ## Each service's /docs in headless Chromium (needs Debian's chromium)
 	$(PYTEST) -m browser tests $(PYTEST_ARGS)
@@ -253,6 +260,11 @@ down: sync ## Stop everything `make up` started (the data stays)
 .PHONY: ps
 ps: sync ## What `make up` runs, and where
 	@$(STACK) ps
+
+.PHONY: rollout
+rollout: sync ## Replace a service's replicas one at a time (make up REPLICAS=3 first): make rollout SERVICE=things-svc
+	@test -n "$(SERVICE)" || { echo "usage: make rollout SERVICE=<service>"; exit 2; }
+	@$(STACK) rollout --service "$(SERVICE)"
 
 .PHONY: events
 events: sync ## Each service's events: outbox backlog, consumer lag, dead letters (on the make-up stack)

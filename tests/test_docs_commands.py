@@ -65,6 +65,9 @@ NOT_HERE = {
     "make test-affected BASE=main HEAD=my-branch": (
         "names a branch of yours; `make test-affected BASE=main` runs here"
     ),
+    "make test-compat SERVICE=things-svc BASE=v1.4.0": (
+        "names a release of yours; `make test-compat SERVICE=things-svc` runs here"
+    ),
     "uv run --no-sync copier update": (
         "needs a committed service and a later commit of the templates: the scaffold suite "
         "(`make test-scaffold`) runs these commands so, in a clone"

@@ -372,6 +372,20 @@ def test_make_up_says_which_service_is_not_ready_and_why_then_starts_it_again(
         assert httpx.get(f"{service.base_url}/health/ready").status_code == 200
 
 
+def test_make_rollout_of_a_single_process_refuses_and_leaves_it_serving(
+    running_stack: StackRunner,
+) -> None:
+    result = running_stack.run("rollout", "--service", "things-svc")
+
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: things-svc runs as one process on its port, with no balancer to move its "
+        "requests to a new one: make up REPLICAS=2 (or more) first\n"
+    )
+    things = running_stack.service("things-svc")
+    assert httpx.get(f"{things.base_url}/health/ready").status_code == 200
+
+
 def test_a_database_url_of_another_scheme_stops_make_dev_in_one_line(
     running_stack: StackRunner,
 ) -> None:

@@ -1,6 +1,7 @@
 """What the stack's commands refuse before they start anything, each in one line: a revision
-graph Alembic cannot read (`make migrate`, `make up`, `make dev`), and a `DATABASE_URL` without
-the service's prefix (every command that runs a service or its migrations)."""
+graph Alembic cannot read (`make migrate`, `make up`, `make dev`), a `DATABASE_URL` without
+the service's prefix (every command that runs a service or its migrations), and a rollout with
+no stack running."""
 
 import shutil
 from pathlib import Path
@@ -56,4 +57,14 @@ def test_a_database_url_without_the_prefix_is_refused_as_the_services_refuse_it(
             "error: DATABASE_URL is set, but things-svc reads its database from "
             "THINGS_DATABASE_URL: rename the variable\n"
         )
+    assert stack_runner.processes() == []
+
+
+def test_make_rollout_without_a_stack_says_what_to_start(
+    stack_runner: StackRunner, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert stack_runner.main("rollout", "--service", "things-svc") == 1
+    assert capsys.readouterr().err == (
+        "error: the native stack is not running: make up REPLICAS=3 first\n"
+    )
     assert stack_runner.processes() == []

@@ -4,8 +4,9 @@ Only what the member declares is installed (`uv sync --locked --package ...`), s
 works only in the shared environment fails here; then ruff and mypy at their locked versions, a
 service's migrations applied, compared with its models and linted, and the member's tests. The
 migrations run on `MIGRATIONS_DATABASE_URL` when it is set, handed to the service under its own
-setting's name, so a new service needs no edit of CI. Standard library only: CI runs it before
-anything is installed.
+setting's name, so a new service needs no edit of CI. Last, a service's previous release (BASE)
+runs its tests on the schema of this change's migrations (tools/compat.py). Standard library
+only: CI runs it before anything is installed.
 
     python3 tools/member_check.py things-svc [--print]
 """
@@ -59,6 +60,10 @@ def commands(workspace: Workspace, name: str) -> list[Step]:
             ),
         ]
     steps.append(Step(".", [uv, "run", "--no-sync", "pytest", member.path]))
+    if member.has_migrations:
+        # The previous release's tests on this change's schema (`make test-compat`; BASE from
+        # the environment, else the merge base with main).
+        steps.append(Step(".", [uv, "run", "--no-sync", "python", "tools/compat.py", member.name]))
     return steps
 
 

@@ -23,7 +23,7 @@ import httpx
 
 import stack_database
 import supervisor
-from devstack.haproxy import LoadBalancer
+from devstack.haproxy import LoadBalancer, LoadBalancerError
 from devstack.nats import EmbeddedNats, EmbeddedNatsError
 from devstack.pgbouncer import PgBouncer
 from devstack.postgres import EmbeddedPostgres, EmbeddedPostgresError
@@ -280,7 +280,7 @@ class Stack:
         # With replicas, each on a port of its own behind the service's balancer.
         ports = {s.name: [free_port() for _ in range(replicas)] for s in self.services}
         ports = ports if replicas > 1 else {}
-        lines = supervisor.service_lines(self.services, ports)
+        lines = supervisor.service_lines(self.services, ports, folder=self.state_dir)
         if observability:
             lines.append(supervisor.prometheus_line(self.state_dir, self.services, ports))
         env = {
@@ -336,6 +336,56 @@ class Stack:
                             del waiting[name]
                 time.sleep(0.2)
 
+    # -- rollout ----------------------------------------------------------------------------
+
+    def rollout(self, name: str, *, say: Say = print) -> None:
+        """Replace each replica of service `name`, one at a time, as a Deployment's rolling
+        update does: a new process on a new port (under a honcho of its own, with the settings
+        `up` wrote), in the balancer once ready; then the old one out of it, drained, stopped
+        with SIGTERM. The state records each new process as it joins."""
+        service, state = self.service(name), self.state()
+        if state is None or state.mode != "native" or not self.is_up():
+            raise StackError("the native stack is not running: make up REPLICAS=3 first")
+        if state.replicas < 2:
+            raise StackError(
+                f"{name} runs as one process on its port, with no balancer to move its requests "
+                "to a new one: make up REPLICAS=2 (or more) first"
+            )
+        balancer = self.balancer(name)
+        old = balancer.servers()
+        number = max(int(server.rsplit("-", 1)[1]) for server in old)
+        for server, (port, _, _) in old.items():
+            number, new_port, started = number + 1, free_port(), time.monotonic()
+            line = supervisor.replica_line(
+                service, number, new_port, folder=self.state_dir, keep=False
+            )
+            procfile = self.state_dir / "replicas" / f"{service.name}-{number}.Procfile"
+            procfile.write_text(line)
+            process = supervisor.honcho(
+                procfile, self.state_dir / "services.env", log_file=self.log_file, root=ROOT
+            )
+            state.processes.append((process.pid, process.create_time()))
+            state.save(self.state_file)
+            try:
+                ready = _readiness({f"{service.name}-{number}": new_port})
+                self._wait_until_ready(process.pid, ready)
+                balancer.add(f"{service.name}-{number}", new_port)
+            except (StackError, LoadBalancerError):
+                supervisor.stop([(process.pid, process.create_time())])
+                raise
+            children = process.children(recursive=True)
+            state.processes += [(child.pid, child.create_time()) for child in children]
+            state.save(self.state_file)
+            balancer.drain(server)
+            supervisor.retire(state.processes, port, folder=self.state_dir)
+            balancer.delete(server)
+            say(
+                f"{name}: {server} (port {port}) replaced by {service.name}-{number} "
+                f"(port {new_port}) in {time.monotonic() - started:.1f}s"
+            )
+        state.processes = [(p.pid, p.create_time()) for p in supervisor.ours(state.processes)]
+        state.save(self.state_file)
+
     # -- down, ps, logs ---------------------------------------------------------------------
 
     def down(self, *, say: Say = print) -> None:
@@ -357,7 +407,7 @@ class Stack:
         Postgres."""
         state = self.state()
         if state is not None:
-            supervisor.stop(state.processes, supervisor_pid=state.supervisor_pid)
+            supervisor.stop(state.processes)
         postgres = self.postgres(state.postgres_port if state is not None else None)
         for server in [*(self.balancer(s.name) for s in self.services), self.pooler(postgres)]:
             if server.is_running():

@@ -255,6 +255,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         ("env", "the variables that point a service at the stack, as export lines"),
         ("python", "python in a service's folder, on the stack"),
         ("dev", "one service with auto-reload, on the stack"),
+        ("rollout", "replace a service's replicas one at a time, no request lost"),
     ):
         command = commands.add_parser(name, help=text)
         if name == "migrate":
@@ -318,6 +319,8 @@ def dispatch(stack: Stack, args: argparse.Namespace) -> int:
         return python(stack, stack.service(args.service), *arguments)
     elif args.command == "dev":
         return dev(stack, stack.service(args.service), port=args.port)
+    elif args.command == "rollout":
+        stack.rollout(args.service)
     else:
         return print_env(stack, stack.service(args.service))
     return 0

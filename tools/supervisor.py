@@ -3,7 +3,8 @@ per service, or per replica (`make up REPLICAS=3`, behind HAProxy), and Debian's
 (`make up OBSERVABILITY=1`) scraping each one's metrics.
 
 A Procfile and an env file in the stack's folder say what runs, so it can be read, and run by
-hand (`honcho start --procfile .local/stack/Procfile --env .local/stack/services.env`).
+hand (`honcho start --procfile .local/stack/Procfile --env .local/stack/services.env`). Each
+replica `make rollout` starts has a honcho and a Procfile of its own, in `replicas/`.
 """
 
 from __future__ import annotations
@@ -49,20 +50,34 @@ def serve(app: str, port: int) -> list[str]:
     ]
 
 
-def service_lines(services: Sequence[Service], replica_ports: Mapping[str, list[int]]) -> list[str]:
-    """A uvicorn per service or, given ports, per replica. A replica is started again a second
-    after it exits, as a pod would be: honcho would otherwise stop the whole stack when one
-    process ends. On `make down` honcho signals each program's process group, the shell and
-    uvicorn alike. Each replica serves its metrics on its own port plus METRICS_PORT_OFFSET."""
+def service_lines(
+    services: Sequence[Service], replica_ports: Mapping[str, list[int]], *, folder: Path
+) -> list[str]:
+    """A uvicorn per service or, given ports, per replica (`replica_line`)."""
     if not replica_ports:
         return [line(s.name, s.directory, serve(s.app, s.port)) for s in services]
-    lines = []
-    for s in services:
-        for number, port in enumerate(replica_ports[s.name], start=1):
-            metrics = f"{s.env_prefix}METRICS_PORT={port + METRICS_PORT_OFFSET}"
-            loop = f"while true; do {metrics} {shlex.join(serve(s.app, port))}; sleep 1; done"
-            lines.append(line(f"{s.name}-{number}", s.directory, ["bash", "-c", loop]))
-    return lines
+    return [
+        replica_line(s, number, port, folder=folder, keep=True)
+        for s in services
+        for number, port in enumerate(replica_ports[s.name], start=1)
+    ]
+
+
+def replica_line(service: Service, number: int, port: int, *, folder: Path, keep: bool) -> str:
+    """A replica, started again a second after it exits, as a pod would be, until `retire`
+    leaves a file for its port in `folder`. With `keep` its line then waits: honcho would stop
+    the whole stack when one process ends. On `make down` honcho signals each program's process
+    group, the shell and uvicorn alike. It serves its metrics on its port + METRICS_PORT_OFFSET."""
+    metrics = f"{service.env_prefix}METRICS_PORT={port + METRICS_PORT_OFFSET}"
+    retired = shlex.quote(str(retired_file(folder, port)))
+    command = f"{metrics} {shlex.join(serve(service.app, port))}"
+    loop = f"while [ ! -e {retired} ]; do {command}; sleep 1; done"
+    loop += "; exec sleep infinity" if keep else ""
+    return line(f"{service.name}-{number}", service.directory, ["bash", "-c", loop])
+
+
+def retired_file(folder: Path, port: int) -> Path:
+    return folder / "replicas" / f"{port}.retired"
 
 
 def prometheus_port() -> int:
@@ -114,35 +129,70 @@ def prometheus_line(
 def start(
     lines: Sequence[str], env: Mapping[str, str], *, folder: Path, log_file: Path, root: Path
 ) -> psutil.Process:
-    """Write the Procfile and env file, start honcho in a session of its own; its process."""
+    """Write the Procfile and env file, start honcho on them with an empty log; its process."""
     procfile, env_file = folder / "Procfile", folder / "services.env"
     procfile.write_text("".join(lines))
     env_file.touch(mode=0o600)
     env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
-    honcho = [sys.executable, "-m", "honcho", "start", f"--procfile={procfile}"]
-    with log_file.open("w") as log:
+    shutil.rmtree(folder / "replicas", ignore_errors=True)
+    (folder / "replicas").mkdir()
+    log_file.write_text("")
+    return honcho(procfile, env_file, log_file=log_file, root=root)
+
+
+def honcho(procfile: Path, env_file: Path, *, log_file: Path, root: Path) -> psutil.Process:
+    """honcho on `procfile` in a session of its own, so Ctrl-C in the terminal that ran `up`
+    does not reach it; appending to `log_file`, which `make rollout`'s honchos share."""
+    command = [sys.executable, "-m", "honcho", "start", f"--procfile={procfile}"]
+    with log_file.open("a") as log:
         process = subprocess.Popen(
-            [*honcho, f"--env={env_file}", f"--app-root={root}"],
+            [*command, f"--env={env_file}", f"--app-root={root}"],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            # Its own session: Ctrl-C in the terminal that ran `up` does not reach it.
             start_new_session=True,
         )
     return psutil.Process(process.pid)
 
 
-def stop(processes: Sequence[tuple[int, float]], *, supervisor_pid: int | None) -> None:
-    """SIGTERM to the supervisor (honcho passes it on and waits 5 s at most), then SIGKILL to
-    whatever of ours outlives the timeout. A pid reused since is never touched."""
-    ours = []
+def ours(processes: Sequence[tuple[int, float]]) -> list[psutil.Process]:
+    """The processes still running of those recorded: a pid reused since is never taken."""
+    found = []
     for pid, started in processes:
         with contextlib.suppress(psutil.NoSuchProcess):
             process = psutil.Process(pid)
             if process.create_time() == started and is_alive(pid):
-                ours.append(process)
-    if ours and ours[0].pid == supervisor_pid:
-        ours[0].terminate()
-    for pid in wait_gone([p.pid for p in ours], timeout_seconds=STOP_TIMEOUT_SECONDS):
+                found.append(process)
+    return found
+
+
+def stop(processes: Sequence[tuple[int, float]]) -> None:
+    """SIGTERM to each supervisor (`make up`'s honcho, and those `make rollout` started: those
+    of ours that none of ours started), which pass it on and wait 5 s at most, then SIGKILL to
+    whatever of ours outlives the timeout."""
+    running = ours(processes)
+    pids = {process.pid for process in running}
+    for process in running:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if process.ppid() not in pids:
+                process.terminate()
+    for pid in wait_gone(pids, timeout_seconds=STOP_TIMEOUT_SECONDS):
         with contextlib.suppress(psutil.NoSuchProcess):
             psutil.Process(pid).kill()
+
+
+def retire(processes: Sequence[tuple[int, float]], port: int, *, folder: Path) -> None:
+    """Stop the replica on `port` for good: its loop told not to start it again, SIGTERM, and
+    wait until it exited (uvicorn answers what it has in flight first)."""
+    retired_file(folder, port).touch()
+    serving = []
+    for process in ours(processes):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for child in [process, *process.children(recursive=True)]:
+                if f"--port={port}" in child.cmdline():
+                    child.terminate()
+                    serving.append(child)
+    if wait_gone([p.pid for p in serving], timeout_seconds=STOP_TIMEOUT_SECONDS):
+        raise StackError(
+            f"the replica on port {port} did not exit {STOP_TIMEOUT_SECONDS:.0f}s after SIGTERM"
+        )

@@ -1,7 +1,9 @@
 from .conftest import REPO_ROOT, ToolRunner
 
 
-def test_a_member_is_checked_alone_lint_types_migrations_and_tests(run_tool: ToolRunner) -> None:
+def test_a_member_is_checked_alone_lint_types_migrations_tests_and_previous_release(
+    run_tool: ToolRunner,
+) -> None:
     plan = run_tool("member_check.py", "things-svc", "--print", cwd=REPO_ROOT).stdout.splitlines()
 
     assert plan[0].endswith("sync --locked --package things-svc")
@@ -13,7 +15,9 @@ def test_a_member_is_checked_alone_lint_types_migrations_and_tests(run_tool: Too
     assert plan[5].endswith("alembic check")
     assert "--with squawk-cli==" in plan[6]
     assert plan[6].endswith("tools/migration_lint.py services/things-svc")
-    assert plan[-1].endswith("pytest services/things-svc")
+    assert plan[-2].endswith("pytest services/things-svc")
+    assert plan[-1].endswith("tools/compat.py things-svc")
     common = run_tool("member_check.py", "common", "--print", cwd=REPO_ROOT).stdout
     assert "--package common --all-extras" in common
     assert "alembic" not in common
+    assert "tools/compat.py" not in common

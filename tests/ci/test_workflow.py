@@ -272,7 +272,10 @@ def test_each_member_job_runs_make_check_member_with_its_own_postgres() -> None:
     assert check["strategy"]["fail-fast"] is False
     assert check["services"]["postgres"]["image"] == "postgres:18.1"
     assert run["run"] == 'make check-member MEMBER="$MEMBER"'
-    assert run["env"] == {"MEMBER": "${{ matrix.member }}"}
+    assert run["env"]["MEMBER"] == "${{ matrix.member }}"
+    # make test-compat's previous release, which the checkout's full history holds.
+    assert run["env"]["BASE"] == "${{ github.event.pull_request.base.sha || github.event.before }}"
+    assert step("check", "Check out")["with"]["fetch-depth"] == 0
     assert {"TEST_DATABASE_URL", "MIGRATIONS_DATABASE_URL"} <= check["env"].keys()
 
 

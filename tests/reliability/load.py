@@ -69,8 +69,10 @@ async def open_loop(
     timeout_seconds: float = 10.0,
     started: asyncio.Event | None = None,
     run: Run | None = None,
+    until: asyncio.Event | None = None,
 ) -> Run:
-    """Send `calls(i)` at `rate` per second for `seconds`; return every request's record."""
+    """Send `calls(i)` at `rate` per second for `seconds`, or until `until` is set; return every
+    request's record."""
     if urlsplit(base_url).hostname not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError("the load generator only targets loopback")
     count = int(rate * seconds)
@@ -94,6 +96,8 @@ async def open_loop(
             delay = run.started_at + index / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if until is not None and until.is_set():
+                break
             group.create_task(_send(client, calls(index), run))
     return run
 

@@ -1,13 +1,16 @@
-"""`make up POOLER=1 REPLICAS=3` under load: one replica of each service killed (SIGKILL).
+"""`make up POOLER=1 REPLICAS=3` under load: one replica of each service killed (SIGKILL), and
+`make rollout` of each service.
 
 The native stack as a deployment would run it: three processes per service behind HAProxy,
-PgBouncer in transaction mode between them and Postgres. 100 requests/s for 30 s (things-svc's
-writes and reads, users-svc's `GET /users/me`); 10 s in, one replica of each service is killed.
-What was acknowledged must be kept, what comes after the kill must succeed through the others,
-and Postgres must never hold more server connections than PgBouncer's pool.
+PgBouncer in transaction mode between them and Postgres. 100 requests/s (things-svc's writes and
+reads, users-svc's `GET /users/me`). Killed: 10 s into 30 s of load, one replica of each service
+is killed; what comes after the kill must succeed through the others, and Postgres must never
+hold more server connections than PgBouncer's pool. Rolled out: every replica of both services
+replaced, one after the other, and not one request may fail. What was acknowledged must be kept.
 """
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Coroutine, Iterator
@@ -34,6 +37,8 @@ KILL_AT = 10
 # A request in flight on the killed replica fails with it; HAProxy's checks (every 0.5 s) take
 # the replica out, and a connection it refuses meanwhile is retried on another replica.
 SETTLED_AFTER_KILL = 2.0
+# Load before the first rollout starts and after the last one ends.
+ROLLOUT_MARGIN = 2.0
 
 
 @pytest.fixture
@@ -57,16 +62,24 @@ def token_for(users_url: str) -> str:
         return str(login.json()["access_token"])
 
 
-def kill_one_replica(runner: StackRunner, app: str) -> int:
-    """SIGKILL one uvicorn process serving `app` (its loop starts it again a second later)."""
+def replicas_of(runner: StackRunner, app: str) -> list[psutil.Process]:
+    """The uvicorn processes of the stack serving `app`."""
     state_dir = str(runner.stack.state_dir)
+    found = []
     for process in psutil.process_iter(["name", "cmdline"]):
         cmdline = process.info["cmdline"] or []
-        serving = "common.serve" in cmdline and app in cmdline and process.info["name"] != "bash"
-        if serving and process.environ().get("STACK_DIR") == state_dir:
-            process.kill()
-            return process.pid
-    raise AssertionError(f"no replica of {app} found")
+        if "common.serve" in cmdline and app in cmdline and process.info["name"] != "bash":
+            with contextlib.suppress(psutil.Error):
+                if process.environ().get("STACK_DIR") == state_dir:
+                    found.append(process)
+    return found
+
+
+def kill_one_replica(runner: StackRunner, app: str) -> int:
+    """SIGKILL one uvicorn process serving `app` (its loop starts it again a second later)."""
+    process = replicas_of(runner, app)[0]
+    process.kill()
+    return process.pid
 
 
 async def peak_server_connections(runner: StackRunner, stop: asyncio.Event) -> dict[str, int]:
@@ -96,6 +109,10 @@ def summary(records: list[Record], kill: float) -> tuple[list[Record], list[Reco
     return during, after
 
 
+def acknowledged_writes(run: Run) -> set[str]:
+    return {str(r.body["id"]) for r in run.records if r.status == 201 and isinstance(r.body, dict)}
+
+
 async def stored(runner: StackRunner, ids: set[str]) -> set[str]:
     dsn = asyncpg_dsn(runner.postgres().url(database="things"))
     connection = await asyncpg.connect(dsn)
@@ -109,7 +126,13 @@ async def stored(runner: StackRunner, ids: set[str]) -> set[str]:
 
 
 def loads_on(
-    things_url: str, users_url: str, *, headers: dict[str, str], runs: dict[str, Run]
+    things_url: str,
+    users_url: str,
+    *,
+    headers: dict[str, str],
+    runs: dict[str, Run],
+    seconds: float = SECONDS,
+    until: asyncio.Event | None = None,
 ) -> list[Coroutine[Any, Any, Run]]:
     """Open-loop load on both services: things-svc's writes and reads, users-svc's `/me`."""
 
@@ -123,17 +146,19 @@ def loads_on(
             things_url,
             things,
             rate=RATE_EACH,
-            seconds=SECONDS,
+            seconds=seconds,
             headers=headers,
             run=runs["things-svc"],
+            until=until,
         ),
         open_loop(
             users_url,
             lambda _: Call("read", "GET", "/api/v1/users/me"),
             rate=RATE_EACH,
-            seconds=SECONDS,
+            seconds=seconds,
             headers=headers,
             run=runs["users-svc"],
+            until=until,
         ),
     ]
 
@@ -166,11 +191,7 @@ async def test_a_killed_replica_of_each_service_loses_nothing(
             f"{name}: {len(run.records)} requests, {len(during)} failed while its killed "
             f"replica was taken out, {len(after)} after {dict(statuses)}"
         )
-    acknowledged = {
-        str(r.body["id"])
-        for r in runs["things-svc"].records
-        if r.status == 201 and isinstance(r.body, dict)
-    }
+    acknowledged = acknowledged_writes(runs["things-svc"])
     lost = acknowledged - await stored(scaled_stack, acknowledged)
     report(
         f"REPLICAS=3 POOLER=1 @{2 * RATE_EACH} req/s for {SECONDS} s, replicas {killed} "
@@ -183,3 +204,62 @@ async def test_a_killed_replica_of_each_service_loses_nothing(
     assert lost == set()
     assert acknowledged
     assert all(peak <= POOL_SIZE for peak in peaks.values()), peaks
+
+
+async def test_a_rollout_of_each_service_under_load_fails_no_request(
+    scaled_stack: StackRunner, report: Report
+) -> None:
+    """`make rollout` of things-svc, then of users-svc, under 100 requests/s from before the
+    first to after the second: every replica replaced, every request answered 2xx."""
+    things_url = scaled_stack.service("things-svc").base_url
+    users_url = scaled_stack.service("users-svc").base_url
+    headers = {"Authorization": f"Bearer {await asyncio.to_thread(token_for, users_url)}"}
+
+    runs = {name: Run(started_at=time.monotonic()) for name in ("things-svc", "users-svc")}
+    done = asyncio.Event()
+    loads = loads_on(things_url, users_url, headers=headers, runs=runs, seconds=60, until=done)
+    load = asyncio.gather(*loads)
+    await asyncio.sleep(ROLLOUT_MARGIN)
+    rollouts: dict[str, float] = {}
+    for name in runs:
+        started = time.monotonic()
+        rolled = await asyncio.to_thread(scaled_stack.run, "rollout", "--service", name)
+        assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+        assert rolled.stdout.count(f"{name}: ") == 3, rolled.stdout
+        rollouts[name] = time.monotonic() - started
+    rolled_out = runs["things-svc"].at(time.monotonic())
+    await asyncio.sleep(ROLLOUT_MARGIN)
+    done.set()
+    await load
+
+    lines, failed = [], 0
+    for name, run in runs.items():
+        failures = [r for r in run.records if r.status is None or not 200 <= r.status < 300]
+        failed += len(failures)
+        longest = max(r.duration for r in run.records)
+        lines.append(
+            f"{name}: rolled out in {rollouts[name]:.1f} s, {len(run.records)} requests, "
+            f"{len(failures)} failed {dict(Counter(r.status for r in failures))}, "
+            f"longest {longest:.2f} s"
+        )
+    acknowledged = acknowledged_writes(runs["things-svc"])
+    lost = acknowledged - await stored(scaled_stack, acknowledged)
+    apps = ("things_svc.main:app", "users_svc.main:app")
+    served_by = {app: len(replicas_of(scaled_stack, app)) for app in apps}
+    stopped = scaled_stack.run("down")
+    loaded = max(r.start for run in runs.values() for r in run.records)
+    report(
+        f"REPLICAS=3 POOLER=1 @{2 * RATE_EACH} req/s for {loaded:.1f} s, make rollout of each "
+        "service in turn: "
+        + "; ".join(lines)
+        + f"; writes acknowledged {len(acknowledged)}, lost {len(lost)}"
+    )
+    # The load ran from before the first rollout until after the last.
+    assert all(max(r.start for r in run.records) > rolled_out for run in runs.values())
+    assert failed == 0
+    assert lost == set()
+    assert acknowledged
+    # The old replicas are gone, and `make down` finds and stops the new ones.
+    assert served_by == dict.fromkeys(apps, 3)
+    assert stopped.returncode == 0, stopped.stderr
+    assert [replicas_of(scaled_stack, app) for app in apps] == [[], []]

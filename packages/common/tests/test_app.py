@@ -11,9 +11,9 @@ from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from common.app import StartupError, create_app
+from common.app import create_app
 from common.events import Events
-from common.settings import AppBaseSettings
+from common.settings import AppBaseSettings, StartupError
 from common.testing import ServiceUnderTest
 from common.testing.plugin import open_client
 

@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from alembic import command
 from httpx import AsyncClient
+from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from common.app import create_app
 from common.health import READY_TIMEOUT_SECONDS
@@ -72,6 +74,24 @@ async def test_ready_is_503_one_revision_behind_head_and_200_after_upgrade(
     assert behind.headers["content-type"] == PROBLEM
     assert behind.json()["detail"] == "The database schema is not at the expected migration."
     assert at_head.status_code == 200
+
+
+async def test_ready_at_a_revision_a_later_release_added(
+    service: ServiceUnderTest, scratch_database: URL
+) -> None:
+    """The previous release keeps serving once the next one's migrations ran (make test-compat)."""
+    config = service.alembic_config(scratch_database)
+    await asyncio.to_thread(command.upgrade, config, "head")
+    engine = create_async_engine(scratch_database)
+    async with engine.begin() as connection:
+        await connection.execute(text("UPDATE alembic_version SET version_num = 'f00dbeef0001'"))
+    await engine.dispose()
+    app = create_app(service.settings(scratch_database), domains=service.domains)
+
+    async with open_client(app) as client:
+        response = await client.get("/health/ready")
+
+    assert (response.status_code, response.json()) == (200, {"status": "ready"})
 
 
 async def test_ready_is_503_on_an_empty_database(

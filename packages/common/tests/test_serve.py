@@ -110,3 +110,30 @@ def test_a_refused_setting_ends_the_start_in_one_line(tmp_path: Path) -> None:
         "error: SHOP_DATABASE_URL is mysql://: give a Postgres URL, postgresql+asyncpg://, "
         "postgresql:// or postgres://\n"
     )
+
+
+def test_an_app_create_app_refuses_ends_the_start_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "notes_app.py").write_text(
+        "from fastapi import APIRouter\n"
+        "from pydantic_settings import SettingsConfigDict\n"
+        "from common.app import create_app\n"
+        "from common.events import Events\n"
+        "from common.settings import AppBaseSettings\n\n"
+        "class Settings(AppBaseSettings):\n"
+        "    model_config = SettingsConfigDict(env_prefix='NOTES_', env_file=None)\n"
+        "    service_name: str = 'notes'\n"
+        "    database_url: str = 'postgresql+asyncpg://notes:notes@127.0.0.1/notes'\n\n"
+        "app = create_app(Settings(), domains='notes_app', events=Events(relay=True))\n"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-m", "common.serve", "notes_app:app", f"--port={free_port()}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr == "error: notes runs events: its settings must build on EventSettings\n"

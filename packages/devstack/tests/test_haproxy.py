@@ -1,7 +1,9 @@
-"""Debian's HAProxy in front of three uvicorn replicas: requests spread over them, and a replica
-killed with SIGKILL costs no request sent after it died."""
+"""Debian's HAProxy in front of three uvicorn replicas: requests spread over them, a replica
+killed with SIGKILL costs no request sent after it died, and replicas join and leave at run time
+without a request lost."""
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -82,6 +84,33 @@ async def test_a_killed_replica_costs_no_request_sent_after_it(
 
     assert set(seen) == {"replica-2", "replica-3"}  # every request answered 200
     assert sum(seen.values()) == 30
+
+
+async def test_replicas_join_and_leave_at_run_time(
+    folder: Path, replicas: list[ServiceProcess]
+) -> None:
+    """As `make rollout` uses it: a replica added takes requests once its check passed; one
+    drained takes no new request and answers those it had; once stopped it is forgotten."""
+    first, second, third = replicas
+    balancer = LoadBalancer(folder / "lb", name="svc", backends=[first.port, second.port])
+    with started(balancer):
+        await asyncio.to_thread(balancer.add, "svc-3", third.port)
+        assert set(await answers(balancer.url, 6)) == {"replica-1", "replica-2", "replica-3"}
+
+        async with httpx.AsyncClient(base_url=balancer.url, timeout=5) as client:
+            slow = [asyncio.create_task(client.get("/slow?sleep=1")) for _ in replicas]
+            await asyncio.sleep(0.3)
+            draining = time.monotonic()
+            await asyncio.to_thread(balancer.drain, "svc-1")
+            drained_after = time.monotonic() - draining
+            answered = [response.text for response in await asyncio.gather(*slow)]
+        assert sorted(answered) == ["replica-1", "replica-2", "replica-3"]
+        assert drained_after > 0.4  # it waited for replica-1's slow answer
+        assert set(await answers(balancer.url, 6)) == {"replica-2", "replica-3"}
+
+        first.stop()
+        await asyncio.to_thread(balancer.delete, "svc-1")
+        assert sorted(balancer.servers()) == ["svc-2", "svc-3"]
 
 
 def test_a_port_in_use_is_refused_with_a_message(folder: Path) -> None:

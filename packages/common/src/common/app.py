@@ -25,8 +25,8 @@ from common.logs import configure_logging
 from common.middleware import EdgeMiddleware
 from common.observability import observing
 from common.openapi import install_openapi
-from common.revisions import expected_heads
-from common.settings import AppBaseSettings
+from common.revisions import Schema
+from common.settings import AppBaseSettings, StartupError
 from common.tracing import fastapi_telemetry
 
 
@@ -35,7 +35,7 @@ class AppState(TypedDict):
 
     settings: AppBaseSettings
     database: Database
-    migration_heads: frozenset[str]
+    schema: Schema
     readiness: health.ReadinessCheck
     # None when the app declares no route that needs a token (`create_app` checks).
     token_verifier: TokenVerifier | None
@@ -43,10 +43,6 @@ class AppState(TypedDict):
 
 # A service's own lifespan: what it yields joins the request state (`request.state.<name>`).
 ServiceLifespan = Callable[[FastAPI], AbstractAsyncContextManager[Mapping[str, Any]]]
-
-
-class StartupError(ValueError):
-    """The app cannot be built as asked: something its routes need is missing."""
 
 
 def create_app(
@@ -186,7 +182,7 @@ def _app_lifespan(
         state: AppState = {
             "settings": settings,
             "database": database,
-            "migration_heads": expected_heads(settings.migrations_dir),
+            "schema": Schema.of(settings.migrations_dir),
             "readiness": readiness,
             "token_verifier": verifier,
         }

@@ -1,8 +1,9 @@
 """Liveness and readiness.
 
 `/health/live` says the process answers. `/health/ready` says it can serve: the database answers
-and its schema is at the Alembic head this code was written for, so a load balancer never routes
-to an instance whose migrations have not run.
+and its schema is at the Alembic head this code was written for, or at a later release's revisions
+(common.revisions.Schema), so a load balancer never routes to an instance whose migrations have not
+run, and the previous release keeps serving while the next one rolls out.
 
 A database that does not answer gets a 503 after `READY_TIMEOUT_SECONDS`, however often it is
 asked: the probes that arrive while a check runs wait for that one check, and a check that takes
@@ -21,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from common.db import Database
 from common.errors import Problem
 from common.handlers import ProblemResponse, problem_response
-from common.revisions import applied_revisions
+from common.revisions import Schema, applied_revisions
 from common.session import database_of
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ async def live() -> Health:
 )
 async def ready(request: Request) -> Health | ProblemResponse:
     """The service can serve: its database answers and its schema is at the expected revision."""
-    expected: frozenset[str] = request.state.migration_heads
+    schema: Schema = request.state.schema
     check: ReadinessCheck = request.state.readiness
     database = database_of(request)
     try:
@@ -82,8 +83,10 @@ async def ready(request: Request) -> Health | ProblemResponse:
                 request, f"The database refused the login: authentication failed for role {role}."
             )
         return _not_ready(request, "The database does not answer.")
-    if current != expected:
-        logger.warning("not ready: schema at %s, expected %s", sorted(current), sorted(expected))
+    if not schema.serves(current):
+        logger.warning(
+            "not ready: schema at %s, expected %s", sorted(current), sorted(schema.heads)
+        )
         return _not_ready(request, "The database schema is not at the expected migration.")
     return Health(status="ready")
 

@@ -10,6 +10,7 @@ literals, which is all the heads depend on; the tests check the answer against A
 import ast
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -70,6 +71,26 @@ def expected_heads(migrations_dir: Path) -> frozenset[str]:
     scripts = revision_scripts(migrations_dir)
     parents = {parent for script in scripts for parent in script.parents}
     return frozenset(script.revision for script in scripts) - parents
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The revisions this code's migrations define, and the heads among them."""
+
+    heads: frozenset[str]
+    known: frozenset[str]
+
+    @classmethod
+    def of(cls, migrations_dir: Path) -> Self:
+        known = frozenset(script.revision for script in revision_scripts(migrations_dir))
+        return cls(heads=expected_heads(migrations_dir), known=known)
+
+    def serves(self, current: frozenset[str]) -> bool:
+        """Whether this code serves a database at `current`: at its heads, or at revisions it
+        has never seen. Those are a later release's, migrated before that release rolls out
+        while this one still serves (expand, then contract; `make test-compat` checks the pair).
+        A database at one of this code's older revisions, or never migrated, is behind."""
+        return current == self.heads or (bool(current) and not current & self.known)
 
 
 def revision_graph_problem(migrations_dir: Path) -> str | None:

@@ -41,7 +41,7 @@ from typing import Any
 from pydantic import ValidationError
 
 # Not common.metrics: prometheus_client must not be imported before the variable is set.
-from common.settings import MULTIPROCESS_DIR_ENV
+from common.settings import MULTIPROCESS_DIR_ENV, StartupError
 
 # The module, not the `uvicorn.main` command that the package exports under the same name.
 uvicorn_cli = importlib.import_module("uvicorn.main")
@@ -69,8 +69,8 @@ def command_line(arguments: Sequence[str]) -> dict[str, Any]:
 
 def import_app(options: dict[str, Any]) -> None:
     """Import the app module named on the command line, as uvicorn is about to: it then finds
-    it imported. Settings it refuses end the process with their message; anything else wrong is
-    left for uvicorn to report in its own words."""
+    it imported. Settings it refuses, and an app `create_app` refuses to build, end the process
+    with their message; anything else wrong is left for uvicorn to report in its own words."""
     try:
         app_dir = options.get("app_dir")
         if app_dir is not None:
@@ -78,6 +78,8 @@ def import_app(options: dict[str, Any]) -> None:
         importlib.import_module(options["app"].split(":")[0])
     except ValidationError as exc:
         sys.exit("\n".join(f"error: {problem}" for problem in problems(exc)))
+    except StartupError as exc:
+        sys.exit(f"error: {exc}")
     except Exception:
         return
 

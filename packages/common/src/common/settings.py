@@ -69,6 +69,10 @@ class SettingsError(ValueError):
     """The configuration is unsafe or incomplete for the environment it runs in."""
 
 
+class StartupError(ValueError):
+    """The app cannot be built as asked: something its routes need is missing (`create_app`)."""
+
+
 class AppBaseSettings(BaseSettings):
     # Settings hold passwords: an error names the setting, never repeats its value.
     model_config = SettingsConfigDict(

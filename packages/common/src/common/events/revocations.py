@@ -82,7 +82,6 @@ class RevokedSubjects:
         self._subjects: set[uuid.UUID] = set()
         # Notifications that arrive while the table is being loaded, applied after it.
         self._held: list[str] | None = None
-        self.loaded = asyncio.Event()
 
     def __contains__(self, subject: object) -> bool:
         return subject in self._subjects
@@ -106,7 +105,6 @@ class RevokedSubjects:
                 self._apply(payload)
         finally:
             self._held = None
-        self.loaded.set()
 
     def _apply(self, payload: str) -> None:
         action, _, subject = payload.partition(" ")
@@ -128,10 +126,9 @@ async def keeping_revocations(
     """`revoked` kept current while the context lasts; loaded before the first request when the
     database answers (a service started while it does not, as its readiness says, loads the set
     as soon as it does)."""
+    with _logged_failure(), untraced():
+        await revoked.load(engine)
     async with in_background(_keep_current(settings, engine, revoked), name="revocations"):
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(settings.db_connect_timeout_seconds):
-                await revoked.loaded.wait()
         yield
 
 

@@ -27,7 +27,6 @@ from common.testing.tokens import (
     forged_authorizations,
     jwks_url_for_tests,
     signing_key_for_tests,
-    token_keys_for_tests,
 )
 
 __all__ = [
@@ -48,5 +47,4 @@ __all__ = [
     "operations",
     "signing_key_for_tests",
     "threaded_dependencies",
-    "token_keys_for_tests",
 ]

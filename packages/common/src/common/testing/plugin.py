@@ -3,7 +3,9 @@
 Fixtures, from the outside in:
 - `postgres_server`: the server (embedded, or `TEST_DATABASE_URL`), once per run, where the
   databases are made and migrated;
-- `database_url`: a database per service and per xdist worker, at the Alembic head. With
+- `database_url`: a database per service and per xdist worker, at the Alembic head (or, with
+  `TEST_DATABASE_TEMPLATE`, a copy of that database, which `make test-compat` migrated with a
+  later release's code: the previous release's tests against the next one's schema). With
   `TEST_DATABASE_POOLER=pgbouncer` it goes through the PgBouncer named by `TEST_DATABASE_URL`
   (the server behind it in `TEST_DATABASE_DIRECT_URL`), and every app and engine of the tests
   uses the services' pooler settings (`db_pooler`);
@@ -65,7 +67,13 @@ from common.testing.secrets import (  # noqa: F401 - the plugin's hooks
 from common.testing.service import ServiceUnderTest
 from common.testing.tokens import TokenFactory
 from devstack.nats import EmbeddedNats, test_nats_url
-from devstack.postgres import drop_database, recreate_database, server_url, traffic_server_url
+from devstack.postgres import (
+    drop_database,
+    recreate_database,
+    server_url,
+    test_database_template,
+    traffic_server_url,
+)
 from devstack.stopping import stopping_on_signals
 
 BASE_URL = "http://testserver"
@@ -143,8 +151,10 @@ class ServiceDatabases:
 
     def url_for(self, service: ServiceUnderTest) -> URL:
         if service.name not in self._urls:
-            url = recreate_database(self._server, f"test_{service.name}_{worker_id()}")
-            command.upgrade(service.alembic_config(url), "head")
+            name, template = f"test_{service.name}_{worker_id()}", test_database_template()
+            url = recreate_database(self._server, name, template=template)
+            if template is None:
+                command.upgrade(service.alembic_config(url), "head")
             self._urls[service.name] = url
         return self._traffic.set(database=self._urls[service.name].database)
 

@@ -23,7 +23,6 @@ from common.auth import (
     JWKS_PATH,
     REQUIRED_CLAIMS,
     SigningKey,
-    StaticKeys,
     TokenSettings,
     access_claims,
 )
@@ -36,10 +35,6 @@ TEST_TOKEN_SECONDS = 300
 def signing_key_for_tests() -> SigningKey:
     """The test key of this process (made on first use, never written anywhere)."""
     return SigningKey.generate()
-
-
-def token_keys_for_tests() -> StaticKeys:
-    return StaticKeys({"keys": [signing_key_for_tests().public_jwk]})
 
 
 @lru_cache(maxsize=1)
