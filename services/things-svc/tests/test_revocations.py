@@ -35,17 +35,19 @@ async def status_within(client: AsyncClient, headers: dict[str, str], status: in
     return answered
 
 
-@pytest.mark.parametrize("pooler", [Pooler.NONE, Pooler.PGBOUNCER])
+@pytest.mark.parametrize("told_by", ["the run's connection", "the poll"])
 async def test_a_revoked_subject_is_refused_and_a_restored_one_accepted_again(
     service: ServiceUnderTest,
     settings: AppBaseSettings,
     engine: AsyncEngine,
     token_factory: TokenFactory,
-    pooler: Pooler,
+    told_by: str,
 ) -> None:
-    """Told by a notification (a direct connection), or by the poll (behind PgBouncer)."""
+    """Told by a notification on a direct connection (by the poll when the run's traffic goes
+    through PgBouncer, which cannot LISTEN), or by the poll as behind PgBouncer."""
     alice, bob = uuid.uuid4(), uuid.uuid4()
-    app = service.app(settings.model_copy(update={"db_pooler": pooler}))
+    polling = {"db_pooler": Pooler.PGBOUNCER} if told_by == "the poll" else {}
+    app = service.app(settings.model_copy(update=polling))
     try:
         async with open_client(app) as client:
             assert (await client.get(URL, headers=token_factory.auth(alice))).status_code == 200
