@@ -162,6 +162,7 @@ def docs_revisions() -> dict[str, str]:
     blocks = [
         textwrap.dedent(block)
         for _, block in re.findall(r"^( *)```python\n(.*?)^\1```", section, re.DOTALL | re.M)
+        if "def upgrade()" in block  # not the models beside them
     ]
     order = {
         "index": "autocommit_block",
