@@ -25,9 +25,10 @@ async def committed(
 
 
 async def status_within(client: AsyncClient, headers: dict[str, str], status: int) -> int:
-    """The status of a GET, asked again for up to two seconds until it is `status`."""
+    """The status of a GET, asked again for up to five seconds until it is `status` (the poll
+    runs each second; a loaded machine may take longer)."""
     answered = 0
-    for _ in range(40):
+    for _ in range(100):
         answered = (await client.get(URL, headers=headers)).status_code
         if answered == status:
             break
