@@ -4,6 +4,10 @@ Each runs under uvicorn on a free loopback port with its own database on the tes
 migrated first, in development mode in an empty folder (so users-svc makes its own key).
 """
 
+import importlib
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +22,7 @@ from devstack.processes import ServiceProcess
 
 pytestmark = pytest.mark.processes
 
+ROOT = Path(__file__).resolve().parents[1]
 AUDIENCE = "e2e-api"
 
 
@@ -75,3 +80,48 @@ async def test_a_users_svc_token_works_on_things_svc_and_things_stay_their_owner
     for process in (users, things):
         log = process.log.read_text()
         assert mask_secrets(log) == log, process.name
+
+
+def generate_client(service: str, package: Path) -> None:
+    """The client openapi-python-client makes of the service's committed OpenAPI document."""
+    tools = Path(sys.executable).parent  # the generator, and the ruff it formats its code with
+    command = [str(tools / "openapi-python-client"), "generate", "--meta", "none"]
+    command += ["--path", f"services/{service}/openapi.json", "--output-path", str(package)]
+    env = {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+
+
+async def test_clients_generated_from_the_documents_sign_up_log_in_and_make_a_thing(
+    stack: tuple[ServiceProcess, ServiceProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each call is named by its operation id: `sign_up`, `log_in`, `create_thing`."""
+    users, things = stack
+    generate_client("users-svc", tmp_path / "users_client")
+    generate_client("things-svc", tmp_path / "things_client")
+    monkeypatch.syspath_prepend(tmp_path)
+    users_client = importlib.import_module("users_client")
+    users_models = importlib.import_module("users_client.models")
+    sign_up = importlib.import_module("users_client.api.users.sign_up")
+    log_in = importlib.import_module("users_client.api.auth.log_in")
+    things_client = importlib.import_module("things_client")
+    things_models = importlib.import_module("things_client.models")
+    create_thing = importlib.import_module("things_client.api.things.create_thing")
+
+    async with users_client.Client(base_url=users.url) as client:
+        account = users_models.UserCreate(
+            email="gen@x.io", full_name="Gen", password="correct horse"
+        )
+        user = await sign_up.asyncio(client=client, body=account)
+        login = users_models.Login(email="gen@x.io", password="correct horse")
+        tokens = await log_in.asyncio(client=client, body=login)
+    assert isinstance(user, users_models.UserRead), user
+    assert isinstance(tokens, users_models.Tokens), tokens
+
+    async with things_client.AuthenticatedClient(
+        base_url=things.url, token=tokens.access_token
+    ) as client:
+        thing = await create_thing.asyncio(
+            client=client, body=things_models.ThingCreate(name="Lamp")
+        )
+    assert isinstance(thing, things_models.ThingRead), thing
+    assert (thing.name, thing.owner_id) == ("Lamp", user.id)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import ast
 import configparser
 import io
-import re
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -16,7 +15,7 @@ import tomlkit
 from dotenv.parser import parse_stream
 from ruamel.yaml import YAML
 
-from common.settings import API_PREFIX, METRICS_PORT
+from common.settings import METRICS_PORT
 
 
 class ScaffoldError(Exception):
@@ -35,8 +34,8 @@ def with_security_bodies(test_security: str, *, domain: str, item: str) -> str:
                 break
     else:
         raise ScaffoldError("tests/test_security.py has no `BODIES = {...}` to add the domain to")
-    create = operation_id(f"create_{item}", domain, "post")
-    update = operation_id(f"update_{item}", f"{domain}/{{{item}_id}}", "patch")
+    # Operation ids are route names (common.openapi.operation_id).
+    create, update = f"create_{item}", f"update_{item}"
     entries = f'    "{create}": {{"name": "First"}},\n    "{update}": {{"name": "Renamed"}},\n'
     lines = test_security.splitlines(keepends=True)
     row, column = bodies.end_lineno - 1, (bodies.end_col_offset or 1) - 1
@@ -44,11 +43,6 @@ def with_security_bodies(test_security: str, *, domain: str, item: str) -> str:
     # An empty dict is written `{}`: its entries go on lines of their own.
     lines[row] = before + ("\n" if before.strip() else "") + entries + after
     return "".join(lines)
-
-
-def operation_id(route: str, path: str, method: str) -> str:
-    """FastAPI's operation id: route name, path and method, non-word characters as "_"."""
-    return re.sub(r"\W", "_", f"{route}{API_PREFIX}/{path}") + f"_{method}"
 
 
 def with_first_party(pyproject: str, package: str) -> str:

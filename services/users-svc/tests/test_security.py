@@ -38,20 +38,20 @@ PUBLIC = {
 UNKNOWN_REFRESH_TOKEN = f"{uuid.UUID(int=0).hex}.not-a-secret"
 # A valid body for each operation that takes a JSON one, by operationId.
 BODIES: dict[str, dict[str, Any]] = {
-    "sign_up_api_v1_users_post": {
+    "sign_up": {
         "email": "new@example.com",
         "full_name": "New",
         "password": PASSWORD,
     },
-    "update_me_api_v1_users_me_patch": {"full_name": "Renamed"},
-    "change_my_password_api_v1_users_me_password_post": {
+    "update_me": {"full_name": "Renamed"},
+    "change_my_password": {
         "current_password": PASSWORD,
         "new_password": "another password",
     },
-    "erase_me_api_v1_users_me_delete": {"password": PASSWORD},
-    "log_in_api_v1_auth_login_post": {"email": "ada@example.com", "password": PASSWORD},
-    "refresh_api_v1_auth_refresh_post": {"refresh_token": UNKNOWN_REFRESH_TOKEN},
-    "log_out_api_v1_auth_logout_post": {"refresh_token": UNKNOWN_REFRESH_TOKEN},
+    "erase_me": {"password": PASSWORD},
+    "log_in": {"email": "ada@example.com", "password": PASSWORD},
+    "refresh": {"refresh_token": UNKNOWN_REFRESH_TOKEN},
+    "log_out": {"refresh_token": UNKNOWN_REFRESH_TOKEN},
 }
 
 # Fields no client may set: each one added to a valid body must answer 422.

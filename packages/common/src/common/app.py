@@ -24,7 +24,7 @@ from common.handlers import install_error_handlers
 from common.logs import configure_logging
 from common.middleware import EdgeMiddleware
 from common.observability import observing
-from common.openapi import install_openapi
+from common.openapi import install_openapi, operation_id
 from common.revisions import Schema
 from common.settings import AppBaseSettings, StartupError
 from common.tracing import fastapi_telemetry
@@ -86,6 +86,7 @@ def create_app(
         docs_url=None,  # install_offline_docs serves it, without a CDN
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
+        generate_unique_id_function=operation_id,
     )
     install_openapi(app)
     if docs:
