@@ -168,6 +168,22 @@ def test_each_container_has_every_setting_the_overlays_environment_requires(
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=by_name)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_api_believes_forwarded_addresses_from_its_overlays_ingress_only(
+    overlay: str, service: ServiceFacts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = pod_of(overlay, service)["containers"][0]
+    with monkeypatch.context() as patch:
+        for name, value in environment(overlay, api).items():
+            patch.setenv(name, value)
+        settings = settings_class(service)(_env_file=None)
+
+    # A private network (the pod network), never the whole internet.
+    assert settings.trusted_proxies
+    assert all(network.is_private for network in settings.trusted_proxies)
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=by_name)
 def test_the_selectors_pick_the_services_own_pods(service: ServiceFacts) -> None:
     pod_labels = find("prod", "Deployment", service.name)["spec"]["template"]["metadata"]["labels"]
     own = {"app.kubernetes.io/name": service.name}

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, Response
 from jwt import PyJWK
 
 from common.auth import (
@@ -25,6 +25,7 @@ from common.auth import (
     CurrentUser,
     InvalidTokenError,
     KeySource,
+    KeysUnavailableError,
     RemoteJwks,
     SigningKey,
     TokenVerifier,
@@ -36,6 +37,7 @@ ISSUER = "http://users.test"
 AUDIENCE = "api"
 CACHE_SECONDS = 300.0
 REFETCH_INTERVAL_SECONDS = 10.0
+MAX_STALE_SECONDS = 3600.0
 
 
 class Clock:
@@ -55,10 +57,13 @@ class JwksServer:
     def __init__(self) -> None:
         self.keys: list[dict[str, Any]] = []
         self.fetches = 0
+        self.answering = True  # False: every fetch gets a 503, as from a users-svc in trouble
         app = FastAPI()
 
-        @app.get("/.well-known/jwks.json")
-        async def jwks() -> dict[str, Any]:
+        @app.get("/.well-known/jwks.json", response_model=None)
+        async def jwks() -> dict[str, Any] | Response:
+            if not self.answering:
+                return Response(status_code=503)
             self.fetches += 1
             # Slow enough that concurrent verifications overlap with this fetch.
             await asyncio.sleep(0.05)
@@ -109,6 +114,7 @@ async def verifier(jwks_server: JwksServer, clock: Clock) -> AsyncIterator[Token
         cache_seconds=CACHE_SECONDS,
         refetch_interval_seconds=REFETCH_INTERVAL_SECONDS,
         timeout_seconds=2,
+        max_stale_seconds=MAX_STALE_SECONDS,
         clock=clock,
     )
     await keys.open()
@@ -218,7 +224,7 @@ async def test_known_keys_keep_verifying_while_users_svc_is_down(
     assert not await accepted(verifier, token(SigningKey.generate()))
 
 
-async def test_a_jwks_that_cannot_be_reached_at_all_refuses_tokens_without_error(
+async def test_a_jwks_that_cannot_be_reached_at_all_answers_unavailable_not_invalid(
     clock: Clock,
 ) -> None:
     with socket.socket() as unused:
@@ -229,14 +235,18 @@ async def test_a_jwks_that_cannot_be_reached_at_all_refuses_tokens_without_error
         cache_seconds=CACHE_SECONDS,
         refetch_interval_seconds=REFETCH_INTERVAL_SECONDS,
         timeout_seconds=2,
+        max_stale_seconds=MAX_STALE_SECONDS,
         clock=clock,
     )
     await keys.open()
     verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE, leeway_seconds=30)
     try:
-        assert not await accepted(verifier, token(SigningKey.generate()))
+        with pytest.raises(KeysUnavailableError) as raised:
+            await verifier.verify(token(SigningKey.generate()))
     finally:
         await keys.aclose()
+    assert raised.value.status_code == 503
+    assert raised.value.retry_after_seconds == REFETCH_INTERVAL_SECONDS
 
 
 async def test_a_redirect_is_not_followed(jwks_server: JwksServer, clock: Clock) -> None:
@@ -247,18 +257,87 @@ async def test_a_redirect_is_not_followed(jwks_server: JwksServer, clock: Clock)
         cache_seconds=CACHE_SECONDS,
         refetch_interval_seconds=REFETCH_INTERVAL_SECONDS,
         timeout_seconds=2,
+        max_stale_seconds=MAX_STALE_SECONDS,
         clock=clock,
     )
     verifier = TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE, leeway_seconds=30)
 
-    assert not await accepted(verifier, token(key))
+    with pytest.raises(KeysUnavailableError):
+        await verifier.verify(token(key))
     assert jwks_server.fetches == 0
+
+
+async def test_known_keys_stop_verifying_past_their_max_stale_age_then_recover(
+    jwks_server: JwksServer, clock: Clock
+) -> None:
+    keys = RemoteJwks(
+        jwks_server.url,
+        cache_seconds=CACHE_SECONDS,
+        refetch_interval_seconds=REFETCH_INTERVAL_SECONDS,
+        timeout_seconds=2,
+        max_stale_seconds=2 * CACHE_SECONDS,
+        clock=clock,
+    )
+    verifier = TokenVerifier(
+        keys, issuer=ISSUER, audience=AUDIENCE, leeway_seconds=30, cache_size=0
+    )
+    key = SigningKey.generate()
+    jwks_server.keys = [key.public_jwk]
+    assert await accepted(verifier, token(key))
+
+    jwks_server.answering = False
+    clock.advance(2 * CACHE_SECONDS - 1)
+    assert await accepted(verifier, token(key))  # stale, refetch failed, still within the age
+    clock.advance(REFETCH_INTERVAL_SECONDS)
+    with pytest.raises(KeysUnavailableError):
+        await verifier.verify(token(key))
+
+    jwks_server.answering = True
+    clock.advance(REFETCH_INTERVAL_SECONDS)
+    assert await accepted(verifier, token(key))
+    assert jwks_server.fetches == 2
+
+
+async def test_a_route_needing_a_token_answers_503_once_the_jwks_is_gone_too_long() -> None:
+    # A real JWKS endpoint that goes away, and an age short enough to wait out.
+    server = JwksServer()
+    server.start()
+    key = SigningKey.generate()
+    server.keys = [key.public_jwk]
+    keys = RemoteJwks(
+        server.url,
+        cache_seconds=0.2,
+        refetch_interval_seconds=0.1,
+        timeout_seconds=1,
+        max_stale_seconds=0.5,
+    )
+    bearer = {"Authorization": f"Bearer {token(key)}"}
+    try:
+        async with open_client(app_trusting_keys(keys)) as client:
+            before = await client.get("/user", headers=bearer)
+            server.stop()
+            await asyncio.sleep(0.6)
+            after = await client.get("/user", headers=bearer)
+    finally:
+        server.stop()
+
+    assert before.status_code == 200
+    assert after.status_code == 503
+    assert after.headers["retry-after"] == "1"
+    assert after.headers["content-type"] == "application/problem+json"
+    assert "JWKS" in after.json()["detail"]
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://users.test/jwks.json", "jwks.json"])
 def test_a_jwks_url_that_is_not_http_is_refused_at_startup(url: str) -> None:
     with pytest.raises(ValueError, match="must be http"):
-        RemoteJwks(url, cache_seconds=1, refetch_interval_seconds=1, timeout_seconds=1)
+        RemoteJwks(
+            url,
+            cache_seconds=1,
+            refetch_interval_seconds=1,
+            timeout_seconds=1,
+            max_stale_seconds=1,
+        )
 
 
 class PublishedKeys(KeySource):
@@ -321,6 +400,12 @@ def app_trusting(key: SigningKey) -> FastAPI:
     """An app whose routes take the caller from `CurrentUser` and `CurrentClaims`."""
     keys = PublishedKeys()
     keys.publish(key)
+    return app_trusting_keys(keys)
+
+
+def app_trusting_keys(keys: KeySource) -> FastAPI:
+    """An app whose routes take the caller from `CurrentUser` and `CurrentClaims`, verified
+    with `keys`."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """The engine against a database that stops answering mid-connection (requests fail fast at the
 command timeout, and the next ones get a new connection), through PgBouncer in transaction mode
-(every statement works with the pooler setting on, and fails without it), and how models name
-their tables."""
+(every statement works with the pooler setting on, and fails without it), what an engine error
+shows in production (no bound value), and how models name their tables."""
 
 import asyncio
 import time
@@ -19,7 +19,7 @@ from common.app import create_app
 from common.db import Base as CommonBase
 from common.db import connect_args, create_engine, new_metadata, table_name_for
 from common.errors import DatabaseUnavailableError, is_database_unavailable
-from common.settings import AppBaseSettings
+from common.settings import AppBaseSettings, Environment
 from common.testing import ServiceUnderTest
 from common.testing.plugin import open_client
 from devstack.pgbouncer import PgBouncer
@@ -266,3 +266,24 @@ async def test_through_pgbouncer_the_session_timeouts_are_the_poolers(
 
     assert (statement_timeout, idle) == ("10s", "30s")
     assert application == service.settings(database_url).service_name
+
+
+@pytest.mark.parametrize(
+    ("environment", "shown"), [(Environment.PRODUCTION, False), (Environment.DEVELOPMENT, True)]
+)
+async def test_in_production_an_engine_error_holds_no_bound_value(
+    settings: AppBaseSettings, environment: Environment, shown: bool
+) -> None:
+    # Only the profile changes: the production checks of the test's URL are not the subject.
+    engine = create_engine(settings.model_copy(update={"environment": environment}))
+    try:
+        with pytest.raises(DBAPIError) as raised:
+            async with engine.connect() as connection:
+                await connection.execute(
+                    text("SELECT CAST(:email AS text), 1 / 0"), {"email": "ada@example.com"}
+                )
+    finally:
+        await engine.dispose()
+
+    assert "division by zero" in str(raised.value)
+    assert ("ada@example.com" in str(raised.value)) is shown

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from devstack.processes import free_port
@@ -137,3 +138,61 @@ def test_an_app_create_app_refuses_ends_the_start_in_one_line(tmp_path: Path) ->
 
     assert result.returncode == 1
     assert result.stderr == "error: notes runs events: its settings must build on EventSettings\n"
+
+
+def test_uvicorn_believes_no_forwarded_header_the_app_decides(tmp_path: Path) -> None:
+    # Plain uvicorn takes X-Forwarded-For from loopback as the client's address: a local client
+    # (or a proxy on the host passing the header through) would choose its own throttle key.
+    (tmp_path / "echo_app.py").write_text(
+        APP
+        + """
+    if scope["type"] == "http":
+        body = scope["client"][0].encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+"""
+    )
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "common.serve", "echo_app:app", f"--port={port}"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_listening(port, process)
+        seen = httpx.get(
+            f"http://127.0.0.1:{port}/", headers={"X-Forwarded-For": "198.51.100.7"}
+        ).text
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert seen == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "environment"),
+    [
+        (["--forwarded-allow-ips=*"], {}),
+        (["--proxy-headers"], {}),
+        ([], {"FORWARDED_ALLOW_IPS": "*"}),
+    ],
+)
+def test_uvicorns_own_proxy_settings_stop_the_start_naming_trusted_proxies(
+    tmp_path: Path, arguments: list[str], environment: dict[str, str]
+) -> None:
+    (tmp_path / "tiny_app.py").write_text(APP)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "common.serve", "tiny_app:app", f"--port={free_port()}", *arguments],
+        cwd=tmp_path,
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert "TRUSTED_PROXIES" in result.stderr

@@ -272,3 +272,36 @@ def test_a_read_replica_url_is_read_and_refused_like_the_database_url(
         ValidationError, match="SHOP_READ_DATABASE_URL uses an empty or placeholder"
     ):
         ShopSettings()
+
+
+@pytest.mark.parametrize("value", ["10.244.0.0/16, 127.0.0.1", '["10.244.0.0/16", "127.0.0.1"]'])
+def test_trusted_proxies_are_networks_read_without_prefix(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("TRUSTED_PROXIES", value)
+
+    assert [str(network) for network in ShopSettings().trusted_proxies] == [
+        "10.244.0.0/16",
+        "127.0.0.1/32",
+    ]
+
+
+def test_no_proxy_is_trusted_by_default_and_a_wildcard_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TRUSTED_PROXIES", raising=False)
+    assert ShopSettings().trusted_proxies == []
+
+    monkeypatch.setenv("TRUSTED_PROXIES", "*")
+    with pytest.raises(ValidationError, match="not a valid IPv4 or IPv6 network"):
+        ShopSettings()
+
+
+def test_keys_may_not_be_trusted_for_less_than_their_cache_lifetime(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SHOP_JWKS_CACHE_SECONDS", "300")
+    monkeypatch.setenv("SHOP_JWKS_MAX_STALE_SECONDS", "60")
+
+    with pytest.raises(ValidationError, match="SHOP_JWKS_MAX_STALE_SECONDS must be at least"):
+        GatedShopSettings()

@@ -9,6 +9,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.security.base import SecurityBase
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from common import health
 from common.auth.keys import KeySource, RemoteJwks
@@ -145,7 +146,7 @@ def _include_routers(app: FastAPI, settings: AppBaseSettings, domains: str) -> N
 
 def _add_middleware(app: FastAPI, settings: AppBaseSettings) -> None:
     """`EdgeMiddleware` (request IDs, size limits, timing, the unhandled error's problem) around
-    the app, and CORS, when on, around it."""
+    the app, CORS, when on, around it, and the trusted proxies' client address outermost."""
     app.add_middleware(
         EdgeMiddleware,
         max_body_bytes=settings.max_request_body_bytes,
@@ -162,6 +163,16 @@ def _add_middleware(app: FastAPI, settings: AppBaseSettings) -> None:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After", "Location"],
             max_age=600,
+        )
+    if settings.trusted_proxies:
+        # The app, not the server, decides whom to believe (`common.serve` turns uvicorn's own
+        # reading off): the same under uvicorn and in the tests' in-process client. From a peer
+        # in these networks, the client is the right-most X-Forwarded-For address that is not
+        # itself one of them. `Forwarded` (RFC 7239) is not read: a proxy that writes
+        # X-Forwarded-For passes a client's own `Forwarded` through untouched.
+        app.add_middleware(
+            ProxyHeadersMiddleware,
+            trusted_hosts=[str(network) for network in settings.trusted_proxies],
         )
 
 

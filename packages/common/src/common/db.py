@@ -111,6 +111,9 @@ def create_engine(settings: AppBaseSettings, *, autocommit: bool = False) -> Asy
         # its request with 503 and invalidates the pool, so the next requests reconnect.
         pool_pre_ping=False,
         connect_args=connect_args(settings),
+        # A failed statement's error (and so the log line of an unexpected one) would carry its
+        # bound values, emails and hashes among them; production's logs keep the SQL only.
+        hide_parameters=settings.is_production,
     )
     event.listen(engine.sync_engine, "do_connect", _connect)
     event.listen(engine.sync_engine, "handle_error", _timeout_is_disconnect)

@@ -19,6 +19,12 @@ notebooks that import an app get neither):
   `PROMETHEUS_MULTIPROC_DIR` is set (a new temporary folder, or the one given, emptied) before
   the app is imported, so each worker writes its metrics there and the metrics endpoint, served
   by whichever worker a scrape reaches, adds them up (common.metrics).
+- **Forwarded headers read by the app alone**: uvicorn believes `X-Forwarded-For` from loopback
+  unless told otherwise, so any local client (or a proxy on the same host that passes the header
+  through) would choose its own address. `--no-proxy-headers` turns that off, and the app reads
+  the header from the networks in `TRUSTED_PROXIES` (common.app), the same in tests; uvicorn's own
+  `--proxy-headers`, `--forwarded-allow-ips` or `FORWARDED_ALLOW_IPS` stop the start, naming
+  `TRUSTED_PROXIES`, rather than be ignored without a word.
 - **The garbage collector tuned for a server** (docs/speed.md has the figures): a request makes
   hundreds of short-lived containers, so at Python's default young-generation threshold (700) the
   collector runs every request or two, and its older generations often enough to show in the
@@ -111,6 +117,21 @@ def share_metrics_between_workers(options: dict[str, Any]) -> None:
         stale.unlink()
 
 
+def refuse_uvicorn_proxy_settings(arguments: Sequence[str]) -> None:
+    given = [
+        argument.split("=")[0]
+        for argument in arguments
+        if argument.startswith(("--proxy-headers", "--forwarded-allow-ips"))
+    ]
+    if os.environ.get("FORWARDED_ALLOW_IPS"):
+        given.append("FORWARDED_ALLOW_IPS")
+    if given:
+        sys.exit(
+            f"error: {', '.join(given)}: the app reads forwarded headers itself; list the "
+            "proxies' networks in TRUSTED_PROXIES instead (docs/deployment.md)"
+        )
+
+
 def tune_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
@@ -121,10 +142,13 @@ def main() -> None:
     for stopping in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stopping, _stopped)
     arguments = sys.argv[1:]
+    refuse_uvicorn_proxy_settings(arguments)
     options = command_line(arguments)
     share_metrics_between_workers(options)
+    arguments = [*arguments, "--no-proxy-headers"]
     if not any(argument.startswith("--log-config") for argument in arguments):
-        sys.argv[1:] = [*arguments, f"--log-config={UVICORN_LOG_CONFIG}"]
+        arguments.append(f"--log-config={UVICORN_LOG_CONFIG}")
+    sys.argv[1:] = arguments
     import_app(options)
     tune_garbage_collector()
     uvicorn_cli.main()

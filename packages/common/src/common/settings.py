@@ -14,7 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Where every service's domains are served: `/api/v1/things`.
@@ -168,6 +168,13 @@ class AppBaseSettings(BaseSettings):
         description="pgbouncer when the URL goes through PgBouncer in transaction mode (then the "
         "pooler sets the two timeouts above)",
     )
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        validation_alias="TRUSTED_PROXIES",
+        description="Networks of the proxies in front of the service (no prefix; comma-separated "
+        "or a JSON list: 10.244.0.0/16,127.0.0.1): only a peer inside them may name the client "
+        "with X-Forwarded-For; empty: the client is the peer itself",
+    )
     max_request_body_bytes: int = Field(
         default=1024 * 1024, ge=1, description="Larger request bodies are refused with 413"
     )
@@ -203,14 +210,14 @@ class AppBaseSettings(BaseSettings):
             f"{DATABASE_SCHEME}://, postgresql:// or postgres://"
         )
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
-    def _split_origins(cls, value: Any) -> Any:
+    def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
                 return json.loads(text)
-            return [origin.strip() for origin in text.split(",") if origin.strip()]
+            return [item.strip() for item in text.split(",") if item.strip()]
         return value
 
     @model_validator(mode="after")

@@ -18,6 +18,7 @@ from common.auth.dependencies import (
 from common.auth.keys import (
     ALGORITHMS,
     KeySource,
+    KeysUnavailableError,
     RemoteJwks,
     SigningKey,
     StaticKeys,
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidTokenError",
     "JwksSettings",
     "KeySource",
+    "KeysUnavailableError",
     "NotAuthenticatedError",
     "RemoteJwks",
     "SigningKey",

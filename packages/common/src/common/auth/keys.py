@@ -3,7 +3,9 @@
 The remote set is cached for a lifetime and refetched when a token names a key id it does not
 know, at most once per `refetch_interval`: a flood of tokens with made-up key ids costs one fetch
 per interval, and concurrent requests share the fetch in flight. When users-svc cannot be reached,
-the keys already known keep verifying.
+the keys already known keep verifying for `max_stale` after their last successful fetch; past it
+(or before any fetch succeeded), a token cannot be verified and the request is answered 503 with
+`Retry-After` (`KeysUnavailableError`), never 401: the client's token may well be valid.
 """
 
 import asyncio
@@ -12,6 +14,7 @@ import hashlib
 import http.client
 import json
 import logging
+import math
 import time
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
@@ -26,6 +29,7 @@ from jwt import PyJWK, PyJWTError
 from jwt.algorithms import OKPAlgorithm
 
 from common.auth.settings import JwksSettings
+from common.errors import RetryLaterError
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +43,16 @@ JwkDict = dict[str, Any]
 
 # A JWK set of a few keys is a few KiB; a misconfigured URL must not fill the memory.
 MAX_JWKS_BYTES = 1 << 20
+
+
+class KeysUnavailableError(RetryLaterError):
+    """users-svc's public keys could not be fetched for longer than they may be trusted."""
+
+    status_code = 503
+    detail = (
+        "Access tokens cannot be verified for now: users-svc's public keys (JWKS) are "
+        "unreachable. Retry later."
+    )
 
 
 def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
@@ -157,12 +171,14 @@ class RemoteJwks(KeySource):
         cache_seconds: float,
         refetch_interval_seconds: float,
         timeout_seconds: float,
+        max_stale_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if urlsplit(url).scheme not in ("http", "https"):
             raise ValueError(f"the JWKS URL must be http:// or https://, not {url!r}")
         self.url = url
         self._cache_seconds = cache_seconds
+        self._max_stale = max_stale_seconds
         self._refetch_interval = refetch_interval_seconds
         self._timeout = timeout_seconds
         self._clock = clock
@@ -179,21 +195,35 @@ class RemoteJwks(KeySource):
             cache_seconds=settings.jwks_cache_seconds,
             refetch_interval_seconds=settings.jwks_refetch_interval_seconds,
             timeout_seconds=settings.jwks_timeout_seconds,
+            max_stale_seconds=settings.jwks_max_stale_seconds,
         )
 
     async def key_for(self, kid: str) -> PyJWK | None:
+        """The key named `kid`, or None when users-svc does not publish it;
+        `KeysUnavailableError` when the keys cannot be fetched and those known are too old."""
         known = self._keys.get(kid)
-        if known is not None and (not self._is_stale() or self._lock.locked()):
+        if known is not None and (
+            not self._is_stale() or (self._lock.locked() and self._trusted())
+        ):
             # Fresh, or stale with a refresh already in flight: a known key need not wait.
             return known
         async with self._lock:
             # Whoever held the lock may have fetched already: decide again, inside it.
             if self._may_fetch(kid):
                 await self._fetch()
+        if not self._trusted():
+            raise KeysUnavailableError(retry_after_seconds=math.ceil(self._refetch_interval))
         return self._keys.get(kid)
 
+    def _age(self) -> float:
+        """Seconds since the last successful fetch (infinite before the first)."""
+        return math.inf if self._fetched_at is None else self._clock() - self._fetched_at
+
     def _is_stale(self) -> bool:
-        return self._fetched_at is None or self._clock() - self._fetched_at >= self._cache_seconds
+        return self._age() >= self._cache_seconds
+
+    def _trusted(self) -> bool:
+        return self._age() < self._max_stale
 
     def _may_fetch(self, kid: str) -> bool:
         recent = self._attempted_at is not None and (
@@ -210,10 +240,13 @@ class RemoteJwks(KeySource):
             keys = usable_keys(json.loads(body))
         except (OSError, http.client.HTTPException, ValueError) as exc:
             logger.warning(
-                "JWKS fetch from %s failed (%s); keeping %d known keys",
+                "JWKS fetch from %s failed (%s); %d known keys, fetched %.0f s ago, trusted "
+                "for %.0f s after their fetch",
                 self.url,
                 type(exc).__name__,
                 len(self._keys),
+                self._age(),
+                self._max_stale,
             )
             return
         self._keys = keys

@@ -4,11 +4,11 @@ What a service makes of them (a `RemoteJwks`, users-svc's own key ring) is the s
 made where it builds its app: settings hold no behaviour.
 """
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from common.settings import AppBaseSettings
+from common.settings import AppBaseSettings, SettingsError
 
 # Development defaults: users-svc on its usual port. Production must name its own.
 DEVELOPMENT_ISSUER = "http://127.0.0.1:8001"
@@ -66,3 +66,23 @@ class JwksSettings(TokenSettings):
         default=10, gt=0, description="The shortest time between two fetches, whatever arrives"
     )
     jwks_timeout_seconds: float = Field(default=3, gt=0, description="Longest wait for the keys")
+    # An hour rides out a users-svc restart or a bad deploy; beyond it, users-svc has been
+    # unreachable for four access-token lifetimes, so what still verifies is a key it may have
+    # withdrawn (a leaked one), shown by an attacker who keeps the JWKS out of reach.
+    jwks_max_stale_seconds: float = Field(
+        default=3600,
+        gt=0,
+        description="While the keys cannot be fetched, how long after their last fetch they "
+        "still verify; past it, requests that need a token answer 503 with Retry-After (at "
+        "least the cache lifetime above)",
+    )
+
+    @model_validator(mode="after")
+    def _max_stale_covers_the_cache(self) -> Self:
+        if self.jwks_max_stale_seconds < self.jwks_cache_seconds:
+            raise SettingsError(
+                f"{self._env_name('jwks_max_stale_seconds')} must be at least "
+                f"{self._env_name('jwks_cache_seconds')}: keys are not fetched again before "
+                "their cache lifetime ends"
+            )
+        return self

@@ -39,14 +39,18 @@ RecordingSessionDep = Annotated[AsyncSession, Depends(get_recording_session, sco
 
 
 async def client_of(request: Request) -> Client:
-    """The client as uvicorn reports it: behind a proxy, set uvicorn's `--forwarded-allow-ips`
-    (FORWARDED_ALLOW_IPS) to the proxy's address so the client's own address is used."""
+    """The client's address as the app sees it: the peer's, or, from a proxy listed in
+    `TRUSTED_PROXIES`, the address that proxy forwards (common.app). An IPv4 client reaching a
+    dual-stack listener (`::ffff:192.0.2.1`) is counted by its IPv4 address, not by the /64 every
+    such client shares."""
     host = request.client.host if request.client else "unknown"
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         key = host
     else:
+        if isinstance(address, ipaddress.IPv6Address):
+            address = address.ipv4_mapped or address
         key = (
             str(ipaddress.ip_network(f"{address}/{IPV6_CLIENT_PREFIX}", strict=False))
             if address.version == 6
