@@ -70,6 +70,19 @@ LOGIN_THROTTLED = Counter(
     "Logins refused by throttling before any password check, by what was throttled",
     ["scope"],
 )
+SERVICE_CALLS = Counter(
+    "service_calls",
+    "Calls to other services (common.service_client), by target and outcome: answered (any "
+    "status below 500), failed (no answer or a server error, after retries), refused_open (the "
+    "breaker was open)",
+    ["target", "outcome"],
+)
+SERVICE_CALL_DURATION = Histogram(
+    "service_call_duration_seconds",
+    "Time of a call to another service, its retries included",
+    ["target"],
+    buckets=DURATION_BUCKETS,
+)
 OUTBOX_BACKLOG = Gauge(
     "outbox_backlog_events",
     "Events committed to the outbox and not yet published",
