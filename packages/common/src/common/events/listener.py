@@ -76,31 +76,24 @@ async def staying_connected(
     """LISTEN on `channel` until cancelled: `notified(connection, pid, channel, payload)` for each
     notification, `connected()` once listening, again after each reconnection. An error of either
     callback, like a lost connection, is logged and followed by a new connection."""
-    with untraced():  # nobody's request: a span every few seconds would only be noise
-        await _stay_connected(settings, channel, notified, connected)
-
-
-async def _stay_connected(
-    settings: AppBaseSettings,
-    channel: str,
-    notified: Callable[[asyncpg.Connection, int, str, str], None],
-    connected: Callable[[], Awaitable[None]],
-) -> None:
-    while not stopping():
-        connection = None
-        try:
-            connection = await asyncpg.connect(
-                asyncpg_dsn(settings.database_url), timeout=settings.db_connect_timeout_seconds
-            )
-            await connection.add_listener(channel, notified)
-            await connected()
-            while True:
-                await asyncio.sleep(CHECK_EVERY_SECONDS)
-                await connection.fetchval("SELECT 1", timeout=CHECK_EVERY_SECONDS)
-        except Exception as exc:  # any failure: reconnect
-            logger.warning("LISTEN %s: %s; retrying", channel, exc)
-        finally:
-            if connection is not None:
-                with contextlib.suppress(Exception):
-                    await connection.close(timeout=1)
-        await asyncio.sleep(RECONNECT_AFTER_SECONDS)
+    # Nobody's request: a span every few seconds would only be noise.
+    with untraced():
+        while not stopping():
+            connection = None
+            try:
+                connection = await asyncpg.connect(
+                    asyncpg_dsn(settings.database_url),
+                    timeout=settings.db_connect_timeout_seconds,
+                )
+                await connection.add_listener(channel, notified)
+                await connected()
+                while True:
+                    await asyncio.sleep(CHECK_EVERY_SECONDS)
+                    await connection.fetchval("SELECT 1", timeout=CHECK_EVERY_SECONDS)
+            except Exception as exc:  # any failure: reconnect
+                logger.warning("LISTEN %s: %s; retrying", channel, exc)
+            finally:
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await connection.close(timeout=1)
+            await asyncio.sleep(RECONNECT_AFTER_SECONDS)
