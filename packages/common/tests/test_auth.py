@@ -12,15 +12,16 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Security
 from fastapi.responses import RedirectResponse, Response
 from jwt import PyJWK
 
 from common.auth import (
+    AccessClaims,
     CurrentClaims,
     CurrentUser,
     InvalidTokenError,
@@ -29,6 +30,8 @@ from common.auth import (
     RemoteJwks,
     SigningKey,
     TokenVerifier,
+    current_service,
+    service_claims,
 )
 from common.handlers import install_error_handlers
 from common.testing.plugin import open_client
@@ -423,6 +426,12 @@ def app_trusting_keys(keys: KeySource) -> FastAPI:
     async def claims(claims: CurrentClaims) -> dict[str, str]:
         return {"user": str(claims.subject), "token": claims.token_id}
 
+    @app.get("/lookup")
+    async def lookup(
+        caller: Annotated[AccessClaims, Security(current_service, scopes=["users:lookup"])],
+    ) -> dict[str, str | None]:
+        return {"client": caller.client_id}
+
     return app
 
 
@@ -449,6 +458,37 @@ async def test_routes_get_the_caller_from_a_bearer_token_and_refuse_anything_els
         assert refused.headers["content-type"] == "application/problem+json"
     assert forged.status_code == 401
     assert forged.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+
+
+def service_token(key: SigningKey, client_id: str, scopes: list[str]) -> str:
+    claims = service_claims(
+        client_id, scopes=scopes, issuer=ISSUER, audience=AUDIENCE, lifetime_seconds=300
+    )
+    return key.sign(claims)
+
+
+async def test_a_services_token_passes_a_route_asking_its_scope_and_no_other_token_does() -> None:
+    key = SigningKey.generate()
+    granted = {"Authorization": f"Bearer {service_token(key, 'things-svc', ['users:lookup'])}"}
+    other_scope = {"Authorization": f"Bearer {service_token(key, 'things-svc', ['users:read'])}"}
+    user = {"Authorization": f"Bearer {token(key)}"}
+
+    async with open_client(app_trusting(key)) as client:
+        lookup = await client.get("/lookup", headers=granted)
+        without_scope = await client.get("/lookup", headers=other_scope)
+        by_a_user = await client.get("/lookup", headers=user)
+        as_a_user = await client.get("/user", headers=granted)
+
+    assert (lookup.status_code, lookup.json()) == (200, {"client": "things-svc"})
+    for refused in (without_scope, by_a_user):
+        assert refused.status_code == 403
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.headers["www-authenticate"] == (
+            'Bearer error="insufficient_scope", scope="users:lookup"'
+        )
+    # A service's token does not act for a user.
+    assert as_a_user.status_code == 403
+    assert "service" in as_a_user.json()["detail"]
 
 
 def test_verifying_tokens_loads_neither_a_database_nor_a_broker() -> None:

@@ -5,14 +5,20 @@ A service whose settings are `JwksSettings` verifies tokens with the keys of use
 on any endpoint. `common.auth` needs neither a database nor a broker.
 """
 
-from common.auth.claims import REQUIRED_CLAIMS, access_claims
+from common.auth.claims import REQUIRED_CLAIMS, access_claims, service_claims
 from common.auth.dependencies import (
     UNAUTHORIZED,
     CurrentClaims,
+    CurrentService,
     CurrentUser,
+    InsufficientScopeError,
+    NotAUserError,
     bearer,
     current_claims,
+    current_service,
     current_user_id,
+    service_with_scopes,
+    user_of,
     verified_claims,
 )
 from common.auth.keys import (
@@ -39,11 +45,14 @@ __all__ = [
     "UNAUTHORIZED",
     "AccessClaims",
     "CurrentClaims",
+    "CurrentService",
     "CurrentUser",
+    "InsufficientScopeError",
     "InvalidTokenError",
     "JwksSettings",
     "KeySource",
     "KeysUnavailableError",
+    "NotAUserError",
     "NotAuthenticatedError",
     "RemoteJwks",
     "SigningKey",
@@ -53,7 +62,11 @@ __all__ = [
     "access_claims",
     "bearer",
     "current_claims",
+    "current_service",
     "current_user_id",
     "public_jwk",
+    "service_claims",
+    "service_with_scopes",
+    "user_of",
     "verified_claims",
 ]

@@ -42,10 +42,16 @@ class InvalidTokenError(UnauthorizedError):
 
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
-    subject: uuid.UUID
+    """A verified token's claims: a user's (`subject` is the user's id), or a service's, from the
+    client credentials grant (`subject` is None, `client_id` names the service, `scopes` what
+    it was granted)."""
+
+    subject: uuid.UUID | None
     token_id: str
     issued_at: datetime
     expires_at: datetime
+    client_id: str | None = None
+    scopes: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +174,13 @@ class TokenVerifier:
             leeway=self._leeway,
             options={"require": list(REQUIRED_CLAIMS)},
         )
+        client_id = claims.get("client_id")
+        # A service's token names the client as its subject; a user's, the user's id.
+        service = isinstance(client_id, str) and client_id == claims["sub"]
         verified = AccessClaims(
-            subject=uuid.UUID(claims["sub"]),
+            subject=None if service else uuid.UUID(claims["sub"]),
+            client_id=client_id if service else None,
+            scopes=frozenset(str(claims.get("scope", "")).split()),
             token_id=claims["jti"],
             issued_at=datetime.fromtimestamp(claims["iat"], UTC),
             expires_at=datetime.fromtimestamp(claims["exp"], UTC),

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from common.auth import verified_claims
+from common.auth import user_of, verified_claims
 from common.errors import ForbiddenError
 from common.session import SessionDep
 from common.settings import API_PREFIX
@@ -29,7 +29,7 @@ async def current_account(
     request: Request, token: Annotated[str | None, Depends(oauth2_scheme)], session: SessionDep
 ) -> User:
     claims = await verified_claims(request, token)
-    return await get_signed_in(session, claims.subject)
+    return await get_signed_in(session, user_of(claims))
 
 
 CurrentAccount = Annotated[User, Depends(current_account)]
