@@ -25,7 +25,7 @@ root_router = APIRouter(tags=["auth"])
 JWKS_MAX_AGE_SECONDS = 300
 
 
-def no_store(response: Response) -> None:
+async def no_store(response: Response) -> None:
     """Answers that carry tokens must not be kept by browsers or proxies (RFC 6749, 5.1)."""
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
