@@ -39,7 +39,7 @@ def normalised(password: str) -> str:
 @functools.cache
 def _common_passwords() -> frozenset[str]:
     listed = resources.files("users_svc").joinpath(COMMON_PASSWORDS).read_text(encoding="utf-8")
-    return frozenset(listed.split())
+    return frozenset(listed.splitlines())
 
 
 def is_common(password: str) -> bool:
