@@ -4,7 +4,6 @@ from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import MISSING, AfterValidator, BaseModel, ConfigDict, Field
-from pydantic_core import PydanticCustomError
 
 from common.schemas import StorableText
 from users_svc.passwords import is_common
@@ -36,10 +35,7 @@ FullName = Annotated[StorableText, Field(min_length=1, max_length=200)]
 def _not_common(password: str) -> str:
     # NIST 800-63B, 5.1.1.2: a password attackers try first is refused, and the answer says why.
     if is_common(password):
-        raise PydanticCustomError(
-            "password_too_common",
-            "This password is too common: it is one of the most used passwords. Choose another.",
-        )
+        raise ValueError("this password is too common: it is one of the most used passwords")
     return password
 
 
