@@ -237,9 +237,9 @@ env: sync ## The variables that point one service at the stack: eval "$$(make -s
 	@$(STACK) env --service "$(SERVICE)"
 
 .PHONY: admin
-admin: sync ## Create or promote an administrator in users-svc: make admin EMAIL=ada@example.com
-	@test -n "$(EMAIL)" || { echo "usage: make admin EMAIL=<email>  (asks the password, or reads it from stdin)"; exit 2; }
-	@$(STACK) python --service users-svc -- -m users_svc.admin --email "$(EMAIL)"
+admin: sync ## Create an administrator, or promote an account with its password: make admin EMAIL=ada@example.com [FORCE=1]
+	@test -n "$(EMAIL)" || { echo "usage: make admin EMAIL=<email> [FORCE=1]  (asks the password, or reads it from stdin; FORCE=1 promotes an existing account without it)"; exit 2; }
+	@$(STACK) python --service users-svc -- -m users_svc.admin --email "$(EMAIL)"$(if $(FORCE), --force)
 
 .PHONY: seed
 seed: sync ## A few users and things in the stack, through the public APIs (idempotent)

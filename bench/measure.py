@@ -51,10 +51,18 @@ def parse_duration_ms(text: str) -> float:
 
 
 async def wrk(
-    url: str, *, token: str, seconds: float, connections: int, script: Path | None
+    url: str,
+    *,
+    token: str,
+    seconds: float,
+    connections: int,
+    script: Path | None,
+    timeout_seconds: float = 2,
 ) -> WrkResult:
-    """One closed-loop run; any error response or socket error fails it."""
+    """One closed-loop run; any error response or socket error (a request that takes longer
+    than `timeout_seconds` included) fails it."""
     arguments = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+    arguments += [f"--timeout={timeout_seconds:g}s"]
     arguments += ["-H", f"Authorization: Bearer {token}"]
     arguments += ["-s", str(script)] if script else []
     process = await asyncio.create_subprocess_exec(

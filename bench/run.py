@@ -10,7 +10,8 @@ processes at real-time priority (bench/realtime.py).
 
 Figures: requests/s, p50 and p99, ratio to the floor, server CPU per request, Postgres
 transactions and new sessions per request (pg_stat_database), connections per process at idle
-and under load, time to ready (median of several starts) and RSS.
+and under load, time to ready (median of several starts) and RSS. Then login's requests/s, p50
+and p99 on the services' users-svc (bench/login.py).
 
     uv run python bench/run.py --seconds 5 --rounds 2
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import login
 import report
 import tail
 import uvloop
@@ -188,6 +190,12 @@ def parse_args() -> argparse.Namespace:
         "--pool-size", type=int, default=5, help="each pool's size, the floor's too"
     )
     parser.add_argument(
+        "--login-connections",
+        type=int,
+        default=4,
+        help="wrk connections for the login run (users-svc hashes 4 passwords at once)",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         metavar="TEXT",
@@ -301,6 +309,8 @@ async def measure(
     await tail.tail_latency(
         args, postgres, targets, endpoints, results, token=runner.token(), seed=seed
     )
+    if login.wanted(args):
+        await login.login_latency(args, targets[1], folder)
     report.print_processes(targets, starts=args.starts)
     report.print_connections(idle, results, targets)
 

@@ -18,7 +18,7 @@ from common.testing.plugin import empty_tables
 
 SERVICE = Path(__file__).resolve().parents[1]
 
-# `admin(email, password=...)`: the command's run, its output and its exit status.
+# `admin(email, password=..., force=...)`: the command's run, its output and its exit status.
 AdminCommand = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -38,9 +38,11 @@ async def admin(
         "USERS_PASSWORD_MEMORY_KIB": "1024",
     }
 
-    def run(email: str, *, password: str = "") -> subprocess.CompletedProcess[str]:
+    def run(
+        email: str, *, password: str = "", force: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "users_svc.admin", "--email", email],
+            [sys.executable, "-m", "users_svc.admin", "--email", email, *["--force"][: int(force)]],
             input=f"{password}\n",
             cwd=SERVICE,
             env=env,
@@ -76,19 +78,54 @@ async def test_an_administrator_is_created_then_can_list_accounts(
     assert [user["email"] for user in listed.json()["items"]] == ["root@example.com"]
 
 
-async def test_an_existing_account_is_promoted_without_a_password(
+async def is_superuser(client: AsyncClient, email: str) -> bool:
+    me = await client.get("/api/v1/users/me", headers=await logged_in(client, email))
+    return bool(me.json()["is_superuser"])
+
+
+async def test_an_existing_account_is_promoted_only_with_its_password(
+    committing_client: AsyncClient, admin: AdminCommand
+) -> None:
+    # Emails are never verified: anyone may have signed up with the address to be promoted.
+    signup = {"email": "boss@example.com", "full_name": "Boss", "password": PASSWORD}
+    assert (await committing_client.post("/api/v1/users", json=signup)).status_code == 201
+
+    refused = admin("boss@example.com", password="the operator's guess")
+    nothing = admin("boss@example.com")
+
+    for run in (refused, nothing):
+        assert run.returncode == 1
+        assert "Nothing changed" in run.stderr
+    assert await is_superuser(committing_client, "boss@example.com") is False
+
+    made = admin("boss@example.com", password=PASSWORD)
+
+    assert made.returncode == 0, made.stderr
+    assert "boss@example.com: promoted, administrator" in made.stdout
+    assert await is_superuser(committing_client, "boss@example.com") is True
+
+
+async def test_force_promotes_without_the_password_with_a_warning_printed_and_logged(
     committing_client: AsyncClient, admin: AdminCommand
 ) -> None:
     signup = {"email": "ada@example.com", "full_name": "Ada", "password": PASSWORD}
     assert (await committing_client.post("/api/v1/users", json=signup)).status_code == 201
 
-    made = admin("ada@example.com")
+    made = admin("ada@example.com", force=True)
 
     assert made.returncode == 0, made.stderr
     assert "ada@example.com: promoted, administrator" in made.stdout
-    headers = await logged_in(committing_client, "ada@example.com")
-    me = await committing_client.get("/api/v1/users/me", headers=headers)
-    assert me.json()["is_superuser"] is True
+    printed, logged = (
+        [line for line in made.stderr.splitlines() if marker in line]
+        for marker in ("WARNING: ada@example.com was promoted without its password", "WARNING [")
+    )
+    assert printed
+    assert len(logged) == 1
+    assert (
+        "users_svc.admin: ada@example.com promoted to administrator without its password"
+        in (logged[0])
+    )
+    assert await is_superuser(committing_client, "ada@example.com") is True
 
 
 async def test_a_short_password_is_refused_and_nothing_is_made(

@@ -1,12 +1,21 @@
 """Password hashing: argon2id through pwdlib, in a worker thread, a bounded number at a time.
 
+Passwords are NFKC-normalised before they are hashed or verified (NIST 800-63B, 5.1.1.2): the
+same password typed on another keyboard, input method or operating system may arrive in another
+Unicode form, and must still match. `is_common` checks a new password against the most used
+ones: the first 10,000 of zxcvbn's password frequency list (MIT), in `common-passwords.txt`
+(docs/auth.md says how to refresh it).
+
 argon2 is slow and memory-hungry on purpose, so hashing is what a flood of logins or sign-ups
 would exhaust: each process runs at most `password_hash_concurrency` hashes at once, and a
 request that finds no turn within `password_hash_wait_seconds` is refused (503, Retry-After)
 rather than queued without bound.
 """
 
+import functools
+import unicodedata
 from collections.abc import Callable
+from importlib import resources
 from typing import Annotated, Self, TypeVar
 
 import anyio
@@ -19,6 +28,23 @@ from common.errors import BusyError
 from users_svc.settings import Settings
 
 Result = TypeVar("Result")
+
+COMMON_PASSWORDS = "common-passwords.txt"
+
+
+def normalised(password: str) -> str:
+    return unicodedata.normalize("NFKC", password)
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    listed = resources.files("users_svc").joinpath(COMMON_PASSWORDS).read_text(encoding="utf-8")
+    return frozenset(listed.splitlines())
+
+
+def is_common(password: str) -> bool:
+    """Whether the password, in any letter case, is one of the most used ones."""
+    return normalised(password).casefold() in _common_passwords()
 
 
 class PasswordHashingBusyError(BusyError):
@@ -48,11 +74,18 @@ class PasswordHasher:
         )
 
     async def hash(self, password: str) -> str:
-        return await self._in_turn(self._hash.hash, password)
+        return await self._in_turn(self._hash.hash, normalised(password))
 
     async def verify_and_update(self, password: str, hashed: str) -> tuple[bool, str | None]:
-        """Whether `password` matches, and a new hash when the stored one uses older costs."""
-        return await self._in_turn(self._hash.verify_and_update, password, hashed)
+        """Whether `password` matches, and a new hash when the stored one uses older costs or
+        was made from the password before it was normalised."""
+        typed = normalised(password)
+        valid, updated = await self._in_turn(self._hash.verify_and_update, typed, hashed)
+        if valid or typed == password:
+            return valid, updated
+        # A hash stored before passwords were normalised: its password as it was typed then.
+        valid, _ = await self._in_turn(self._hash.verify_and_update, password, hashed)
+        return valid, await self.hash(password) if valid else None
 
     async def verify_nothing(self, password: str) -> None:
         """Take as long as a verification, for a login whose email has no account: an unknown

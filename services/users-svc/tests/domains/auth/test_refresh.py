@@ -1,9 +1,11 @@
 """Sessions: refresh tokens that rotate on every use, end on reuse, logout, or expiry."""
 
 import hashlib
+import logging
 import uuid
 from typing import Any
 
+import pytest
 from httpx import AsyncClient, Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -105,6 +107,56 @@ async def test_logout_ends_the_session_and_answers_204_for_any_token(
 
     assert ended.status_code == again.status_code == garbage.status_code == 204
     assert (await refresh(client, tokens["refresh_token"])).status_code == 401
+
+
+async def test_logout_with_the_session_id_and_a_wrong_secret_changes_nothing(
+    client: AsyncClient, accounts: Accounts
+) -> None:
+    ada = await accounts.create()
+    tokens = await log_in(client, ada.email)
+    session_id, _, secret = tokens["refresh_token"].partition(".")
+
+    forged = await client.post(LOGOUT, json={"refresh_token": f"{session_id}.{secret[::-1]}"})
+
+    assert forged.status_code == 204
+    assert forged.content == b""
+    assert (await refresh(client, tokens["refresh_token"])).status_code == 200
+
+
+async def test_a_reused_token_is_logged_at_warning_without_its_session_id(
+    client: AsyncClient, accounts: Accounts, caplog: pytest.LogCaptureFixture
+) -> None:
+    ada = await accounts.create()
+    stolen = await log_in(client, ada.email)
+    assert (await refresh(client, stolen["refresh_token"])).status_code == 200
+    session_id = stolen["refresh_token"].partition(".")[0]
+
+    with caplog.at_level(logging.DEBUG):
+        assert (await refresh(client, stolen["refresh_token"])).status_code == 401
+
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("refresh token reused" in r.getMessage() for r in warnings)
+    for record in warnings:
+        message = record.getMessage()
+        assert session_id not in message
+        assert str(uuid.UUID(hex=session_id)) not in message
+
+
+async def test_every_answer_with_tokens_is_not_to_be_stored(
+    client: AsyncClient, accounts: Accounts
+) -> None:
+    ada = await accounts.create()
+    login = await client.post(LOGIN, json={"email": ada.email, "password": PASSWORD})
+    form = await client.post(
+        "/api/v1/auth/token", data={"username": ada.email, "password": PASSWORD}
+    )
+    refreshed = await refresh(client, login.json()["refresh_token"])
+
+    for response in (login, form, refreshed):
+        assert response.status_code == 200, response.request.url
+        assert "access_token" in response.json()
+        assert response.headers["cache-control"] == "no-store", response.request.url
+        assert response.headers["pragma"] == "no-cache", response.request.url
 
 
 async def test_a_password_change_ends_every_session(

@@ -1,6 +1,6 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Response, status
+from fastapi import APIRouter, Depends, Form, Response, status
 
 from common.errors import Problem
 from common.session import SessionDep
@@ -24,6 +24,13 @@ root_router = APIRouter(tags=["auth"])
 # How long verifiers may cache the key set (they may refetch sooner for an unknown key id).
 JWKS_MAX_AGE_SECONDS = 300
 
+
+async def no_store(response: Response) -> None:
+    """Answers that carry tokens must not be kept by browsers or proxies (RFC 6749, 5.1)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
 LOGIN_FAILED: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "Incorrect email or password"},
     403: {"model": Problem, "description": "The account is deactivated"},
@@ -37,7 +44,7 @@ REFRESH_REFUSED: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/token", responses=LOGIN_FAILED)
+@router.post("/token", responses=LOGIN_FAILED, dependencies=[Depends(no_store)])
 async def log_in_with_form(
     form: Annotated[PasswordForm, Form()],
     session: RecordingSessionDep,
@@ -53,7 +60,7 @@ async def log_in_with_form(
     return await log_in(credentials, session, client, hasher, keys, settings)
 
 
-@router.post("/login", responses=LOGIN_FAILED)
+@router.post("/login", responses=LOGIN_FAILED, dependencies=[Depends(no_store)])
 async def log_in(
     data: Login,
     session: RecordingSessionDep,
@@ -76,7 +83,7 @@ async def log_in(
     )
 
 
-@router.post("/refresh", responses=REFRESH_REFUSED)
+@router.post("/refresh", responses=REFRESH_REFUSED, dependencies=[Depends(no_store)])
 async def refresh(
     data: RefreshTokenBody, session: RecordingSessionDep, keys: KeyRingDep, settings: SettingsDep
 ) -> Tokens:

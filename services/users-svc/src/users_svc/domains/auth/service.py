@@ -118,7 +118,9 @@ async def refresh(
         raise InvalidRefreshTokenError
     now = datetime.now(UTC)
     if not hmac.compare_digest(login.token_hash, _digest(presented)):
-        logger.warning("refresh token reused: session %s of user %s ended", login.id, login.user_id)
+        # The session id is half of a refresh token: logs, read by more people than the
+        # database, get the user alone.
+        logger.warning("refresh token reused: a session of user %s ended", login.user_id)
         await users.end_session(session, login.id)
         raise InvalidRefreshTokenError
     if login.expires_at <= now or await users.get_honoured(session, login.user_id) is None:
@@ -132,9 +134,13 @@ async def refresh(
 
 
 async def log_out(session: AsyncSession, presented: str) -> None:
-    """End the session the refresh token names; an unknown token changes nothing."""
+    """End the session of this refresh token; any other token changes nothing.
+
+    The session id alone is not enough: it is shown in `GET /users/me/sessions`, so only the
+    whole token, secret included, ends its session.
+    """
     login = await _session_of(session, presented)
-    if login is not None:
+    if login is not None and hmac.compare_digest(login.token_hash, _digest(presented)):
         await users.end_session(session, login.id)
 
 

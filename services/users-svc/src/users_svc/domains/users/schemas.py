@@ -6,6 +6,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import MISSING, AfterValidator, BaseModel, ConfigDict, Field
 
 from common.schemas import StorableText
+from users_svc.passwords import is_common
 
 
 def _valid_email(value: str) -> str:
@@ -29,7 +30,17 @@ Email = Annotated[
     str, Field(max_length=254, json_schema_extra={"format": "email"}), AfterValidator(_valid_email)
 ]
 FullName = Annotated[StorableText, Field(min_length=1, max_length=200)]
-Password = Annotated[str, Field(min_length=8, max_length=128)]
+
+
+def _not_common(password: str) -> str:
+    # NIST 800-63B, 5.1.1.2: a password attackers try first is refused, and the answer says why.
+    if is_common(password):
+        raise ValueError("this password is too common: it is one of the most used passwords")
+    return password
+
+
+# A new password. Lengths count characters before NFKC normalisation (passwords.py).
+Password = Annotated[str, Field(min_length=8, max_length=128), AfterValidator(_not_common)]
 
 
 class UserCreate(BaseModel):

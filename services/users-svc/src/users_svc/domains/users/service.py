@@ -72,16 +72,29 @@ async def create_user(session: AsyncSession, data: UserCreate, *, hasher: Passwo
 
 
 async def make_admin(
-    session: AsyncSession, email: str, *, password: str | None, hasher: PasswordHasher
+    session: AsyncSession,
+    email: str,
+    *,
+    password: str | None,
+    hasher: PasswordHasher,
+    force: bool = False,
 ) -> User:
     """The account with this email made an administrator; created first (with `password`) when
-    there is none. No request can do this: an administrator runs `python -m users_svc.admin`."""
+    there is none. No request can do this: an administrator runs `python -m users_svc.admin`.
+
+    An existing account is promoted only with its own password, unless `force`: emails are never
+    verified, so whoever signed up first with an address holds its account.
+    """
     user = await repository.get_by_email(session, email)
     if user is None:
         if password is None:
             raise UserNotFoundError
         data = UserCreate(email=email, full_name=email.split("@")[0], password=password)
         user = await create_user(session, data, hasher=hasher)
+    elif not force:
+        valid, _ = await hasher.verify_and_update(password or "", user.hashed_password)
+        if not valid:
+            raise WrongPasswordError("The password is not this account's.")
     user.is_superuser = True
     await session.flush()
     return user
