@@ -52,7 +52,10 @@ BODIES: dict[str, dict[str, Any]] = {
     "log_in": {"email": "ada@example.com", "password": PASSWORD},
     "refresh": {"refresh_token": UNKNOWN_REFRESH_TOKEN},
     "log_out": {"refresh_token": UNKNOWN_REFRESH_TOKEN},
+    "look_up_user": {"email": "ada@example.com"},
 }
+# Operations for other services, with their own token and its scopes, not for users.
+FOR_SERVICES = {"look_up_user": ["users:lookup"]}
 
 # Fields no client may set: each one added to a valid body must answer 422.
 MASS_ASSIGNED: dict[str, Any] = {
@@ -104,14 +107,16 @@ async def test_a_valid_token_passes_every_operation(
         # A fresh administrator each time: one of the operations deactivates its caller.
         admin = await accounts.create(f"admin-{op.operation_id}@example.com", admin=True)
         auth = token_factory.auth(admin.id)
+        body = BODIES.get(op.operation_id)
+        if op.operation_id in FOR_SERVICES:
+            auth = token_factory.service_auth("a-svc", scopes=FOR_SERVICES[op.operation_id])
+            body = {"email": admin.email}
         target: object = None
         if on_an_account(op):
             target = (await accounts.create(f"target-{op.operation_id}@example.com")).id
         elif op.path_params:
             target = await make_item_for(client, op, headers=auth, bodies=BODIES)
-        response = await call(
-            client, op, path_value=target, headers=auth, body=BODIES.get(op.operation_id)
-        )
+        response = await call(client, op, path_value=target, headers=auth, body=body)
         assert response.status_code < 300, f"{op}: {response.status_code} {response.text}"
 
 
@@ -157,13 +162,22 @@ async def test_ownership_matrix_another_users_item_is_404_and_unchanged(
 
 
 async def test_mass_assignment_is_422_and_changes_nothing(
-    client: AsyncClient, db_session: AsyncSession, accounts: Accounts
+    client: AsyncClient, db_session: AsyncSession, accounts: Accounts, token_factory: TokenFactory
 ) -> None:
     ada = await accounts.create("ada@example.com")
     before = await every_row(db_session)
+    services = {
+        operation: token_factory.service_auth("a-svc", scopes=scopes)
+        for operation, scopes in FOR_SERVICES.items()
+    }
 
     failures = await mass_assignment_failures(
-        client, headers=ada.auth, path_value=ada.id, bodies=BODIES, fields=MASS_ASSIGNED
+        client,
+        headers=ada.auth,
+        path_value=ada.id,
+        bodies=BODIES,
+        fields=MASS_ASSIGNED,
+        headers_by_operation=services,
     )
 
     assert failures == []

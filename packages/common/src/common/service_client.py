@@ -14,11 +14,15 @@
 - Metrics: `service_calls_total{target, outcome}` and `service_call_duration_seconds{target}`.
 
 Made in the app's lifespan and closed with it, like an engine: `async with ServiceClient(...)`.
+`ClientCredentials` is the calling service's token: asked of users-svc's token endpoint with the
+client credentials grant, and kept until shortly before it expires.
 """
 
+import asyncio
+import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -33,6 +37,8 @@ from purgatory.domain.model import OpenedState
 from common.errors import RetryLaterError
 from common.metrics import SERVICE_CALL_DURATION, SERVICE_CALLS
 from common.request_id import current_request_id
+
+logger = logging.getLogger(__name__)
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 # Answers that say "not now" rather than "not this": tried again when the call may be repeated.
@@ -201,3 +207,80 @@ class ServiceClient:
         if self._token is not None:
             headers["Authorization"] = f"Bearer {await self._token()}"
         return headers
+
+
+class ClientCredentials:
+    """This service's access token from the client credentials grant (RFC 6749, 4.4) at
+    `token_url`, authenticated by HTTP Basic; kept until `renew_before_seconds` before it
+    expires (or half its life, when shorter), and asked again by one call at a time. Call it for
+    the token: `ServiceClient(..., token=credentials)`.
+
+    A token endpoint that is down or refuses the credentials raises
+    `DependencyUnavailableError` naming `issuer`; a refusal is logged as an error, since it
+    means the service's credentials are wrong.
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        *,
+        client_id: str,
+        client_secret: str,
+        scopes: Iterable[str] = (),
+        issuer: str = "users-svc",
+        timeout_seconds: float = 2.0,
+        renew_before_seconds: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.client_id = client_id
+        self._token_url = token_url
+        self._secret = client_secret
+        self._scope = " ".join(sorted(scopes))
+        self._issuer = issuer
+        self._renew_before = renew_before_seconds
+        self._http = httpx.AsyncClient(timeout=timeout_seconds, transport=transport)
+        self._lock = asyncio.Lock()
+        self._token: str | None = None
+        self._renew_at = 0.0
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._http.aclose()
+
+    async def __call__(self) -> str:
+        if self._token is None or time.monotonic() >= self._renew_at:
+            async with self._lock:
+                if self._token is None or time.monotonic() >= self._renew_at:
+                    self._token, lifetime = await self._ask()
+                    keep = max(lifetime - self._renew_before, lifetime / 2)
+                    self._renew_at = time.monotonic() + keep
+        return self._token
+
+    async def _ask(self) -> tuple[str, float]:
+        form = {"grant_type": "client_credentials"}
+        if self._scope:
+            form["scope"] = self._scope
+        try:
+            response = await self._http.post(
+                self._token_url, data=form, auth=(self.client_id, self._secret)
+            )
+        except httpx.TransportError as error:
+            raise DependencyUnavailableError(self._issuer, retry_after_seconds=1) from error
+        if response.status_code != 200:
+            logger.error(
+                "%s refused a token to client %s: %s %s",
+                self._issuer,
+                self.client_id,
+                response.status_code,
+                response.text[:300],
+            )
+            raise DependencyUnavailableError(self._issuer, retry_after_seconds=1)
+        answer = response.json()
+        return str(answer["access_token"]), float(answer["expires_in"])

@@ -3,7 +3,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from common.auth import TokenSettings
@@ -11,6 +11,19 @@ from common.events import EventSettings
 
 # Where development keeps the key it generates, relative to where the service runs: git-ignored.
 DEVELOPMENT_KEY_FILE = Path(".local/signing-key.pem")
+
+
+SecretDigest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class RegisteredClient(BaseModel):
+    """A service that may get access tokens with the client credentials grant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The SHA-256 (hex) of each secret it may authenticate with: two while one replaces another.
+    secret_sha256: tuple[SecretDigest, ...] = Field(min_length=1)
+    scopes: frozenset[str] = frozenset()
 
 
 class Settings(TokenSettings, EventSettings):
@@ -66,6 +79,14 @@ class Settings(TokenSettings, EventSettings):
     )
     sessions_per_account: int = Field(
         default=20, ge=1, le=1_000, description="A new login ends the oldest session beyond it"
+    )
+    service_clients: dict[str, RegisteredClient] = Field(
+        default_factory=dict,
+        description="Services that may get tokens (client credentials grant), as JSON by client "
+        'id: {"things-svc": {"secret_sha256": ["<hex>"], "scopes": ["users:lookup"]}}',
+    )
+    service_token_seconds: int = Field(
+        default=300, ge=30, le=900, description="Lifetime of a service's access token"
     )
     signing_key: SecretStr | None = Field(
         default=None,

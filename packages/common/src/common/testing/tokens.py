@@ -97,6 +97,11 @@ class TokenFactory:
         """`Authorization` header for a valid token of `subject` (kwargs as for a call)."""
         return {"Authorization": f"Bearer {self(subject, **kwargs)}"}
 
+    def service_auth(self, client_id: str, *, scopes: Iterable[str]) -> dict[str, str]:
+        """`Authorization` header for a service's token (client credentials) with `scopes`."""
+        claims = {"client_id": client_id, "scope": " ".join(sorted(scopes))}
+        return self.auth(client_id, claims=claims)
+
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

@@ -196,12 +196,16 @@ async def test_form_login_takes_only_the_password_grant_and_its_fields(
 
     oauth2 = await client.post(TOKEN, data={**form, "grant_type": "password", "scope": ""})
     refused = [
-        await client.post(TOKEN, data={**form, "grant_type": "client_credentials"}),
+        await client.post(TOKEN, data={**form, "grant_type": "implicit"}),
         await client.post(TOKEN, data={**form, "is_superuser": "true"}),
         await client.post(TOKEN, data={"username": "", "password": PASSWORD}),
         await client.post(TOKEN, data={"username": "a\x00b", "password": PASSWORD}),
+        await client.post(TOKEN, data={"password": PASSWORD}),
     ]
+    # A user's email and password are not a service's credentials.
+    as_a_service = await client.post(TOKEN, data={**form, "grant_type": "client_credentials"})
 
     assert oauth2.status_code == 200
-    assert [response.status_code for response in refused] == [422] * 4
+    assert as_a_service.status_code == 401
+    assert [response.status_code for response in refused] == [422] * 5
     assert {response.headers["content-type"] for response in refused} == {PROBLEM}

@@ -1,15 +1,18 @@
 """What the auth domain's endpoints take from the request beyond its body."""
 
+import base64
+import binascii
 import ipaddress
 from collections.abc import AsyncIterator
 from typing import Annotated
+from urllib.parse import unquote_plus
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import DomainError
 from common.session import database_of
-from users_svc.domains.auth.service import USER_AGENT_LENGTH, Client
+from users_svc.domains.auth.service import USER_AGENT_LENGTH, Client, InvalidClientError
 
 # One IPv6 subscriber usually holds a whole /64: counted as one client.
 IPV6_CLIENT_PREFIX = 64
@@ -64,3 +67,22 @@ async def client_of(request: Request) -> Client:
 
 
 ClientDep = Annotated[Client, Depends(client_of)]
+
+
+async def client_secret_basic(request: Request) -> tuple[str, str] | None:
+    """A service's client id and secret from `Authorization: Basic` (RFC 6749, 2.3.1: each
+    form-urlencoded, then joined by a colon), or None when the request has no such header."""
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidClientError from None
+    client_id, colon, secret = decoded.partition(":")
+    if not colon:
+        raise InvalidClientError
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+ClientSecretBasicDep = Annotated[tuple[str, str] | None, Depends(client_secret_basic)]

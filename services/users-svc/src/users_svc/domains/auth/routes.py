@@ -5,12 +5,17 @@ from fastapi import APIRouter, Depends, Form, Response, status
 from common.errors import Problem
 from common.session import SessionDep
 from users_svc.domains.auth import service
-from users_svc.domains.auth.dependencies import ClientDep, RecordingSessionDep
+from users_svc.domains.auth.dependencies import (
+    ClientDep,
+    ClientSecretBasicDep,
+    RecordingSessionDep,
+)
 from users_svc.domains.auth.schemas import (
     JsonWebKeySet,
     Login,
-    PasswordForm,
     RefreshTokenBody,
+    ServiceToken,
+    TokenForm,
     Tokens,
 )
 from users_svc.passwords import PasswordHasherDep
@@ -39,24 +44,37 @@ LOGIN_FAILED: dict[int | str, dict[str, Any]] = {
         "description": "Too many failed logins for this account or from this address",
     },
 }
+TOKEN_REFUSED: dict[int | str, dict[str, Any]] = {
+    **LOGIN_FAILED,
+    400: {"model": Problem, "description": "A scope the client is not granted"},
+    401: {
+        "model": Problem,
+        "description": "Incorrect email or password; or unknown client, or wrong secret",
+    },
+}
 REFRESH_REFUSED: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "The refresh token is invalid, expired or revoked"}
 }
 
 
-@router.post("/token", responses=LOGIN_FAILED, dependencies=[Depends(no_store)])
-async def log_in_with_form(
-    form: Annotated[PasswordForm, Form()],
+@router.post("/token", responses=TOKEN_REFUSED, dependencies=[Depends(no_store)])
+async def issue_token(
+    form: Annotated[TokenForm, Form()],
+    basic: ClientSecretBasicDep,
     session: RecordingSessionDep,
     client: ClientDep,
     hasher: PasswordHasherDep,
     keys: KeyRingDep,
     settings: SettingsDep,
-) -> Tokens:
-    """OAuth2 password flow (form-encoded `username` = email, `password`): what the docs'
-    Authorize button uses. Answers an access token valid for at most 15 minutes, and a refresh
-    token. After too many failed logins, 429 with `Retry-After`."""
-    credentials = Login(email=form.username, password=form.password)
+) -> Tokens | ServiceToken:
+    """OAuth2's token endpoint, form-encoded. The password grant (`username` = email,
+    `password`), what the docs' Authorize button uses, answers an access token valid for at most
+    15 minutes and a refresh token; after too many failed logins, 429 with `Retry-After`. The
+    client credentials grant (`grant_type=client_credentials`, a service's id and secret by
+    HTTP Basic) answers a service's access token for the scopes it asks."""
+    if form.grant_type == "client_credentials":
+        return service.grant_client_credentials(form, basic=basic, keys=keys, settings=settings)
+    credentials = Login.model_validate({"email": form.username, "password": form.password})
     return await log_in(credentials, session, client, hasher, keys, settings)
 
 

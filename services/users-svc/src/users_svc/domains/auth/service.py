@@ -16,14 +16,14 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.auth import access_claims
+from common.auth import access_claims, service_claims
 from common.db import new_id
 from common.errors import DomainError, ForbiddenError, TooManyRequestsError, UnauthorizedError
 from common.metrics import LOGIN_FAILURES, LOGIN_THROTTLED
 from users_svc.domains.auth import repository
 from users_svc.domains.auth.models import ACCOUNT, CLIENT
 from users_svc.domains.auth.repository import CounterKey
-from users_svc.domains.auth.schemas import Tokens
+from users_svc.domains.auth.schemas import ServiceToken, TokenForm, Tokens
 from users_svc.domains.users import repository as users
 from users_svc.domains.users.models import LoginSession
 from users_svc.passwords import PasswordHasher
@@ -58,6 +58,20 @@ class InvalidRefreshTokenError(DomainError):
 
     # One answer for every reason: unknown, expired, ended, or reused.
     detail = "The refresh token is invalid, expired or revoked. Log in again."
+
+
+class InvalidClientError(UnauthorizedError):
+    """RFC 6749, 5.2 `invalid_client`: one answer for an unknown client and a wrong secret."""
+
+    detail = "Client authentication failed: unknown client, or wrong secret."
+    headers = {"WWW-Authenticate": "Basic"}  # noqa: RUF012 - never mutated
+
+
+class InvalidScopeError(DomainError):
+    """RFC 6749, 5.2 `invalid_scope`."""
+
+    status_code = 400
+    detail = "The client is not granted every scope it asked for."
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +117,42 @@ async def log_in(
     if rehashed is not None:
         user.hashed_password = rehashed
     return await _start_session(session, user.id, client=client, keys=keys, settings=settings)
+
+
+def grant_client_credentials(
+    form: TokenForm, *, basic: tuple[str, str] | None, keys: KeyRing, settings: Settings
+) -> ServiceToken:
+    """An access token for a registered service (RFC 6749, 4.4), authenticated by HTTP Basic or
+    by the form's `client_id` and `client_secret`, for the scopes it asks, among those granted
+    to it in `USERS_SERVICE_CLIENTS`. Its secret is known here only by its SHA-256: a secret is
+    256 random bits, so no slow hash is needed."""
+    if basic is not None:
+        client_id, secret = basic
+    else:
+        client_id = form.client_id if isinstance(form.client_id, str) else ""
+        secret = form.client_secret if isinstance(form.client_secret, str) else ""
+    registered = settings.service_clients.get(client_id)
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    if registered is None or not any(
+        hmac.compare_digest(digest, known) for known in registered.secret_sha256
+    ):
+        logger.info("client credentials refused for client %r", client_id[:200])
+        raise InvalidClientError
+    scopes = frozenset(form.scope.split()) if isinstance(form.scope, str) else registered.scopes
+    if not scopes <= registered.scopes:
+        raise InvalidScopeError
+    claims = service_claims(
+        client_id,
+        scopes=scopes,
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        lifetime_seconds=settings.service_token_seconds,
+    )
+    return ServiceToken(
+        access_token=keys.signer.sign(claims),
+        expires_in=settings.service_token_seconds,
+        scope=" ".join(sorted(scopes)),
+    )
 
 
 async def refresh(

@@ -7,9 +7,9 @@ deactivated user's tokens stop working here at once (elsewhere, when they expire
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 
-from common.auth import user_of, verified_claims
+from common.auth import AccessClaims, service_with_scopes, user_of, verified_claims
 from common.errors import ForbiddenError
 from common.session import SessionDep
 from common.settings import API_PREFIX
@@ -42,3 +42,13 @@ async def admin_account(account: CurrentAccount) -> User:
 
 
 AdminAccount = Annotated[User, Depends(admin_account)]
+
+
+async def calling_service(
+    security_scopes: SecurityScopes,
+    request: Request,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> AccessClaims:
+    """Another service, by its own token, granted the scopes the route asks for with
+    `Security(calling_service, scopes=[...])`; a user's token is refused (403)."""
+    return service_with_scopes(await verified_claims(request, token), security_scopes.scopes)

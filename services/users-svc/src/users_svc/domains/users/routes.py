@@ -1,20 +1,22 @@
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Security, status
 
-from common.auth import UNAUTHORIZED
+from common.auth import UNAUTHORIZED, AccessClaims
 from common.errors import Problem
 from common.pagination import Page, PageDep
 from common.session import SessionDep
 from users_svc.domains.users import service
-from users_svc.domains.users.dependencies import AdminAccount, CurrentAccount
+from users_svc.domains.users.dependencies import AdminAccount, CurrentAccount, calling_service
 from users_svc.domains.users.schemas import (
     AccountErasure,
     PasswordChange,
     SessionRead,
     UserCreate,
+    UserLookup,
     UserRead,
+    UserReference,
     UserUpdate,
 )
 from users_svc.passwords import PasswordHasherDep
@@ -43,6 +45,25 @@ async def sign_up(data: UserCreate, session: SessionDep, hasher: PasswordHasherD
     """Create an account. Emails are unique regardless of letter case. Then log in."""
     user = await service.create_user(session, data, hasher=hasher)
     return UserRead.model_validate(user)
+
+
+@router.post(
+    "/lookup",
+    responses={
+        **UNAUTHORIZED,
+        403: {"model": Problem, "description": "The caller is not a service granted users:lookup"},
+        404: {"model": Problem, "description": "No account has this email"},
+    },
+)
+async def look_up_user(
+    data: UserLookup,
+    session: SessionDep,
+    caller: Annotated[AccessClaims, Security(calling_service, scopes=["users:lookup"])],
+) -> UserReference:
+    """For services granted the scope `users:lookup`, with their own token: the account with
+    this email, and whether it can be shared with (it is active). 404 when there is none."""
+    user = await service.look_up(session, data.email)
+    return UserReference(id=user.id, shareable=user.is_active)
 
 
 @router.get("/me", responses=SIGNED_IN)

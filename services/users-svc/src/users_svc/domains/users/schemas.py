@@ -82,6 +82,20 @@ class UserRead(BaseModel):
     updated_at: datetime
 
 
+class UserLookup(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+
+
+class UserReference(BaseModel):
+    """What another service may know of an account it looked up by email."""
+
+    id: uuid.UUID
+    # Active: things can be shared with it. Deactivated accounts are found, but not shareable.
+    shareable: bool
+
+
 class AccountErasure(BaseModel):
     """The current password, so that a borrowed access token cannot erase an account."""
 

@@ -100,6 +100,18 @@ async def make_admin(
     return user
 
 
+class NoAccountWithEmailError(NotFoundError):
+    detail = "No account has this email."
+
+
+async def look_up(session: AsyncSession, email: str) -> User:
+    """The account with this email, for another service (scope `users:lookup`)."""
+    user = await repository.get_by_email(session, email)
+    if user is None:
+        raise NoAccountWithEmailError
+    return user
+
+
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
     user = await session.get(User, user_id)
     if user is None:
