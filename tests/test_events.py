@@ -7,6 +7,7 @@ again; an erased user's things are gone.
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -132,3 +133,71 @@ async def test_an_erased_users_things_are_erased_in_things_svc(stack: UsersAndTh
         listing = await client.get(f"{things.url}/api/v1/things", headers=carol)
         assert [thing["name"] for thing in listing.json()["items"]] == ["Chair"]
         assert (await client.get(f"{things.url}/api/v1/things", headers=bob)).status_code == 401
+
+
+RACES = 200
+
+
+async def test_a_reactivation_racing_an_erasure_never_reaches_things_svc_after_it(
+    stack: UsersAndThings,
+) -> None:
+    """200 accounts, each reactivated and erased at once by an administrator. Whichever wins in
+    users-svc, the account ends erased there (a reactivation after the erasure finds no account),
+    and things-svc must end with its tokens refused and its things gone: the events reach it in
+    the order their changes committed, never `user.deleted` then `user.reactivated`."""
+    users = stack.users
+    users_db, things_db = stack.databases["users"], stack.databases["things"]
+    async with httpx.AsyncClient(timeout=30) as client:
+        admin = {"Authorization": f"Bearer {await sign_up(client, users, 'root@x.io')}"}
+        await sql(users_db, "UPDATE users SET is_superuser = true WHERE email = 'root@x.io'")
+        # Written straight to the databases: 200 sign-ups would spend the test hashing.
+        ids = [uuid.uuid4() for _ in range(RACES)]
+        await sql(
+            users_db,
+            "INSERT INTO users (id, email, full_name, hashed_password)"
+            " SELECT id, id::text || '@x.io', 'racer', 'unused' FROM unnest($1::uuid[]) AS id",
+            ids,
+        )
+        await sql(
+            things_db,
+            "INSERT INTO things (id, owner_id, name)"
+            " SELECT gen_random_uuid(), id, 'Lamp' FROM unnest($1::uuid[]) AS id",
+            ids,
+        )
+        accounts = f"{users.url}/api/v1/users"
+        gate = asyncio.Semaphore(16)
+
+        async def race(user_id: uuid.UUID) -> tuple[int, int]:
+            async with gate:
+                reactivated, erased = await asyncio.gather(
+                    client.post(f"{accounts}/{user_id}/activate", headers=admin),
+                    client.delete(f"{accounts}/{user_id}", headers=admin),
+                )
+            return reactivated.status_code, erased.status_code
+
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(*(race(user_id) for user_id in ids))
+        print(f"{RACES} races in {time.perf_counter() - started:.1f} s")
+        assert {erased for _, erased in outcomes} == {204}
+        assert {reactivated for reactivated, _ in outcomes} <= {200, 404}
+        print(
+            f"reactivation first: {sum(r == 200 for r, _ in outcomes)}, "
+            f"erasure first: {sum(r == 404 for r, _ in outcomes)}"
+        )
+        assert await sql(users_db, "SELECT id FROM users WHERE id = ANY($1)", ids) == []
+
+        # An event committed after every race: once things-svc applied it, it applied theirs.
+        last = (await client.get(f"{users.url}/api/v1/users/me", headers=admin)).json()["id"]
+        deactivated = await client.post(f"{accounts}/{last}/deactivate", headers=admin)
+        assert deactivated.status_code == 200, deactivated.text
+
+        async def caught_up() -> bool:
+            query = "SELECT 1 FROM revoked_subjects WHERE subject_id = $1"
+            return bool(await sql(things_db, query, uuid.UUID(last)))
+
+        await seconds_until(caught_up, timeout=30)
+        revoked = await sql(
+            things_db, "SELECT subject_id FROM revoked_subjects WHERE subject_id = ANY($1)", ids
+        )
+        assert len(revoked) == RACES, f"{RACES - len(revoked)} erased users active in things-svc"
+        assert await sql(things_db, "SELECT id FROM things WHERE owner_id = ANY($1)", ids) == []
