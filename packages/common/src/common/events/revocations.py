@@ -7,31 +7,45 @@ keeps the set in memory (`RevokedSubjects`, kept current by `keeping_revocations
 when it starts listening, then changed by each notification, and loaded whole again after a lost
 connection. Behind PgBouncer, which cannot LISTEN, a one-row query each second tells when to load
 it again. The token verifier checks a subject against the set: no query per request.
+
+An erased subject (`user.deleted`) is more: `erase()` also records it in `erased_subjects`, which
+`restore()` never undoes, and `refuse_erased_owners()` makes the service refuse, in the write's
+own transaction, a row written for it. The set in memory lags the commit by a notification; the
+write's check does not: a write and an erasure of one subject take one advisory lock (shared by
+writes, exclusive for the erasure), so either the write commits first and the erasure deletes
+its row, or the erasure commits first and the write sees it and is refused.
 """
 
 import asyncio
 import contextlib
 import logging
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import (
     Column,
+    Connection,
     DateTime,
+    Exists,
     MetaData,
     Table,
     Uuid,
     column,
     delete,
+    event,
+    exists,
     func,
     select,
     table,
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute, Mapper
 
+from common.auth import InvalidTokenError
 from common.background import in_background, stopping
 from common.events.listener import staying_connected
 from common.settings import AppBaseSettings, Pooler
@@ -40,12 +54,18 @@ from common.tracing import untraced
 logger = logging.getLogger("common.events")
 
 REVOCATIONS_TABLE = "revoked_subjects"
+ERASURES_TABLE = "erased_subjects"
 REVOCATIONS_CHANNEL = "revoked_subjects"
 POLL_EVERY_SECONDS = 1.0
 
 REVOKED = table(
     REVOCATIONS_TABLE, column("subject_id", Uuid), column("revoked_at", DateTime(timezone=True))
 )
+ERASED = table(
+    ERASURES_TABLE, column("subject_id", Uuid), column("erased_at", DateTime(timezone=True))
+)
+# The advisory locks of erasures: the two-key form, this first key, and 32 bits of the subject.
+ERASURE_LOCKS = zlib.crc32(b"common.events.revocations.erasures") & 0x7FFFFFFF
 # What changes whenever a row is added or removed (behind PgBouncer, instead of notifications).
 FINGERPRINT = select(func.count(), func.max(REVOKED.c.revoked_at))
 
@@ -59,6 +79,15 @@ def add_revocations(metadata: MetaData) -> Table:
     )
 
 
+def add_erasures(metadata: MetaData) -> Table:
+    return Table(
+        ERASURES_TABLE,
+        metadata,
+        Column("subject_id", Uuid, primary_key=True),
+        Column("erased_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
 async def revoke(session: AsyncSession, subject_id: uuid.UUID) -> None:
     """From this transaction's commit, the subject's tokens are refused (401)."""
     await session.execute(insert(REVOKED).values(subject_id=subject_id).on_conflict_do_nothing())
@@ -66,9 +95,49 @@ async def revoke(session: AsyncSession, subject_id: uuid.UUID) -> None:
 
 
 async def restore(session: AsyncSession, subject_id: uuid.UUID) -> None:
-    """From this transaction's commit, the subject's tokens are accepted again."""
-    await session.execute(delete(REVOKED).where(REVOKED.c.subject_id == subject_id))
-    await _notify(session, f"restore {subject_id}")
+    """From this transaction's commit, the subject's tokens are accepted again, unless it was
+    erased."""
+    restored = await session.scalar(
+        delete(REVOKED)
+        .where(REVOKED.c.subject_id == subject_id, ~_erased(subject_id))
+        .returning(REVOKED.c.subject_id)
+    )
+    if restored is not None:
+        await _notify(session, f"restore {subject_id}")
+
+
+async def erase(session: AsyncSession, subject_id: uuid.UUID) -> None:
+    """Revoke the subject for good, and refuse its writes: once this returns, no write of its
+    is in flight (they committed, so what the caller deletes next includes them), and from this
+    transaction's commit every new one is refused."""
+    await session.execute(select(func.pg_advisory_xact_lock(*_erasure_lock(subject_id))))
+    await session.execute(insert(ERASED).values(subject_id=subject_id).on_conflict_do_nothing())
+    await revoke(session, subject_id)
+
+
+def refuse_erased_owners(owner: InstrumentedAttribute[uuid.UUID]) -> None:
+    """Refuse (401, as its token now is) to insert or update a row whose `owner` column names an
+    erased subject, in the write's transaction: `refuse_erased_owners(Thing.owner_id)`."""
+
+    def check(_mapper: Mapper[Any], connection: Connection, target: object) -> None:
+        subject_id: uuid.UUID = getattr(target, owner.key)
+        # Shared: writes of one subject do not wait for each other, only for its erasure.
+        connection.execute(select(func.pg_advisory_xact_lock_shared(*_erasure_lock(subject_id))))
+        # A statement of its own, so its snapshot includes an erasure committed while waiting.
+        if connection.scalar(select(_erased(subject_id))):
+            raise InvalidTokenError
+
+    event.listen(owner.class_, "before_insert", check)
+    event.listen(owner.class_, "before_update", check)
+
+
+def _erased(subject_id: uuid.UUID) -> Exists:
+    return exists().where(ERASED.c.subject_id == subject_id)
+
+
+def _erasure_lock(subject_id: uuid.UUID) -> tuple[int, int]:
+    # Two subjects may share a lock (one in 2^32): they then wait for each other, no more.
+    return ERASURE_LOCKS, int.from_bytes(subject_id.bytes[-4:], signed=True)
 
 
 async def _notify(session: AsyncSession, payload: str) -> None:
