@@ -14,6 +14,12 @@ own transaction, a row written for it. The set in memory lags the commit by a no
 write's check does not: a write and an erasure of one subject take one advisory lock (shared by
 writes, exclusive for the erasure), so either the write commits first and the erasure deletes
 its row, or the erasure commits first and the write sees it and is refused.
+
+Rows are kept as long as they are useful: a revocation until the last token it could refuse has
+expired (the issuer's longest access-token lifetime, `access_token_max_seconds`, plus the leeway,
+after `revoked_at`: tokens are issued neither to deactivated nor to erased accounts), an erasure
+a few minutes more, for a request whose token was checked just before it expired. Every process
+prunes them in the background and notifies what it pruned; `REVOCATIONS_PRUNED` counts them.
 """
 
 import asyncio
@@ -23,21 +29,26 @@ import uuid
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
+from pydantic import Field
 from sqlalchemy import (
     Column,
     Connection,
     DateTime,
     Exists,
     MetaData,
+    String,
     Table,
     Uuid,
+    cast,
     column,
     delete,
     event,
     exists,
     func,
+    literal,
     select,
     table,
 )
@@ -45,10 +56,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, Mapper
 
-from common.auth import InvalidTokenError
-from common.background import in_background, stopping
+from common.auth import InvalidTokenError, TokenSettings
+from common.background import in_background, periodically, stopping
 from common.events.listener import staying_connected
-from common.settings import AppBaseSettings, Pooler
+from common.metrics import REVOCATIONS_PRUNED
+from common.settings import AppBaseSettings, Pooler, StartupError
 from common.tracing import untraced
 
 logger = logging.getLogger("common.events")
@@ -57,6 +69,10 @@ REVOCATIONS_TABLE = "revoked_subjects"
 ERASURES_TABLE = "erased_subjects"
 REVOCATIONS_CHANNEL = "revoked_subjects"
 POLL_EVERY_SECONDS = 1.0
+PRUNE_EVERY_SECONDS = 60.0
+# How much longer than a revocation an erasure is kept: a request whose token was checked just
+# before it expired may still be writing.
+ERASURE_MARGIN_SECONDS = 300
 
 REVOKED = table(
     REVOCATIONS_TABLE, column("subject_id", Uuid), column("revoked_at", DateTime(timezone=True))
@@ -68,6 +84,17 @@ ERASED = table(
 ERASURE_LOCKS = zlib.crc32(b"common.events.revocations.erasures") & 0x7FFFFFFF
 # What changes whenever a row is added or removed (behind PgBouncer, instead of notifications).
 FINGERPRINT = select(func.count(), func.max(REVOKED.c.revoked_at))
+
+
+class RevocationSettings(TokenSettings):
+    """How long a revocation stays useful: until the last token it could refuse expires."""
+
+    access_token_max_seconds: int = Field(
+        default=900,
+        ge=1,
+        description="The longest lifetime of the issuer's access tokens (users-svc caps its "
+        "ACCESS_TOKEN_SECONDS at 900): a revocation is kept this long, plus the leeway",
+    )
 
 
 def add_revocations(metadata: MetaData) -> Table:
@@ -113,6 +140,31 @@ async def erase(session: AsyncSession, subject_id: uuid.UUID) -> None:
     await session.execute(select(func.pg_advisory_xact_lock(*_erasure_lock(subject_id))))
     await session.execute(insert(ERASED).values(subject_id=subject_id).on_conflict_do_nothing())
     await revoke(session, subject_id)
+
+
+async def prune_revocations(engine: AsyncEngine, settings: RevocationSettings) -> None:
+    """Forget the revocations and erasures no token can need any more; every process of the
+    service is told, as by `restore`. Each pass counts its rows in `REVOCATIONS_PRUNED`."""
+    kept = timedelta(seconds=settings.access_token_max_seconds + settings.token_leeway_seconds)
+    async with engine.begin() as connection:
+        pruned = (
+            delete(REVOKED)
+            .where(REVOKED.c.revoked_at < func.now() - kept)
+            .returning(REVOKED.c.subject_id)
+            .cte("pruned")
+        )
+        payload = literal("restore ") + cast(pruned.c.subject_id, String)
+        revocations = len(
+            (await connection.execute(select(func.pg_notify(REVOCATIONS_CHANNEL, payload)))).all()
+        )
+        margin = timedelta(seconds=ERASURE_MARGIN_SECONDS)
+        erasures = (
+            await connection.execute(
+                delete(ERASED).where(ERASED.c.erased_at < func.now() - kept - margin)
+            )
+        ).rowcount
+    REVOCATIONS_PRUNED.labels(table=REVOCATIONS_TABLE).inc(revocations)
+    REVOCATIONS_PRUNED.labels(table=ERASURES_TABLE).inc(erasures)
 
 
 def refuse_erased_owners(owner: InstrumentedAttribute[uuid.UUID]) -> None:
@@ -194,10 +246,23 @@ async def keeping_revocations(
 ) -> AsyncIterator[None]:
     """`revoked` kept current while the context lasts; loaded before the first request when the
     database answers (a service started while it does not, as its readiness says, loads the set
-    as soon as it does)."""
+    as soon as it does). The rows no token needs any more are pruned meanwhile."""
+    if not isinstance(settings, RevocationSettings):
+        raise StartupError(
+            f"{settings.service_name} keeps revocations: its settings must build on "
+            "RevocationSettings"
+        )
+
+    async def prune() -> None:
+        with untraced():
+            await prune_revocations(engine, settings)
+
     with _logged_failure(), untraced():
         await revoked.load(engine)
-    async with in_background(_keep_current(settings, engine, revoked), name="revocations"):
+    async with (
+        in_background(_keep_current(settings, engine, revoked), name="revocations"),
+        in_background(periodically(prune, every_seconds=PRUNE_EVERY_SECONDS), name="pruning"),
+    ):
         yield
 
 
