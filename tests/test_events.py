@@ -7,6 +7,7 @@ again; an erased user's things are gone.
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -24,6 +25,8 @@ pytestmark = pytest.mark.processes
 
 AUDIENCE = "events-api"
 PASSWORD = "correct horse"
+RACES = 200
+RACES_AT_ONCE = 16
 
 
 @pytest.fixture
@@ -36,7 +39,9 @@ async def stack(
         tmp_path,
         name=f"test_events_{worker_id()}",
         audience=AUDIENCE,
-        users_settings=events,
+        # Room for every request of the races below at once: a request that waits 3 s for a
+        # connection is answered 503.
+        users_settings={**events, "db_pool_size": str(2 * RACES_AT_ONCE + 4)},
         things_settings=events,
     ) as services:
         yield services
@@ -68,6 +73,21 @@ async def seconds_until(check: Callable[[], Awaitable[bool]], *, timeout: float 
         assert time.perf_counter() - started < timeout, "never happened"
         await asyncio.sleep(0.005)
     return time.perf_counter() - started
+
+
+async def until_waiting(connection: asyncpg.Connection, requests: int) -> None:
+    """Until `requests` statements of the database wait for a lock."""
+    query = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock'"
+    )
+
+    async def waiting() -> bool:
+        # Within a transaction, Postgres answers from the activity it read first: read it anew.
+        await connection.execute("SELECT pg_stat_clear_snapshot()")
+        return bool(await connection.fetchval(query) >= requests)
+
+    await seconds_until(waiting)
 
 
 async def test_a_deactivated_user_is_refused_by_things_svc_within_a_second_and_back_on_reactivation(
@@ -132,3 +152,84 @@ async def test_an_erased_users_things_are_erased_in_things_svc(stack: UsersAndTh
         listing = await client.get(f"{things.url}/api/v1/things", headers=carol)
         assert [thing["name"] for thing in listing.json()["items"]] == ["Chair"]
         assert (await client.get(f"{things.url}/api/v1/things", headers=bob)).status_code == 401
+
+
+async def test_a_reactivation_racing_an_erasure_never_reaches_things_svc_after_it(
+    stack: UsersAndThings,
+) -> None:
+    """200 deactivated accounts, each reactivated and erased at once by an administrator.
+    Whichever wins in users-svc, the account ends erased there (a reactivation after the erasure
+    finds no account), and things-svc must end with its tokens refused and its things gone: the
+    events reach it in the order their changes committed, never `user.deleted` then
+    `user.reactivated` (and things-svc would not undo an erasure if they did)."""
+    users = stack.users
+    users_db, things_db = stack.databases["users"], stack.databases["things"]
+    async with httpx.AsyncClient(timeout=30) as client:
+        admin = {"Authorization": f"Bearer {await sign_up(client, users, 'root@x.io')}"}
+        await sql(users_db, "UPDATE users SET is_superuser = true WHERE email = 'root@x.io'")
+        # Written straight to the databases: 200 sign-ups would spend the test hashing.
+        ids = [uuid.uuid4() for _ in range(RACES)]
+        await sql(
+            users_db,
+            "INSERT INTO users (id, email, full_name, hashed_password, is_active)"
+            " SELECT id, id::text || '@x.io', 'racer', 'unused', false"
+            " FROM unnest($1::uuid[]) AS id",
+            ids,
+        )
+        await sql(
+            things_db,
+            "INSERT INTO things (id, owner_id, name)"
+            " SELECT gen_random_uuid(), id, 'Lamp' FROM unnest($1::uuid[]) AS id",
+            ids,
+        )
+        accounts = f"{users.url}/api/v1/users"
+
+        async def race(user_id: uuid.UUID) -> tuple[int, int]:
+            reactivated, erased = await asyncio.gather(
+                client.post(f"{accounts}/{user_id}/activate", headers=admin),
+                client.delete(f"{accounts}/{user_id}", headers=admin),
+            )
+            return reactivated.status_code, erased.status_code
+
+        started = time.perf_counter()
+        outcomes: list[tuple[int, int]] = []
+        for first in range(0, RACES, RACES_AT_ONCE):
+            batch = ids[first : first + RACES_AT_ONCE]
+            # The accounts' rows are held until both requests of each race wait for them, then
+            # let go at once: each race is as close as it can be, every time.
+            holder = await asyncpg.connect(asyncpg_dsn(users_db))
+            try:
+                async with holder.transaction():
+                    await holder.execute(
+                        "SELECT id FROM users WHERE id = ANY($1) FOR UPDATE", batch
+                    )
+                    races = [asyncio.create_task(race(user_id)) for user_id in batch]
+
+                    await until_waiting(holder, 2 * len(batch))
+            finally:
+                await holder.close()
+            outcomes += await asyncio.gather(*races)
+        print(f"{RACES} races in {time.perf_counter() - started:.1f} s")
+
+        # An event committed after every race: once things-svc applied it, it applied theirs.
+        last = (await client.get(f"{users.url}/api/v1/users/me", headers=admin)).json()["id"]
+        deactivated = await client.post(f"{accounts}/{last}/deactivate", headers=admin)
+        assert deactivated.status_code == 200, deactivated.text
+
+        async def caught_up() -> bool:
+            query = "SELECT 1 FROM revoked_subjects WHERE subject_id = $1"
+            return bool(await sql(things_db, query, uuid.UUID(last)))
+
+        await seconds_until(caught_up, timeout=30)
+        revoked = await sql(
+            things_db, "SELECT subject_id FROM revoked_subjects WHERE subject_id = ANY($1)", ids
+        )
+        assert len(revoked) == RACES, f"{RACES - len(revoked)} erased users active in things-svc"
+        assert await sql(things_db, "SELECT id FROM things WHERE owner_id = ANY($1)", ids) == []
+        print(
+            f"reactivation first: {sum(r == 200 for r, _ in outcomes)}, "
+            f"erasure first: {sum(r == 404 for r, _ in outcomes)}"
+        )
+        assert {erased for _, erased in outcomes} == {204}, outcomes
+        assert {reactivated for reactivated, _ in outcomes} <= {200, 404}, outcomes
+        assert await sql(users_db, "SELECT id FROM users WHERE id = ANY($1)", ids) == []

@@ -9,8 +9,11 @@ catches errors and retries would never see it and never end, holding the service
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Coroutine
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
+
+logger = logging.getLogger("common.background")
 
 
 def stopping() -> bool:
@@ -32,3 +35,14 @@ async def in_background(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def periodically(work: Callable[[], Awaitable[None]], *, every_seconds: float) -> None:
+    """`work()` now, then every `every_seconds`, until cancelled; a failure is logged and the
+    next round tries again (housekeeping: pruning rows nobody needs any more)."""
+    while not stopping():
+        try:
+            await work()
+        except Exception as exc:
+            logger.warning("%s failed: %s; trying again later", work.__name__, exc)
+        await asyncio.sleep(every_seconds)

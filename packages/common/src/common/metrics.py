@@ -11,7 +11,9 @@ Recorded by `common` for every service (the first by `common.middleware`):
 Recorded by the code that knows (the objects below are the API):
 - `LOGIN_FAILURES.labels(reason=...).inc()` and `LOGIN_THROTTLED.labels(scope=...).inc()`;
 - `OUTBOX_BACKLOG.labels(outbox=...).set(n)` and `CONSUMER_LAG.labels(consumer=...).set(n)`,
-  for the events' relay and consumers.
+  for the events' relay and consumers;
+- `REVOCATIONS_PRUNED.labels(table=...).inc(n)`: rows of `revoked_subjects` and
+  `erased_subjects` deleted once no token they could refuse is still valid.
 
 Several worker processes: with `PROMETHEUS_MULTIPROC_DIR` set (`common.serve` sets it for
 `--workers` above 1), prometheus_client keeps every process's values in files there and the
@@ -94,6 +96,11 @@ CONSUMER_LAG = Gauge(
     "Messages of a stream not yet applied by this service's consumer",
     ["consumer"],
     multiprocess_mode="mostrecent",
+)
+REVOCATIONS_PRUNED = Counter(
+    "revocations_pruned",
+    "Revoked and erased subjects forgotten once no token they could refuse is still valid",
+    ["table"],
 )
 
 

@@ -1,7 +1,7 @@
 from common.db import Base as CommonBase
 from common.db import new_metadata
 from common.events import add_inbox
-from common.events.revocations import add_revocations
+from common.events.revocations import add_erasures, add_revocations
 
 
 class Base(CommonBase):
@@ -11,6 +11,8 @@ class Base(CommonBase):
     metadata = new_metadata()
 
 
-# The events things-svc applied (common.events), and the users whose tokens it refuses.
+# The events things-svc applied (common.events), the users whose tokens it refuses, and the
+# erased ones, whose writes it refuses too.
 add_inbox(Base.metadata)
 add_revocations(Base.metadata)
+add_erasures(Base.metadata)

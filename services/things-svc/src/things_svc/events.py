@@ -2,14 +2,15 @@
 
 A deactivated or deleted user's tokens are refused from the commit of the event's transaction
 (`common.events.revocations`); a reactivated user's are accepted again; a deleted user's things
-are erased.
+are erased, and a thing written for a deleted user is refused, even by a request whose token was
+checked before the deletion was applied.
 """
 
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.events import Event, Handler
-from common.events.revocations import restore, revoke
+from common.events.revocations import erase, refuse_erased_owners, restore, revoke
 from things_svc.domains.things.models import Thing
 
 
@@ -22,9 +23,12 @@ async def user_reactivated(session: AsyncSession, event: Event) -> None:
 
 
 async def user_deleted(session: AsyncSession, event: Event) -> None:
-    await revoke(session, event.subject_id)
+    # First: it waits for the user's writes in flight, so the delete below sees them.
+    await erase(session, event.subject_id)
     await session.execute(delete(Thing).where(Thing.owner_id == event.subject_id))
 
+
+refuse_erased_owners(Thing.owner_id)
 
 HANDLERS = (
     Handler("user.deactivated", user_deactivated),

@@ -4,9 +4,10 @@ from pydantic_settings import SettingsConfigDict
 
 from common.auth import JwksSettings
 from common.events import EventSettings
+from common.events.revocations import RevocationSettings
 
 
-class Settings(JwksSettings, EventSettings):
+class Settings(RevocationSettings, JwksSettings, EventSettings):
     """Tokens are checked against THINGS_TOKEN_ISSUER, THINGS_TOKEN_AUDIENCE, THINGS_JWKS_URL;
     users-svc's account events come from THINGS_NATS_URL."""
 

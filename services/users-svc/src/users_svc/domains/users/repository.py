@@ -23,6 +23,12 @@ async def get_honoured(session: AsyncSession, user_id: uuid.UUID) -> User | None
     return user if user is not None and user.is_active else None
 
 
+async def get_for_update(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    """The account read again, its row locked until the transaction ends: a concurrent change
+    of it waits for this transaction's commit."""
+    return await session.get(User, user_id, with_for_update=True, populate_existing=True)
+
+
 async def list_page(session: AsyncSession, page: PageParams) -> Sequence[User]:
     """A page of every account, oldest first (ids are UUIDv7: time-ordered)."""
     statement = select(User).order_by(User.id).limit(page.limit).offset(page.offset)

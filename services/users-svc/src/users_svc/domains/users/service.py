@@ -119,6 +119,16 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
     return user
 
 
+async def lock(session: AsyncSession, user: User) -> None:
+    """Hold the account's row until the transaction ends; every change that publishes an event
+    starts with it. A concurrent change waits for this one's commit before it writes its own
+    event, so the outbox holds an account's events in the order their changes commit, and the
+    other services apply them in that order (an erasure is never followed by a reactivation).
+    An account erased meanwhile is missing (404)."""
+    if await repository.get_for_update(session, user.id) is None:
+        raise UserNotFoundError
+
+
 async def list_users(session: AsyncSession, page: PageParams) -> Sequence[User]:
     return await repository.list_page(session, page)
 
@@ -146,6 +156,7 @@ async def change_password(
 
 async def deactivate(session: AsyncSession, user: User) -> User:
     """No more logins, and every session of the account ends (its refresh tokens with it)."""
+    await lock(session, user)
     user.is_active = False
     await repository.end_every_session(session, user.id)
     await publish(session, Event(type="user.deactivated", subject_id=user.id))
@@ -154,6 +165,7 @@ async def deactivate(session: AsyncSession, user: User) -> User:
 
 
 async def reactivate(session: AsyncSession, user: User) -> User:
+    await lock(session, user)
     user.is_active = True
     await publish(session, Event(type="user.reactivated", subject_id=user.id))
     await session.flush()
@@ -164,6 +176,7 @@ async def erase(session: AsyncSession, user: User) -> None:
     """Delete the account and everything users-svc holds about it: its row (email, name,
     password hash) and, by the foreign key's cascade, its sessions. The id is not kept, except in
     the `user.deleted` event that tells the other services to erase what they hold."""
+    await lock(session, user)
     await publish(session, Event(type="user.deleted", subject_id=user.id))
     await session.delete(user)
     await session.flush()
