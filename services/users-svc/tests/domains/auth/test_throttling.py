@@ -59,7 +59,7 @@ async def test_twenty_wrong_passwords_then_429_even_with_the_right_one(
     assert wrong.headers["content-type"] == PROBLEM
     assert 0 < int(wrong.headers["retry-after"]) <= 900
     assert wrong.json()["detail"] == (
-        "Too many failed logins for this account or from this address. Retry later."
+        "Too many wrong passwords for this account or from this address. Retry later."
     )
     assert answer(right) == answer(wrong)
 

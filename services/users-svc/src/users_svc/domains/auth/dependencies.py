@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import DomainError
 from common.session import database_of
-from users_svc.domains.auth.service import USER_AGENT_LENGTH, Client
+from users_svc.domains.auth.schemas import USER_AGENT_LENGTH, Client
 
 # One IPv6 subscriber usually holds a whole /64: counted as one client.
 IPV6_CLIENT_PREFIX = 64

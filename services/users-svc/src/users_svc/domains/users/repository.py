@@ -2,7 +2,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.pagination import PageParams
@@ -21,6 +21,15 @@ async def get_honoured(session: AsyncSession, user_id: uuid.UUID) -> User | None
     """The account a token names, if its tokens are still honoured: it exists and is active."""
     user = await session.get(User, user_id)
     return user if user is not None and user.is_active else None
+
+
+async def count_wrong_password(session: AsyncSession, user_id: uuid.UUID) -> None:
+    # In the statement, not on the loaded row: two wrong passwords at once both count.
+    await session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(failed_password_checks=User.failed_password_checks + 1)
+    )
 
 
 async def list_page(session: AsyncSession, page: PageParams) -> Sequence[User]:
