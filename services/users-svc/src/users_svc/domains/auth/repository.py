@@ -72,6 +72,18 @@ async def forget(session: AsyncSession, key: CounterKey) -> None:
     )
 
 
+async def live_sign_ups(session: AsyncSession, key: bytes) -> Counter | None:
+    """The sign-up counter of this client key, if its window has not ended."""
+    statement = select(SignUps.sign_ups, SignUps.window_ends_at, DATABASE_NOW).where(
+        SignUps.key == key, SignUps.window_ends_at > DATABASE_NOW
+    )
+    row = (await session.execute(statement)).one_or_none()
+    if row is None:
+        return None
+    sign_ups, ends, now = row
+    return Counter("sign_up", sign_ups, _seconds_between(now, ends))
+
+
 async def count_sign_up(session: AsyncSession, key: bytes, *, window: timedelta) -> Counter:
     """One more sign-up for this client key, and its count in the window, in one statement: two
     sign-ups at once are both counted."""

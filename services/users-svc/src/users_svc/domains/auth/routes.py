@@ -27,6 +27,7 @@ JWKS_MAX_AGE_SECONDS = 300
 LOGIN_FAILED: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "Incorrect email or password"},
     403: {"model": Problem, "description": "The account is deactivated"},
+    423: {"model": Problem, "description": "The account is locked after too many wrong passwords"},
     429: {
         "model": Problem,
         "description": "Too many failed logins for this account or from this address",

@@ -125,13 +125,17 @@ async def check_password(
 
 async def count_sign_up(session: AsyncSession, client: Client, *, settings: Settings) -> None:
     """Count a sign-up from this client; past the limit of its window, 429 with Retry-After."""
-    counter = await repository.count_sign_up(
-        session,
-        _digest(client.address),
-        window=timedelta(seconds=settings.sign_up_window_seconds),
-    )
-    if counter.count > settings.sign_ups_per_client:
-        raise TooManySignUpsError(retry_after_seconds=max(1, math.ceil(counter.seconds_left)))
+    key = _digest(client.address)
+    limit = settings.sign_ups_per_client
+    # Read first: a flood past the limit is refused without queueing on its counter's row lock.
+    counter = await repository.live_sign_ups(session, key)
+    if counter is None or counter.count < limit:
+        counter = await repository.count_sign_up(
+            session, key, window=timedelta(seconds=settings.sign_up_window_seconds)
+        )
+        if counter.count <= limit:
+            return
+    raise TooManySignUpsError(retry_after_seconds=max(1, math.ceil(counter.seconds_left)))
 
 
 async def unlock(session: AsyncSession, user: User) -> None:
