@@ -93,11 +93,14 @@ async def log_in(
     counters = _counter_keys(email, client)
     await _refuse_when_throttled(session, counters, settings)
     user = await users.get_by_email(session, email)
+    if user is None:
+        await hasher.verify_nothing(password)
+        await _count_failure(session, counters, settings)
+        raise InvalidCredentialsError
     if not await _password_matches(
         session, user, password, counters=counters, hasher=hasher, settings=settings
     ):
         raise InvalidCredentialsError
-    assert user is not None  # only an account's password matches
     if not user.is_active:
         LOGIN_FAILURES.labels("deactivated").inc()
         raise AccountDeactivatedError
@@ -277,19 +280,15 @@ async def _refuse_when_throttled(
 
 async def _password_matches(
     session: AsyncSession,
-    user: User | None,
+    user: User,
     password: str,
     *,
     counters: tuple[CounterKey, CounterKey],
     hasher: PasswordHasher,
     settings: Settings,
 ) -> bool:
-    """Whether `password` is `user`'s (None: no account has the email), as long as a check of
-    a real account takes; a wrong one is counted."""
-    if user is None:
-        await hasher.verify_nothing(password)
-        await _count_failure(session, counters, settings)
-        return False
+    """Whether `password` is `user`'s, unless the account is locked (423); a wrong one is
+    counted, a right one clears the account's counts."""
     if user.failed_password_checks >= settings.password_failures_before_lock:
         LOGIN_THROTTLED.labels("locked").inc()
         raise AccountLockedError
