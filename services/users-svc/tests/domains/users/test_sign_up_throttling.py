@@ -18,9 +18,11 @@ from common.testing import ServiceUnderTest
 from common.testing.plugin import empty_tables, open_client
 
 USERS = "/api/v1/users"
-# Enough argon2 passes (about a second of hashing, more on a busy machine) that a request made
-# meanwhile is sure to land while the hash runs.
-SLOW_HASH = 600
+# Enough argon2 passes (about two seconds of hashing, more on a busy machine) that a request
+# made meanwhile lands while the hash runs, and gives up waiting for the pool before it ends.
+SLOW_HASH = 1000
+POOL_TIMEOUT_SECONDS = 0.5
+PROBE_AFTER_SECONDS = 0.4
 
 
 def sign_up(email: str, password: str = PASSWORD) -> dict[str, str]:
@@ -96,12 +98,12 @@ async def one_connection_app(
     service: ServiceUnderTest, database_url: URL, engine: AsyncEngine
 ) -> AsyncIterator[AsyncClient]:
     """The app on its own committed database, with a pool of one connection that a request
-    waits for at most a quarter of a second (then 503), and slow hashing."""
+    waits for at most half a second (then 503), and slow hashing."""
     settings = service.settings(
         database_url,
         db_pool_size=1,
         db_max_overflow=0,
-        db_pool_timeout_seconds=0.25,
+        db_pool_timeout_seconds=POOL_TIMEOUT_SECONDS,
         password_time_cost=SLOW_HASH,
     )
     try:
@@ -119,7 +121,7 @@ async def test_a_sign_up_holds_no_connection_while_it_hashes(
         ada = await accounts.create("ada@example.com")
 
         signing_up = asyncio.create_task(client.post(USERS, json=sign_up("bob@example.com")))
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(PROBE_AFTER_SECONDS)
         read = await client.get(f"{USERS}/me", headers=ada.auth)
         hashing = not signing_up.done()
         signed_up = await signing_up
@@ -141,7 +143,7 @@ async def test_a_password_change_holds_no_connection_while_it_hashes(
         changing = asyncio.create_task(
             client.post(f"{USERS}/me/password", json=body, headers=bob.auth)
         )
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(PROBE_AFTER_SECONDS)
         read = await client.get(f"{USERS}/me", headers=ada.auth)
         hashing = not changing.done()
         changed = await changing
