@@ -57,7 +57,7 @@ LIMITED = (
         "type": "about:blank",
         "title": "Too Many Requests",
         "status": 429,
-        "detail": "Too many failed logins for this account or from this address. Retry later.",
+        "detail": "Too many wrong passwords for this account or from this address. Retry later.",
     },
 )
 

@@ -24,6 +24,8 @@ def service() -> ServiceUnderTest:
             # Cheap argon2 in tests: the cost parameters are settings, the algorithm is the same.
             "password_time_cost": 1,
             "password_memory_kib": 1024,
+            # Tests sign many accounts up from one client: the sign-up limit's own tests lower it.
+            "sign_ups_per_client": 10_000,
             # users-svc signs with the test key, so `token_factory` tokens verify here too.
             "signing_key": signing_key_for_tests().private_pem(),
         },

@@ -9,7 +9,8 @@ Recorded by `common` for every service (the first by `common.middleware`):
   for the transactions' pool (`write`) and the reads' pool (`read`).
 
 Recorded by the code that knows (the objects below are the API):
-- `LOGIN_FAILURES.labels(reason=...).inc()` and `LOGIN_THROTTLED.labels(scope=...).inc()`;
+- `LOGIN_FAILURES.labels(reason=...).inc()`, `LOGIN_THROTTLED.labels(scope=...).inc()` and
+  `COUNTERS_PRUNED.labels(table=...).inc(n)`;
 - `OUTBOX_BACKLOG.labels(outbox=...).set(n)` and `CONSUMER_LAG.labels(consumer=...).set(n)`,
   for the events' relay and consumers;
 - `REVOCATIONS_PRUNED.labels(table=...).inc(n)`: rows of `revoked_subjects` and
@@ -69,7 +70,8 @@ LOGIN_FAILURES = Counter(
 )
 LOGIN_THROTTLED = Counter(
     "auth_login_throttled",
-    "Logins refused by throttling before any password check, by what was throttled",
+    "Password checks (logins, password changes, erasures) refused before any hash, by what was "
+    "throttled: account, client, or locked (an account locked until an administrator unlocks it)",
     ["scope"],
 )
 SERVICE_CALLS = Counter(
@@ -84,6 +86,11 @@ SERVICE_CALL_DURATION = Histogram(
     "Time of a call to another service, its retries included",
     ["target"],
     buckets=DURATION_BUCKETS,
+)
+COUNTERS_PRUNED = Counter(
+    "auth_counters_pruned",
+    "Throttling counters deleted once their window ended, by table (login_failures, sign_ups)",
+    ["table"],
 )
 OUTBOX_BACKLOG = Gauge(
     "outbox_backlog_events",

@@ -65,6 +65,28 @@ class Settings(TokenSettings, EventSettings):
     login_failures_per_client: int = Field(
         default=100, ge=1, description="Failures per client address in a window before 429"
     )
+    password_failures_before_lock: int = Field(
+        default=100,
+        ge=1,
+        description="Wrong passwords in a row, across windows, that lock an account until an "
+        "administrator unlocks it (NIST 800-63B allows at most 100)",
+    )
+    sign_up_window_seconds: int = Field(
+        default=3_600,
+        ge=1,
+        le=86_400,
+        description="Sign-ups are counted per client in a window that starts at the first one",
+    )
+    sign_ups_per_client: int = Field(
+        default=20, ge=1, description="Sign-ups per client address in a window before 429"
+    )
+    counters_prune_seconds: float = Field(
+        default=60,
+        gt=0,
+        le=3_600,
+        description="How often the login-failure and sign-up counters whose window has ended "
+        "are deleted",
+    )
     access_token_seconds: int = Field(
         default=900,
         ge=30,

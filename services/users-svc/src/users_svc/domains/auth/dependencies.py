@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import DomainError
 from common.session import database_of
-from users_svc.domains.auth.service import USER_AGENT_LENGTH, Client, InvalidClientError
+from users_svc.domains.auth.schemas import USER_AGENT_LENGTH, Client
 
 # One IPv6 subscriber usually holds a whole /64: counted as one client.
 IPV6_CLIENT_PREFIX = 64
@@ -71,17 +71,18 @@ ClientDep = Annotated[Client, Depends(client_of)]
 
 async def client_secret_basic(request: Request) -> tuple[str, str] | None:
     """A service's client id and secret from `Authorization: Basic` (RFC 6749, 2.3.1: each
-    form-urlencoded, then joined by a colon), or None when the request has no such header."""
+    form-urlencoded, then joined by a colon), or None when the request has no such header. A
+    header that cannot be read names no client: the grant refuses it as an unknown one."""
     scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "basic":
         return None
     try:
         decoded = base64.b64decode(encoded, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
-        raise InvalidClientError from None
+        return "", ""
     client_id, colon, secret = decoded.partition(":")
     if not colon:
-        raise InvalidClientError
+        return "", ""
     return unquote_plus(client_id), unquote_plus(secret)
 
 

@@ -1,4 +1,5 @@
-"""The login-failure counters: one row per account key and per client key, in a window."""
+"""The throttling counters: failed password checks per account key and per client key, and
+sign-ups per client key, each in a window."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -8,21 +9,18 @@ from sqlalchemy import case, delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from users_svc.domains.auth.models import LoginFailures
+from users_svc.domains.auth.models import LoginFailures, SignUps
 
 # Counters are stamped with the database's clock, the one every replica shares; clock_timestamp,
 # not now(), which stands still for a whole transaction.
 DATABASE_NOW = func.clock_timestamp()
-# Expired counters a failed login deletes on its way: enough to keep up with any rate of them.
-PURGE_BATCH = 100
-
 CounterKey = tuple[str, bytes]
 
 
 @dataclass(frozen=True, slots=True)
 class Counter:
     scope: str
-    failures: int
+    count: int
     seconds_left: float
 
 
@@ -74,16 +72,45 @@ async def forget(session: AsyncSession, key: CounterKey) -> None:
     )
 
 
-async def purge_ended(session: AsyncSession) -> None:
-    """Delete a batch of counters whose window has ended."""
-    ended = LoginFailures.window_ends_at <= DATABASE_NOW
-    batch = select(LoginFailures.scope, LoginFailures.key).where(ended).limit(PURGE_BATCH)
-    # `ended` again on the row itself: a counter a concurrent failure has just restarted stays.
-    await session.execute(
-        delete(LoginFailures).where(
-            ended, tuple_(LoginFailures.scope, LoginFailures.key).in_(batch)
-        )
+async def live_sign_ups(session: AsyncSession, key: bytes) -> Counter | None:
+    """The sign-up counter of this client key, if its window has not ended."""
+    statement = select(SignUps.sign_ups, SignUps.window_ends_at, DATABASE_NOW).where(
+        SignUps.key == key, SignUps.window_ends_at > DATABASE_NOW
     )
+    row = (await session.execute(statement)).one_or_none()
+    if row is None:
+        return None
+    sign_ups, ends, now = row
+    return Counter("sign_up", sign_ups, _seconds_between(now, ends))
+
+
+async def count_sign_up(session: AsyncSession, key: bytes, *, window: timedelta) -> Counter:
+    """One more sign-up for this client key, and its count in the window, in one statement: two
+    sign-ups at once are both counted."""
+    statement = insert(SignUps).values(key=key, sign_ups=1, window_ends_at=DATABASE_NOW + window)
+    ended = SignUps.window_ends_at <= DATABASE_NOW
+    counted = statement.on_conflict_do_update(
+        index_elements=[SignUps.key],
+        set_={
+            "sign_ups": case((ended, 1), else_=SignUps.sign_ups + 1),
+            "window_ends_at": case(
+                (ended, statement.excluded.window_ends_at), else_=SignUps.window_ends_at
+            ),
+        },
+    ).returning(SignUps.sign_ups, SignUps.window_ends_at, DATABASE_NOW)
+    sign_ups, ends, now = (await session.execute(counted)).one()
+    return Counter("sign_up", sign_ups, _seconds_between(now, ends))
+
+
+async def prune_ended(session: AsyncSession) -> dict[str, int]:
+    """Delete the counters whose window has ended; how many, by table."""
+    pruned = {}
+    for table in (LoginFailures, SignUps):
+        deleted = await session.execute(
+            delete(table).where(table.window_ends_at <= DATABASE_NOW).returning(table.key)
+        )
+        pruned[table.__tablename__] = len(deleted.all())
+    return pruned
 
 
 def _seconds_between(start: datetime, end: datetime) -> float:

@@ -39,6 +39,7 @@ async def no_store(response: Response) -> None:
 LOGIN_FAILED: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "Incorrect email or password"},
     403: {"model": Problem, "description": "The account is deactivated"},
+    423: {"model": Problem, "description": "The account is locked after too many wrong passwords"},
     429: {
         "model": Problem,
         "description": "Too many failed logins for this account or from this address",

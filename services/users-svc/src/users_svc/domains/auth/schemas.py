@@ -1,8 +1,12 @@
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import MISSING, BaseModel, ConfigDict, Field, model_validator
 
 from common.schemas import StorableText
+
+# What of a client's User-Agent its session keeps.
+USER_AGENT_LENGTH = 200
 
 # Not validated as an email: a malformed one is just another unknown account.
 LoginName = Annotated[StorableText, Field(min_length=1, max_length=320)]
@@ -73,3 +77,12 @@ class RefreshTokenBody(BaseModel):
 
 class JsonWebKeySet(BaseModel):
     keys: list[dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """The client logging in, as far as its request says."""
+
+    # The address failures are counted for: an IPv4 address, or the /64 of an IPv6 one.
+    address: str
+    user_agent: str | None

@@ -1,31 +1,35 @@
-"""Logins, refreshes and logouts: where a session starts, rotates and ends.
+"""Logins, refreshes and logouts: where a session starts, rotates and ends; and the throttling
+of every password check and of sign-ups.
 
-A login is checked against the login-failure counters first, so a throttled client costs no
-password hash. The routes run these in a `RecordingSessionDep`: what a refusal records (a
-failed login counted, a reused token's session ended) is committed with the refusal.
+Every password check (a login, and the current password that a password change or an erasure
+asks for) goes through `check_password`: the failure counters first, so a throttled client costs
+no password hash, and a wrong password counted against the account and the client. The routes
+run these in a `RecordingSessionDep`: what a refusal records (a failed check counted, a reused
+token's session ended) is committed with the refusal.
 """
 
+import asyncio
 import hashlib
 import hmac
 import logging
 import math
 import secrets
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.auth import access_claims, service_claims
+from common.background import stopping
 from common.db import new_id
 from common.errors import DomainError, ForbiddenError, TooManyRequestsError, UnauthorizedError
-from common.metrics import LOGIN_FAILURES, LOGIN_THROTTLED
+from common.metrics import COUNTERS_PRUNED, LOGIN_FAILURES, LOGIN_THROTTLED
 from users_svc.domains.auth import repository
 from users_svc.domains.auth.models import ACCOUNT, CLIENT
 from users_svc.domains.auth.repository import CounterKey
-from users_svc.domains.auth.schemas import ServiceToken, TokenForm, Tokens
+from users_svc.domains.auth.schemas import Client, ServiceToken, TokenForm, Tokens
 from users_svc.domains.users import repository as users
-from users_svc.domains.users.models import LoginSession
+from users_svc.domains.users.models import LoginSession, User
 from users_svc.passwords import PasswordHasher
 from users_svc.settings import Settings
 from users_svc.signing import KeyRing
@@ -34,7 +38,6 @@ logger = logging.getLogger(__name__)
 
 # A refresh token is its session's id and 256 random bits: unguessable, and it names its session.
 REFRESH_SECRET_BYTES = 32
-USER_AGENT_LENGTH = 200
 
 
 class InvalidCredentialsError(UnauthorizedError):
@@ -50,7 +53,19 @@ class AccountDeactivatedError(ForbiddenError):
 class TooManyLoginsError(TooManyRequestsError):
     """The same answer whether or not an account has the email."""
 
-    detail = "Too many failed logins for this account or from this address. Retry later."
+    detail = "Too many wrong passwords for this account or from this address. Retry later."
+
+
+class AccountLockedError(DomainError):
+    status_code = 423
+    detail = (
+        "This account is locked after too many wrong passwords in a row. "
+        "An administrator can unlock it."
+    )
+
+
+class TooManySignUpsError(TooManyRequestsError):
+    detail = "Too many sign-ups from this address. Retry later."
 
 
 class InvalidRefreshTokenError(DomainError):
@@ -72,15 +87,6 @@ class InvalidScopeError(DomainError):
 
     status_code = 400
     detail = "The client is not granted every scope it asked for."
-
-
-@dataclass(frozen=True, slots=True)
-class Client:
-    """The client logging in, as far as its request says."""
-
-    # The address failures are counted for: an IPv4 address, or the /64 of an IPv6 one.
-    address: str
-    user_agent: str | None
 
 
 async def log_in(
@@ -105,17 +111,13 @@ async def log_in(
         await hasher.verify_nothing(password)
         await _count_failure(session, counters, settings)
         raise InvalidCredentialsError
-    valid, rehashed = await hasher.verify_and_update(password, user.hashed_password)
-    if not valid:
-        await _count_failure(session, counters, settings)
+    if not await _password_matches(
+        session, user, password, counters=counters, hasher=hasher, settings=settings
+    ):
         raise InvalidCredentialsError
     if not user.is_active:
         LOGIN_FAILURES.labels("deactivated").inc()
         raise AccountDeactivatedError
-    account, _ = counters
-    await repository.forget(session, account)
-    if rehashed is not None:
-        user.hashed_password = rehashed
     return await _start_session(session, user.id, client=client, keys=keys, settings=settings)
 
 
@@ -153,6 +155,65 @@ def grant_client_credentials(
         expires_in=settings.service_token_seconds,
         scope=" ".join(sorted(scopes)),
     )
+
+
+async def check_password(
+    session: AsyncSession,
+    user: User,
+    password: str,
+    *,
+    client: Client,
+    hasher: PasswordHasher,
+    settings: Settings,
+) -> bool:
+    """Whether `password` is the account's, checked as a login checks it: refused (429) before
+    any hash while the account or the client is throttled, and (423) while the account is
+    locked; a wrong password counted against both."""
+    counters = _counter_keys(user.email, client)
+    await _refuse_when_throttled(session, counters, settings)
+    return await _password_matches(
+        session, user, password, counters=counters, hasher=hasher, settings=settings
+    )
+
+
+async def count_sign_up(session: AsyncSession, client: Client, *, settings: Settings) -> None:
+    """Count a sign-up from this client; past the limit of its window, 429 with Retry-After."""
+    key = _digest(client.address)
+    limit = settings.sign_ups_per_client
+    # Read first: a flood past the limit is refused without queueing on its counter's row lock.
+    counter = await repository.live_sign_ups(session, key)
+    if counter is None or counter.count < limit:
+        counter = await repository.count_sign_up(
+            session, key, window=timedelta(seconds=settings.sign_up_window_seconds)
+        )
+        if counter.count <= limit:
+            return
+    raise TooManySignUpsError(retry_after_seconds=max(1, math.ceil(counter.seconds_left)))
+
+
+async def unlock(session: AsyncSession, user: User) -> None:
+    """Let the account's password be checked again: its wrong passwords in a row and its
+    account counter of the window are forgotten."""
+    user.failed_password_checks = 0
+    await repository.forget(session, (ACCOUNT, _digest(user.email)))
+    await session.flush()
+
+
+async def pruning_counters(
+    sessionmaker: async_sessionmaker[AsyncSession], *, every_seconds: float
+) -> None:
+    """Delete the login-failure and sign-up counters whose window has ended, every
+    `every_seconds`, until cancelled; an error (the database away) waits for the next turn."""
+    while not stopping():
+        await asyncio.sleep(every_seconds)
+        try:
+            async with sessionmaker() as session, session.begin():
+                pruned = await repository.prune_ended(session)
+        except Exception:
+            logger.warning("pruning the throttling counters failed; retrying", exc_info=True)
+            continue
+        for table, rows in pruned.items():
+            COUNTERS_PRUNED.labels(table).inc(rows)
 
 
 async def refresh(
@@ -264,13 +325,41 @@ async def _refuse_when_throttled(
     reached = [
         counter
         for counter in await repository.live_counters(session, counters)
-        if counter.failures >= limits[counter.scope]
+        if counter.count >= limits[counter.scope]
     ]
     if reached:
         for counter in reached:
             LOGIN_THROTTLED.labels(counter.scope).inc()
         wait = max(counter.seconds_left for counter in reached)
         raise TooManyLoginsError(retry_after_seconds=max(1, math.ceil(wait)))
+
+
+async def _password_matches(
+    session: AsyncSession,
+    user: User,
+    password: str,
+    *,
+    counters: tuple[CounterKey, CounterKey],
+    hasher: PasswordHasher,
+    settings: Settings,
+) -> bool:
+    """Whether `password` is `user`'s, unless the account is locked (423); a wrong one is
+    counted, a right one clears the account's counts."""
+    if user.failed_password_checks >= settings.password_failures_before_lock:
+        LOGIN_THROTTLED.labels("locked").inc()
+        raise AccountLockedError
+    valid, rehashed = await hasher.verify_and_update(password, user.hashed_password)
+    if not valid:
+        await users.count_wrong_password(session, user.id)
+        await _count_failure(session, counters, settings)
+        return False
+    account, _ = counters
+    await repository.forget(session, account)
+    if user.failed_password_checks:
+        user.failed_password_checks = 0
+    if rehashed is not None:
+        user.hashed_password = rehashed
+    return True
 
 
 async def _count_failure(
@@ -280,4 +369,3 @@ async def _count_failure(
     await repository.count_failure(
         session, counters, window=timedelta(seconds=settings.login_window_seconds)
     )
-    await repository.purge_ended(session)

@@ -1,7 +1,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, LargeBinary, String, false, func, true
+from sqlalchemy import CheckConstraint, ForeignKey, LargeBinary, String, false, func, text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.db import TimestampMixin, new_id
@@ -20,6 +20,9 @@ class User(TimestampMixin, Base):
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
     # Administrators. No request sets it: it is granted in the database (see the README).
     is_superuser: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Wrong passwords since the last right one, across every throttling window: at
+    # USERS_PASSWORD_FAILURES_BEFORE_LOCK the account is locked until an administrator unlocks it.
+    failed_password_checks: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 
 
 class LoginSession(Base):

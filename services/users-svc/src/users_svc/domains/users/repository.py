@@ -2,7 +2,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.pagination import PageParams
@@ -27,6 +27,15 @@ async def get_for_update(session: AsyncSession, user_id: uuid.UUID) -> User | No
     """The account read again, its row locked until the transaction ends: a concurrent change
     of it waits for this transaction's commit."""
     return await session.get(User, user_id, with_for_update=True, populate_existing=True)
+
+
+async def count_wrong_password(session: AsyncSession, user_id: uuid.UUID) -> None:
+    # In the statement, not on the loaded row: two wrong passwords at once both count.
+    await session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(failed_password_checks=User.failed_password_checks + 1)
+    )
 
 
 async def list_page(session: AsyncSession, page: PageParams) -> Sequence[User]:

@@ -7,19 +7,26 @@ from common.auth import UNAUTHORIZED, AccessClaims
 from common.errors import Problem
 from common.pagination import Page, PageDep
 from common.session import SessionDep
+from users_svc.domains.auth.dependencies import ClientDep, RecordingSessionDep
 from users_svc.domains.users import service
-from users_svc.domains.users.dependencies import AdminAccount, CurrentAccount, calling_service
+from users_svc.domains.users.dependencies import (
+    AdminAccount,
+    CountedSignUp,
+    CurrentAccount,
+    SignedInId,
+    calling_service,
+)
 from users_svc.domains.users.schemas import (
     AccountErasure,
     PasswordChange,
     SessionRead,
-    UserCreate,
     UserLookup,
     UserRead,
     UserReference,
     UserUpdate,
 )
 from users_svc.passwords import PasswordHasherDep
+from users_svc.settings import SettingsDep
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -29,10 +36,19 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": Problem, "description": "The email is already taken"}
 }
+SIGN_UP: dict[int | str, dict[str, Any]] = {
+    **CONFLICT,
+    429: {"model": Problem, "description": "Too many sign-ups from this address"},
+}
 SIGNED_IN: dict[int | str, dict[str, Any]] = {**UNAUTHORIZED}
 WITH_PASSWORD: dict[int | str, dict[str, Any]] = {
     **SIGNED_IN,
     403: {"model": Problem, "description": "The current password is not correct"},
+    423: {"model": Problem, "description": "The account is locked after too many wrong passwords"},
+    429: {
+        "model": Problem,
+        "description": "Too many wrong passwords for this account or from this address",
+    },
 }
 ADMIN: dict[int | str, dict[str, Any]] = {
     **UNAUTHORIZED,
@@ -40,9 +56,10 @@ ADMIN: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=CONFLICT)
-async def sign_up(data: UserCreate, session: SessionDep, hasher: PasswordHasherDep) -> UserRead:
-    """Create an account. Emails are unique regardless of letter case. Then log in."""
+@router.post("", status_code=status.HTTP_201_CREATED, responses=SIGN_UP)
+async def sign_up(data: CountedSignUp, session: SessionDep, hasher: PasswordHasherDep) -> UserRead:
+    """Create an account. Emails are unique regardless of letter case. Then log in. Past a
+    number of sign-ups from one address, 429 with `Retry-After`."""
     user = await service.create_user(session, data, hasher=hasher)
     return UserRead.model_validate(user)
 
@@ -80,21 +97,35 @@ async def update_me(account: CurrentAccount, data: UserUpdate, session: SessionD
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=WITH_PASSWORD)
 async def erase_me(
-    account: CurrentAccount, data: AccountErasure, session: SessionDep, hasher: PasswordHasherDep
+    user_id: SignedInId,
+    data: AccountErasure,
+    session: RecordingSessionDep,
+    client: ClientDep,
+    hasher: PasswordHasherDep,
+    settings: SettingsDep,
 ) -> None:
     """Delete your account and what users-svc holds about you (email, name, password hash,
-    sessions); the current password is required. The email can sign up again. Your access
-    tokens stop working here at once, elsewhere when they expire (15 minutes at most)."""
-    await service.erase_me(session, account, data, hasher=hasher)
+    sessions); the current password is required, and wrong ones count with failed logins
+    (429 with `Retry-After` past the limit). The email can sign up again. Your access tokens
+    stop working here at once, elsewhere when they expire (15 minutes at most)."""
+    await service.erase_me(session, user_id, data, client=client, hasher=hasher, settings=settings)
 
 
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, responses=WITH_PASSWORD)
 async def change_my_password(
-    account: CurrentAccount, data: PasswordChange, session: SessionDep, hasher: PasswordHasherDep
+    user_id: SignedInId,
+    data: PasswordChange,
+    session: RecordingSessionDep,
+    client: ClientDep,
+    hasher: PasswordHasherDep,
+    settings: SettingsDep,
 ) -> None:
-    """Change your password; the current one is required. Every session ends: refresh tokens
-    are refused from now on, access tokens already issued stay valid until they expire."""
-    await service.change_password(session, account, data, hasher=hasher)
+    """Change your password; the current one is required, and wrong ones count with failed
+    logins (429 with `Retry-After` past the limit). Every session ends: refresh tokens are
+    refused from now on, access tokens already issued stay valid until they expire."""
+    await service.change_password(
+        session, user_id, data, client=client, hasher=hasher, settings=settings
+    )
 
 
 @router.post("/me/deactivate", status_code=status.HTTP_204_NO_CONTENT, responses=SIGNED_IN)
@@ -168,3 +199,10 @@ async def deactivate_user(user_id: uuid.UUID, _: AdminAccount, session: SessionD
 async def activate_user(user_id: uuid.UUID, _: AdminAccount, session: SessionDep) -> UserRead:
     """Reactivate an account. Administrators only."""
     return UserRead.model_validate(await service.reactivate_user(session, user_id))
+
+
+@router.post("/{user_id}/unlock", responses={**ADMIN, **NOT_FOUND})
+async def unlock_user(user_id: uuid.UUID, _: AdminAccount, session: SessionDep) -> UserRead:
+    """Unlock an account that too many wrong passwords in a row locked (423): its password is
+    checked again, its count of failures starts from zero. Administrators only."""
+    return UserRead.model_validate(await service.unlock_user(session, user_id))

@@ -17,10 +17,13 @@ from common.auth import InvalidTokenError
 from common.errors import ConflictError, ForbiddenError, NotFoundError
 from common.events import Event, publish
 from common.pagination import PageParams
+from users_svc.domains.auth import service as auth
+from users_svc.domains.auth.schemas import Client
 from users_svc.domains.users import repository
 from users_svc.domains.users.models import LoginSession, User
 from users_svc.domains.users.schemas import AccountErasure, PasswordChange, UserCreate, UserUpdate
 from users_svc.passwords import PasswordHasher
+from users_svc.settings import Settings
 
 
 class UserNotFoundError(NotFoundError):
@@ -53,19 +56,28 @@ async def _ensure_email_free(session: AsyncSession, email: str) -> None:
         raise EmailTakenError
 
 
-async def _check_password(hasher: PasswordHasher, user: User, password: str) -> None:
-    valid, _ = await hasher.verify_and_update(password, user.hashed_password)
-    if not valid:
+async def _check_password(
+    session: AsyncSession,
+    user: User,
+    password: str,
+    *,
+    client: Client,
+    hasher: PasswordHasher,
+    settings: Settings,
+) -> None:
+    # Throttled and counted with the logins: a stolen access token guesses no faster than a login.
+    if not await auth.check_password(
+        session, user, password, client=client, hasher=hasher, settings=settings
+    ):
         raise WrongPasswordError
 
 
 async def create_user(session: AsyncSession, data: UserCreate, *, hasher: PasswordHasher) -> User:
+    # Hashed before the first query: the session takes its connection then, so none is held
+    # while argon2 runs, and a flood of sign-ups cannot empty the pool.
+    hashed_password = await hasher.hash(data.password)
     await _ensure_email_free(session, data.email)
-    user = User(
-        email=data.email,
-        full_name=data.full_name,
-        hashed_password=await hasher.hash(data.password),
-    )
+    user = User(email=data.email, full_name=data.full_name, hashed_password=hashed_password)
     session.add(user)
     await session.flush()
     return user
@@ -144,11 +156,23 @@ async def update_user(session: AsyncSession, user: User, data: UserUpdate) -> Us
 
 
 async def change_password(
-    session: AsyncSession, user: User, data: PasswordChange, *, hasher: PasswordHasher
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    data: PasswordChange,
+    *,
+    client: Client,
+    hasher: PasswordHasher,
+    settings: Settings,
 ) -> None:
     """A new password; every session of the account ends, so every device logs in again."""
-    await _check_password(hasher, user, data.current_password)
-    user.hashed_password = await hasher.hash(data.new_password)
+    # Hashed before the first query, as at sign-up: no connection is held while argon2 runs.
+    hashed_password = await hasher.hash(data.new_password)
+    user = await get_signed_in(session, user_id)
+    await _check_password(
+        session, user, data.current_password, client=client, hasher=hasher, settings=settings
+    )
+    await lock(session, user)
+    user.hashed_password = hashed_password
     await repository.end_every_session(session, user.id)
     await publish(session, Event(type="user.password_changed", subject_id=user.id))
     await session.flush()
@@ -183,9 +207,18 @@ async def erase(session: AsyncSession, user: User) -> None:
 
 
 async def erase_me(
-    session: AsyncSession, user: User, data: AccountErasure, *, hasher: PasswordHasher
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    data: AccountErasure,
+    *,
+    client: Client,
+    hasher: PasswordHasher,
+    settings: Settings,
 ) -> None:
-    await _check_password(hasher, user, data.password)
+    user = await get_signed_in(session, user_id)
+    await _check_password(
+        session, user, data.password, client=client, hasher=hasher, settings=settings
+    )
     await erase(session, user)
 
 
@@ -195,6 +228,12 @@ async def deactivate_user(session: AsyncSession, user_id: uuid.UUID) -> User:
 
 async def reactivate_user(session: AsyncSession, user_id: uuid.UUID) -> User:
     return await reactivate(session, await get_user(session, user_id))
+
+
+async def unlock_user(session: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await get_user(session, user_id)
+    await auth.unlock(session, user)
+    return user
 
 
 async def erase_user(session: AsyncSession, user_id: uuid.UUID) -> None:
