@@ -95,6 +95,20 @@ async def test_a_spent_token_sent_again_ends_the_session_for_both(
     assert await sessions_of(db_session, ada.id) == 2  # accounts.create's login, other_device
 
 
+async def test_a_refresh_with_the_session_id_and_a_made_up_secret_changes_nothing(
+    client: AsyncClient, accounts: Accounts
+) -> None:
+    ada = await accounts.create()
+    tokens = await log_in(client, ada.email)
+    session_id, _, secret = tokens["refresh_token"].partition(".")
+
+    forged = await refresh(client, f"{session_id}.{secret[::-1]}")
+
+    assert forged.status_code == 401
+    assert forged.headers["content-type"] == PROBLEM
+    assert (await refresh(client, tokens["refresh_token"])).status_code == 200
+
+
 async def test_logout_ends_the_session_and_answers_204_for_any_token(
     client: AsyncClient, accounts: Accounts
 ) -> None:

@@ -221,23 +221,31 @@ async def refresh(
 ) -> Tokens:
     """New tokens for the session the refresh token names; that token is then spent.
 
-    A token presented after it was spent ends its whole session: a thief and the owner can no
-    longer be told apart, so neither keeps it.
+    The token it replaced, presented again, ends the whole session: a thief and the owner can
+    no longer be told apart, so neither keeps it. A secret that was never the session's changes
+    nothing.
     """
     login = await _session_of(session, presented)
     if login is None:
         raise InvalidRefreshTokenError
     now = datetime.now(UTC)
-    if not hmac.compare_digest(login.token_hash, _digest(presented)):
-        # The session id is half of a refresh token: logs, read by more people than the
-        # database, get the user alone.
-        logger.warning("refresh token reused: a session of user %s ended", login.user_id)
-        await users.end_session(session, login.id)
+    digest = _digest(presented)
+    if not hmac.compare_digest(login.token_hash, digest):
+        if login.previous_token_hash is not None and hmac.compare_digest(
+            login.previous_token_hash, digest
+        ):
+            # The session id is half of a refresh token: logs, read by more people than the
+            # database, get the user alone.
+            logger.warning("refresh token reused: a session of user %s ended", login.user_id)
+            await users.end_session(session, login.id)
+        # Any other secret is made up: knowing a session's id (shown in its owner's list of
+        # sessions) must not be enough to end it.
         raise InvalidRefreshTokenError
     if login.expires_at <= now or await users.get_honoured(session, login.user_id) is None:
         await users.end_session(session, login.id)
         raise InvalidRefreshTokenError
     token = _new_refresh_token(login.id)
+    login.previous_token_hash = login.token_hash
     login.token_hash = _digest(token)
     login.refreshed_at = now
     await session.flush()

@@ -28,8 +28,9 @@ class User(TimestampMixin, Base):
 class LoginSession(Base):
     """What one login started: the refresh token that renews its access tokens.
 
-    Only the SHA-256 of the current refresh token is kept; the token names its session, so an
-    older token of the same session is recognised as reused. Ending a session deletes its row;
+    Only the SHA-256 of the current refresh token is kept, and of the one it replaced: the token
+    names its session, so the replaced token sent again is recognised as reused, while a token
+    with a made-up secret is only refused. Ending a session deletes its row;
     deleting the account deletes its sessions (the foreign key cascades).
     """
 
@@ -40,6 +41,7 @@ class LoginSession(Base):
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    previous_token_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     refreshed_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # However often it is refreshed, the session ends here.
