@@ -27,6 +27,8 @@ PUBLIC = {"GET /health/live", "GET /health/ready"}
 BODIES: dict[str, dict[str, Any]] = {
     "create_thing": {"name": "Lamp"},
     "update_thing": {"name": "Renamed"},
+    "create_share": {"name": "First"},
+    "update_share": {"name": "Renamed"},
 }
 
 # Fields no client may set: each one added to a valid body must answer 422.
