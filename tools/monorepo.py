@@ -61,6 +61,8 @@ class Member:
     groups: tuple[Requirement, ...] = ()
     # A member with an Alembic configuration owns a database: CI migrates it.
     has_migrations: bool = False
+    # The services whose committed openapi.json its contract tests read (`[tool.contracts]`).
+    providers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,8 @@ class Workspace:
 
     def affected_by(self, changed: Iterable[str]) -> list[Member]:
         """Members whose checks a change to these files (paths relative to the root) can alter:
-        the members holding them, and every member depending on one of those, directly or not."""
+        the members holding them, the members whose contract tests read a changed OpenAPI
+        document, and every member depending on one of those, directly or not."""
         changed = list(changed)
         if any(path in SHARED_FILES for path in changed):
             return list(self.members.values())
@@ -109,6 +112,11 @@ class Workspace:
             member.name
             for member in self.members.values()
             if any(path.startswith(f"{member.path}/") for path in changed)
+            or any(
+                f"{self.members[provider].path}/openapi.json" in changed
+                for provider in member.providers
+                if provider in self.members
+            )
         }
         # Then each member depending on an affected one, until there is none left to add.
         while dependents := {
@@ -218,6 +226,7 @@ def _read_member(root: Path, path: Path) -> Member:
         },
         groups=_groups(config.get("dependency-groups", {})),
         has_migrations="alembic" in config.get("tool", {}),
+        providers=tuple(config.get("tool", {}).get("contracts", {}).get("providers", ())),
     )
 
 

@@ -27,6 +27,11 @@ def affected(run_tool: ToolRunner, repo: Path, *args: str) -> list[str]:
     [
         pytest.param("services/things-svc/src/things_svc/routes.py", ["things-svc"], id="service"),
         pytest.param("services/things-svc/pyproject.toml", ["things-svc"], id="service-deps"),
+        # things-svc's contract tests read users-svc's document ([tool.contracts] providers).
+        pytest.param(
+            "services/users-svc/openapi.json", ["things-svc", "users-svc"], id="provider-contract"
+        ),
+        pytest.param("services/users-svc/src/users_svc/main.py", ["users-svc"], id="provider"),
         pytest.param("README.md", [], id="readme-only"),
         pytest.param("tools/anything.py", [], id="tools"),
     ],

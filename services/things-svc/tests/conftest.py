@@ -1,6 +1,8 @@
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from users_provider import CLIENT_SECRET, UsersProvider
 
 from common.testing import ServiceUnderTest
 
@@ -11,7 +13,17 @@ from things_svc.settings import Settings, get_settings
 
 
 @pytest.fixture(scope="session")
-def service() -> ServiceUnderTest:
+def users_svc() -> Iterator[UsersProvider]:
+    """users-svc as things-svc calls it, for the whole run (tests/users_provider.py)."""
+    provider = UsersProvider()
+    provider.start()
+    yield provider
+    if provider.running:
+        provider.stop()
+
+
+@pytest.fixture(scope="session")
+def service(users_svc: UsersProvider) -> ServiceUnderTest:
     return ServiceUnderTest(
         name="things",
         settings_class=Settings,
@@ -19,4 +31,5 @@ def service() -> ServiceUnderTest:
         project_dir=Path(__file__).parents[1],
         build_app=build_app,
         get_settings=get_settings,
+        settings_overrides={"users_url": users_svc.url, "client_secret": CLIENT_SECRET},
     )

@@ -19,27 +19,25 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "shares",
-        sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("owner_id", sa.Uuid(), nullable=False),
-        sa.Column("name", sa.String(length=200), nullable=False),
-        sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("thing_id", sa.Uuid(), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=False),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
+        sa.ForeignKeyConstraint(
+            ["thing_id"],
+            ["things.id"],
+            name=op.f("fk_shares_thing_id_things"),
+            ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_shares")),
+        sa.PrimaryKeyConstraint("thing_id", "user_id", name=op.f("pk_shares")),
     )
-    op.create_index(op.f("ix_shares_owner_id"), "shares", ["owner_id"], unique=False)
+    op.create_index(op.f("ix_shares_user_id"), "shares", ["user_id"], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_shares_owner_id"), table_name="shares")
+    op.drop_index(op.f("ix_shares_user_id"), table_name="shares")
     op.drop_table("shares")

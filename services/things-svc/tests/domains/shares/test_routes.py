@@ -1,175 +1,169 @@
-import uuid
-from typing import Any
+"""Sharing: the owner shares a thing read-only with an account users-svc finds by email."""
 
+import uuid
+from collections.abc import Iterator
+
+import pytest
 from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+from users_provider import UsersProvider
 
+from common.events import Event
 from common.testing import TokenFactory
+from things_svc.events import user_deleted
 
 PROBLEM = "application/problem+json"
-URL = "/api/v1/shares"
-ALICE = uuid.uuid4()
-BOB = uuid.uuid4()
+THINGS = "/api/v1/things"
+SHARED = "/api/v1/shared-things"
 
 
-def share(**overrides: Any) -> dict[str, Any]:
-    return {"name": "First", "description": "The first one", **overrides}
+class People:
+    """An owner, the account it shares with, and a stranger: ids users-svc would give them."""
+
+    def __init__(self, users_svc: UsersProvider, token_factory: TokenFactory) -> None:
+        self.owner_id = uuid.uuid4()
+        self.friend_id = users_svc.add("friend@example.com")
+        self.stranger_id = uuid.uuid4()
+        self.owner = token_factory.auth(self.owner_id)
+        self.friend = token_factory.auth(self.friend_id)
+        self.stranger = token_factory.auth(self.stranger_id)
 
 
-async def count_rows(session: AsyncSession) -> int:
+@pytest.fixture
+def people(users_svc: UsersProvider, token_factory: TokenFactory) -> Iterator[People]:
+    yield People(users_svc, token_factory)
+    users_svc.accounts.clear()
+
+
+async def make_thing(client: AsyncClient, auth: dict[str, str]) -> str:
+    response = await client.post(THINGS, json={"name": "Lamp"}, headers=auth)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def share(client: AsyncClient, thing_id: str, email: str, auth: dict[str, str]) -> int:
+    response = await client.post(f"{THINGS}/{thing_id}/shares", json={"email": email}, headers=auth)
+    return response.status_code
+
+
+async def count_shares(session: AsyncSession) -> int:
     return int(await session.scalar(text("SELECT count(*) FROM shares")) or 0)
 
 
-async def create(client: AsyncClient, auth: dict[str, str], **overrides: Any) -> dict[str, Any]:
-    response = await client.post(URL, json=share(**overrides), headers=auth)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def test_the_token_subject_owns_a_new_share(
-    client: AsyncClient, db_session: AsyncSession, token_factory: TokenFactory
+async def test_the_owner_shares_a_thing_and_the_friend_reads_it_only(
+    client: AsyncClient, people: People
 ) -> None:
-    response = await client.post(URL, json=share(), headers=token_factory.auth(ALICE))
+    thing_id = await make_thing(client, people.owner)
 
-    assert response.status_code == 201
-    body = response.json()
-    assert body["owner_id"] == str(ALICE)
-    assert (body["name"], body["description"]) == ("First", "The first one")
-    row = (await db_session.execute(text("SELECT id, owner_id, name FROM shares"))).one()
-    assert (str(row.id), row.owner_id, row.name) == (body["id"], ALICE, "First")
+    shared = await client.post(
+        f"{THINGS}/{thing_id}/shares", json={"email": "FRIEND@example.com"}, headers=people.owner
+    )
+    again = await share(client, thing_id, "friend@example.com", people.owner)
+
+    assert shared.status_code == 201, shared.text
+    assert shared.json()["user_id"] == str(people.friend_id)
+    assert again == 201
+    listed = (await client.get(SHARED, headers=people.friend)).json()["items"]
+    assert [thing["id"] for thing in listed] == [thing_id]
+    one = await client.get(f"{SHARED}/{thing_id}", headers=people.friend)
+    assert (one.status_code, one.json()["name"]) == (200, "Lamp")
+    shares = await client.get(f"{THINGS}/{thing_id}/shares", headers=people.owner)
+    assert [s["user_id"] for s in shares.json()["items"]] == [str(people.friend_id)]
 
 
-async def test_every_operation_needs_a_token(client: AsyncClient) -> None:
-    some_id = uuid.uuid4()
-    requests = [
-        ("POST", URL),
-        ("GET", URL),
-        ("GET", f"{URL}/{some_id}"),
-        ("PATCH", f"{URL}/{some_id}"),
-        ("DELETE", f"{URL}/{some_id}"),
+async def test_a_share_grants_reading_only(
+    client: AsyncClient, db_session: AsyncSession, people: People
+) -> None:
+    thing_id = await make_thing(client, people.owner)
+    assert await share(client, thing_id, "friend@example.com", people.owner) == 201
+    url = f"{THINGS}/{thing_id}"
+
+    refused = [
+        await client.get(url, headers=people.friend),
+        await client.patch(url, json={"name": "Mine"}, headers=people.friend),
+        await client.delete(url, headers=people.friend),
+        await client.get(f"{url}/shares", headers=people.friend),
+        await client.post(f"{url}/shares", json={"email": "x@example.com"}, headers=people.friend),
+        await client.delete(f"{url}/shares/{people.friend_id}", headers=people.friend),
+        await client.get(f"{SHARED}/{thing_id}", headers=people.stranger),
     ]
-    for method, url in requests:
-        response = await client.request(method, url, json=share())
 
-        assert response.status_code == 401, (method, url)
-        assert response.headers["content-type"] == PROBLEM
-        assert response.headers["www-authenticate"].startswith("Bearer")
-
-
-async def test_get_share(client: AsyncClient, token_factory: TokenFactory) -> None:
-    alice = token_factory.auth(ALICE)
-    created = await create(client, alice)
-
-    response = await client.get(f"{URL}/{created['id']}", headers=alice)
-
-    assert response.status_code == 200
-    assert response.json() == created
+    assert [response.status_code for response in refused] == [404] * len(refused)
+    thing = await client.get(url, headers=people.owner)
+    assert thing.json()["name"] == "Lamp"
+    assert await count_shares(db_session) == 1
 
 
-async def test_unknown_share_is_404(client: AsyncClient, token_factory: TokenFactory) -> None:
-    response = await client.get(f"{URL}/{uuid.uuid4()}", headers=token_factory.auth(ALICE))
-
-    assert response.status_code == 404
-    assert response.headers["content-type"] == PROBLEM
-    assert response.json()["detail"] == "No share with this id."
-
-
-async def test_another_users_share_is_404_and_unchanged(
-    client: AsyncClient, db_session: AsyncSession, token_factory: TokenFactory
+async def test_an_unknown_email_an_inactive_account_and_anothers_thing_answer_the_same_404(
+    client: AsyncClient, db_session: AsyncSession, people: People, users_svc: UsersProvider
 ) -> None:
-    created = await create(client, token_factory.auth(ALICE))
-    bob = token_factory.auth(BOB)
-    url = f"{URL}/{created['id']}"
+    users_svc.add("gone-quiet@example.com", shareable=False)
+    mine = await make_thing(client, people.owner)
+    theirs = await make_thing(client, people.stranger)
 
-    assert (await client.get(url, headers=bob)).status_code == 404
-    assert (await client.patch(url, json={"name": "Taken"}, headers=bob)).status_code == 404
-    assert (await client.delete(url, headers=bob)).status_code == 404
-    assert await db_session.scalar(text("SELECT name FROM shares")) == "First"
-
-
-async def test_invalid_creations_are_422_and_write_nothing(
-    client: AsyncClient, db_session: AsyncSession, token_factory: TokenFactory
-) -> None:
-    invalid = [
-        share(name=""),
-        share(name="x" * 201),
-        share(owner_id=str(BOB)),
-        share(id=str(uuid.uuid4())),
-        share(created_at="2020-01-01T00:00:00Z"),
-        {"description": "No name"},
+    answers = [
+        await client.post(f"{THINGS}/{mine}/shares", json={"email": e}, headers=people.owner)
+        for e in ("nobody@example.com", "gone-quiet@example.com")
     ]
-    for body in invalid:
-        response = await client.post(URL, json=body, headers=token_factory.auth(ALICE))
-        assert response.status_code == 422, body
-        assert response.headers["content-type"] == PROBLEM
+    answers.append(
+        await client.post(
+            f"{THINGS}/{theirs}/shares", json={"email": "friend@example.com"}, headers=people.owner
+        )
+    )
 
-    assert await count_rows(db_session) == 0
+    assert {answer.status_code for answer in answers} == {404}
+    assert {answer.json()["detail"] for answer in answers} == {answers[0].json()["detail"]}
+    assert await count_shares(db_session) == 0
 
 
-async def test_list_shows_only_your_shares_and_paginates(
-    client: AsyncClient, token_factory: TokenFactory
+async def test_unsharing_ends_the_friends_reading(client: AsyncClient, people: People) -> None:
+    thing_id = await make_thing(client, people.owner)
+    assert await share(client, thing_id, "friend@example.com", people.owner) == 201
+
+    ended = await client.delete(
+        f"{THINGS}/{thing_id}/shares/{people.friend_id}", headers=people.owner
+    )
+    again = await client.delete(
+        f"{THINGS}/{thing_id}/shares/{people.friend_id}", headers=people.owner
+    )
+
+    assert (ended.status_code, again.status_code) == (204, 404)
+    assert (await client.get(f"{SHARED}/{thing_id}", headers=people.friend)).status_code == 404
+
+
+async def test_an_erased_user_takes_the_shares_they_were_given(
+    client: AsyncClient, db_session: AsyncSession, people: People
 ) -> None:
-    alice, bob = token_factory.auth(ALICE), token_factory.auth(BOB)
-    for i in range(3):
-        await create(client, alice, name=f"alice-{i}")
-    await create(client, bob, name="bob-0")
+    thing_id = await make_thing(client, people.owner)
+    assert await share(client, thing_id, "friend@example.com", people.owner) == 201
 
-    first = (await client.get(URL, params={"limit": 2}, headers=alice)).json()
-    rest = (await client.get(URL, params={"limit": 2, "offset": 2}, headers=alice)).json()
-    bobs = (await client.get(URL, headers=bob)).json()
-    # An owner filter in the query changes nothing: the token says whose shares these are.
-    asked_for_bob = (await client.get(URL, params={"owner_id": str(BOB)}, headers=alice)).json()
+    await user_deleted(db_session, Event(type="user.deleted", subject_id=people.friend_id))
+    await db_session.flush()
 
-    assert [row["name"] for row in first["items"]] == ["alice-0", "alice-1"]
-    assert [row["name"] for row in rest["items"]] == ["alice-2"]
-    assert [row["name"] for row in bobs["items"]] == ["bob-0"]
-    assert [row["name"] for row in asked_for_bob["items"]] == ["alice-0", "alice-1", "alice-2"]
+    assert await count_shares(db_session) == 0
+    assert (await client.get(f"{THINGS}/{thing_id}", headers=people.owner)).status_code == 200
 
 
-async def test_list_limit_is_capped(client: AsyncClient, token_factory: TokenFactory) -> None:
-    alice = token_factory.auth(ALICE)
-
-    assert (await client.get(URL, params={"limit": 1000}, headers=alice)).status_code == 422
-    assert (await client.get(URL, params={"limit": 0}, headers=alice)).status_code == 422
-
-
-async def test_update_renames_and_clears_description(
-    client: AsyncClient, token_factory: TokenFactory
+async def test_while_users_svc_is_down_sharing_answers_503_and_reading_goes_on(
+    client: AsyncClient, db_session: AsyncSession, people: People, users_svc: UsersProvider
 ) -> None:
-    alice = token_factory.auth(ALICE)
-    created = await create(client, alice)
-    url = f"{URL}/{created['id']}"
+    thing_id = await make_thing(client, people.owner)
+    assert await share(client, thing_id, "friend@example.com", people.owner) == 201
+    users_svc.stop()
+    try:
+        refused = await client.post(
+            f"{THINGS}/{thing_id}/shares",
+            json={"email": "friend@example.com"},
+            headers=people.owner,
+        )
+        reading = await client.get(f"{SHARED}/{thing_id}", headers=people.friend)
+    finally:
+        users_svc.start()
 
-    renamed = await client.patch(url, json={"name": "Second"}, headers=alice)
-    cleared = await client.patch(url, json={"description": None}, headers=alice)
-
-    assert renamed.status_code == 200
-    assert (renamed.json()["name"], renamed.json()["description"]) == ("Second", "The first one")
-    assert (cleared.json()["name"], cleared.json()["description"]) == ("Second", None)
-
-
-async def test_update_refuses_a_null_name_and_changes_nothing(
-    client: AsyncClient, db_session: AsyncSession, token_factory: TokenFactory
-) -> None:
-    alice = token_factory.auth(ALICE)
-    created = await create(client, alice)
-
-    response = await client.patch(f"{URL}/{created['id']}", json={"name": None}, headers=alice)
-
-    assert response.status_code == 422
-    assert await db_session.scalar(text("SELECT name FROM shares")) == "First"
-
-
-async def test_delete_share(
-    client: AsyncClient, db_session: AsyncSession, token_factory: TokenFactory
-) -> None:
-    alice = token_factory.auth(ALICE)
-    created = await create(client, alice)
-
-    response = await client.delete(f"{URL}/{created['id']}", headers=alice)
-
-    assert response.status_code == 204
-    assert await count_rows(db_session) == 0
-    assert (await client.delete(f"{URL}/{created['id']}", headers=alice)).status_code == 404
+    assert refused.status_code == 503
+    assert refused.headers["content-type"] == PROBLEM
+    assert int(refused.headers["retry-after"]) >= 1
+    assert "users-svc" in refused.json()["detail"]
+    assert reading.status_code == 200
+    assert await count_shares(db_session) == 1

@@ -1,17 +1,22 @@
 import uuid
+from datetime import datetime
 
-from sqlalchemy import String, Text
+from sqlalchemy import ForeignKey, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from common.db import TimestampMixin, new_id
 from things_svc.database import Base
 
 
-class Share(TimestampMixin, Base):
+class Share(Base):
+    """A thing its owner lets another user read."""
+
     __tablename__ = "shares"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    # A user of users-svc. No foreign key: that table lives in another service's database.
-    owner_id: Mapped[uuid.UUID] = mapped_column(index=True)
-    name: Mapped[str] = mapped_column(String(200))
-    description: Mapped[str | None] = mapped_column(Text)
+    # Deleting the thing deletes its shares.
+    thing_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("things.id", ondelete="CASCADE"), primary_key=True
+    )
+    # A user of users-svc, found by email through its lookup. No foreign key: that table lives in
+    # another service's database; the user's erasure (`user.deleted`) deletes its shares.
+    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

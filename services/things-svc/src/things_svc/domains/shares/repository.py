@@ -6,28 +6,46 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.pagination import PageParams
 from things_svc.domains.shares.models import Share
+from things_svc.domains.things.models import Thing
 
 # The named queries: built once, with bound parameters; each call gives only the values.
-OWNED_PAGE = (
+SHARES_PAGE = (
     select(Share)
-    .where(Share.owner_id == bindparam("owner_id"))
-    .order_by(Share.id)
+    .where(Share.thing_id == bindparam("thing_id"))
+    .order_by(Share.created_at, Share.user_id)
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
+SHARED_WITH_PAGE = (
+    select(Thing)
+    .join(Share, Share.thing_id == Thing.id)
+    .where(Share.user_id == bindparam("user_id"))
+    .order_by(Thing.id)
     .limit(bindparam("limit"))
     .offset(bindparam("offset"))
 )
 
 
-async def get_owned(
-    session: AsyncSession, share_id: uuid.UUID, *, owner_id: uuid.UUID
-) -> Share | None:
-    """The share with this id, if `owner_id` owns it."""
-    share = await session.get(Share, share_id)
-    return share if share is not None and share.owner_id == owner_id else None
-
-
-async def list_owned(
-    session: AsyncSession, page: PageParams, *, owner_id: uuid.UUID
+async def list_for_thing(
+    session: AsyncSession, page: PageParams, *, thing_id: uuid.UUID
 ) -> Sequence[Share]:
-    """A page of the shares `owner_id` owns, oldest first (ids are UUIDv7: time-ordered)."""
-    values = {"owner_id": owner_id, "limit": page.limit, "offset": page.offset}
-    return (await session.scalars(OWNED_PAGE, values)).all()
+    """A page of a thing's shares, oldest first."""
+    values = {"thing_id": thing_id, "limit": page.limit, "offset": page.offset}
+    return (await session.scalars(SHARES_PAGE, values)).all()
+
+
+async def list_shared_with(
+    session: AsyncSession, page: PageParams, *, user_id: uuid.UUID
+) -> Sequence[Thing]:
+    """A page of the things shared with `user_id`, oldest first."""
+    values = {"user_id": user_id, "limit": page.limit, "offset": page.offset}
+    return (await session.scalars(SHARED_WITH_PAGE, values)).all()
+
+
+async def get_shared_with(
+    session: AsyncSession, thing_id: uuid.UUID, *, user_id: uuid.UUID
+) -> Thing | None:
+    """The thing with this id, if it is shared with `user_id`."""
+    if await session.get(Share, (thing_id, user_id)) is None:
+        return None
+    return await session.get(Thing, thing_id)

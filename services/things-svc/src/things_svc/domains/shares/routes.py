@@ -8,31 +8,55 @@ from common.errors import Problem
 from common.pagination import Page, PageDep
 from common.session import ReadSessionDep, SessionDep
 from things_svc.domains.shares import service
-from things_svc.domains.shares.schemas import ShareCreate, ShareRead, ShareUpdate
+from things_svc.domains.shares.schemas import ShareCreate, ShareRead
+from things_svc.domains.things.schemas import ThingRead
+from things_svc.users import UsersDep
 
-router = APIRouter(prefix="/shares", tags=["shares"], responses=UNAUTHORIZED)
+router = APIRouter(tags=["shares"], responses=UNAUTHORIZED)
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "You have no share with this id"}
+    404: {"model": Problem, "description": "You have no thing with this id"}
+}
+CANNOT_SHARE: dict[int | str, dict[str, Any]] = {
+    404: {
+        "model": Problem,
+        "description": "You have no thing with this id, or no account you can share with has "
+        "this email",
+    },
+}
+SHARE_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "You have no thing with this id shared with this user"}
+}
+NOT_SHARED: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No thing with this id is shared with you"}
 }
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
-async def create_share(data: ShareCreate, user_id: CurrentUser, session: SessionDep) -> ShareRead:
-    """Create a share.
+@router.post(
+    "/things/{thing_id}/shares", status_code=status.HTTP_201_CREATED, responses=CANNOT_SHARE
+)
+async def share_thing(
+    thing_id: uuid.UUID,
+    data: ShareCreate,
+    user_id: CurrentUser,
+    session: SessionDep,
+    users: UsersDep,
+) -> ShareRead:
+    """Let the account with this email read one of your things (not change it).
 
-    You own it: the owner is always the signed-in user.
+    users-svc finds the account: an unknown email, a deactivated account and a thing that is not
+    yours all answer the same 404. While users-svc is unreachable, 503 with `Retry-After`.
     """
-    share = await service.create_share(session, data, owner_id=user_id)
+    share = await service.share_thing(session, thing_id, data, owner_id=user_id, users=users)
     return ShareRead.model_validate(share)
 
 
-@router.get("")
+@router.get("/things/{thing_id}/shares", responses=NOT_FOUND)
 async def list_shares(
-    user_id: CurrentUser, session: ReadSessionDep, page: PageDep
+    thing_id: uuid.UUID, user_id: CurrentUser, session: ReadSessionDep, page: PageDep
 ) -> Page[ShareRead]:
-    """List your shares, oldest first."""
-    shares = await service.list_shares(session, page, owner_id=user_id)
+    """Whom one of your things is shared with, oldest share first."""
+    shares = await service.list_shares(session, thing_id, page, owner_id=user_id)
     return Page(
         items=[ShareRead.model_validate(share) for share in shares],
         limit=page.limit,
@@ -40,31 +64,35 @@ async def list_shares(
     )
 
 
-@router.get("/{share_id}", responses=NOT_FOUND)
-async def get_share(
-    share_id: uuid.UUID, user_id: CurrentUser, session: ReadSessionDep
-) -> ShareRead:
-    """Read one of your shares.
-
-    Another user's share answers 404, like one that does not exist.
-    """
-    share = await service.get_share(session, share_id, owner_id=user_id)
-    return ShareRead.model_validate(share)
-
-
-@router.patch("/{share_id}", responses=NOT_FOUND)
-async def update_share(
-    share_id: uuid.UUID, data: ShareUpdate, user_id: CurrentUser, session: SessionDep
-) -> ShareRead:
-    """Rename one of your shares or change its description.
-
-    Omitted fields stay as they are.
-    """
-    share = await service.update_share(session, share_id, data, owner_id=user_id)
-    return ShareRead.model_validate(share)
+@router.delete(
+    "/things/{thing_id}/shares/{shared_with}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=SHARE_NOT_FOUND,
+)
+async def unshare_thing(
+    thing_id: uuid.UUID, shared_with: uuid.UUID, user_id: CurrentUser, session: SessionDep
+) -> None:
+    """Stop sharing one of your things with this user."""
+    await service.unshare_thing(session, thing_id, shared_with, owner_id=user_id)
 
 
-@router.delete("/{share_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
-async def delete_share(share_id: uuid.UUID, user_id: CurrentUser, session: SessionDep) -> None:
-    """Delete one of your shares."""
-    await service.delete_share(session, share_id, owner_id=user_id)
+@router.get("/shared-things")
+async def list_shared_things(
+    user_id: CurrentUser, session: ReadSessionDep, page: PageDep
+) -> Page[ThingRead]:
+    """The things others shared with you, oldest first."""
+    things = await service.list_shared_with_me(session, page, user_id=user_id)
+    return Page(
+        items=[ThingRead.model_validate(thing) for thing in things],
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/shared-things/{thing_id}", responses=NOT_SHARED)
+async def get_shared_thing(
+    thing_id: uuid.UUID, user_id: CurrentUser, session: ReadSessionDep
+) -> ThingRead:
+    """One thing someone shared with you. Reading only: its owner alone changes it."""
+    thing = await service.get_shared_with_me(session, thing_id, user_id=user_id)
+    return ThingRead.model_validate(thing)
