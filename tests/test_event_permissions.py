@@ -12,7 +12,6 @@ import nats
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.events import Event, EventSettings
@@ -43,18 +42,17 @@ def secured_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedN
         server.stop()
 
 
-def settings_of(
-    service: str, server: EmbeddedNats, *, password: str | None = None
-) -> EventSettings:
-    return EventSettings(
-        environment="test",  # type: ignore[arg-type]
-        service_name=service,
-        database_url="postgresql+asyncpg://unused@127.0.0.1/unused",
-        nats_url=server.url,
-        nats_user=service,
-        nats_password=SecretStr(password or PASSWORDS[service]),
-        events_stream=STREAM,
-    )
+def settings_of(service: str, server: EmbeddedNats) -> EventSettings:
+    values: dict[str, object] = {
+        "ENVIRONMENT": "test",
+        "service_name": service,
+        "database_url": "postgresql+asyncpg://unused@127.0.0.1/unused",
+        "nats_url": server.url,
+        "nats_user": service,
+        "nats_password": PASSWORDS[service],
+        "events_stream": STREAM,
+    }
+    return EventSettings(**values)  # type: ignore[arg-type]
 
 
 @asynccontextmanager
@@ -73,11 +71,13 @@ async def stored_user_events(server: EmbeddedNats) -> dict[str, int]:
     return dict(info.state.subjects or {})
 
 
-async def refused(url: str, **credentials: str) -> str:
-    """Why the server refused a connection with `credentials`; "" when it accepted it."""
+async def refused(url: str, *, user: str | None = None, password: str | None = None) -> str:
+    """Why the server refused a connection as `user`; "" when it accepted it."""
     client = Client()
     try:
-        await client.connect(url, allow_reconnect=False, connect_timeout=2, **credentials)
+        await client.connect(
+            url, user=user, password=password, allow_reconnect=False, connect_timeout=2
+        )
     except nats.errors.Error as exc:
         return str(exc)
     finally:

@@ -96,8 +96,7 @@ class Stack:
             log_file=self.state_dir / "nats.log",
             config_file=NATS_CONFIG,
             environment={
-                f"{s.env_prefix}NATS_PASSWORD": self.nats_passwords()[s.name]
-                for s in self.services
+                f"{s.env_prefix}NATS_PASSWORD": self.nats_passwords()[s.name] for s in self.services
             },
         )
 

@@ -117,9 +117,9 @@ def with_scrape_job(prometheus: str, service: str) -> str:
 
 
 def with_env_lines(example: str, *, database: str, port: int, services: Collection[str]) -> str:
-    """infra/.env.example with the service's database and NATS passwords (its role's name, as the
-    services' development defaults have it) and, commented out, its port on the host: each among the other
-    services' (`services`: their databases), in alphabetical order."""
+    """infra/.env.example with the service's database and NATS passwords (its role's name, as
+    the services' development defaults have it) and, commented out, its port on the host: each
+    among the other services' (`services`: their databases), in alphabetical order."""
     upper = database.upper()
     lines = example.splitlines(keepends=True)
     added = {

@@ -13,6 +13,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from pydantic import ValidationError
 from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, func, insert, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -227,6 +228,20 @@ async def test_an_event_whose_type_is_not_its_subjects_is_dead_lettered_unapplie
     assert (dead.headers or {})["Dead-Letter-Reason"] == (
         f"a user.deleted event on {stream}.user.deactivated"
     )
+
+
+@pytest.mark.parametrize("password", ["change-me", "events-test", ""])
+def test_production_refuses_a_placeholder_nats_password(password: str) -> None:
+    production = {"ENVIRONMENT": "production", "nats_url": "nats://nats:4222"}
+    credentials = {
+        "nats_user": "events-test",
+        "database_url": "postgresql+asyncpg://a:Str0ng-pw@db/a",
+    }
+
+    with pytest.raises(ValidationError, match="NATS_PASSWORD is empty or a placeholder"):
+        Settings(**production, **credentials, nats_password=password)  # type: ignore[arg-type]
+    strong = Settings(**production, **credentials, nats_password="n4ts-Pa55-from-a-Secret")  # type: ignore[arg-type]
+    assert strong.nats_user == "events-test"
 
 
 async def test_sent_events_are_pruned_once_the_stream_no_longer_keeps_them(

@@ -51,7 +51,7 @@ class EventSettings(AppBaseSettings):
 
     @model_validator(mode="after")
     def _refuse_a_placeholder_nats_password(self) -> Self:
-        password = self.nats_password.get_secret_value() if self.nats_password else None
+        password = None if self.nats_password is None else self.nats_password.get_secret_value()
         if (
             self.is_production
             and password is not None
