@@ -90,14 +90,13 @@ class Stack:
 
     def nats(self, port: int | None = None) -> EmbeddedNats:
         """NATS with a user per service (infra/nats/nats.conf): no anonymous client."""
+        passwords = self.nats_passwords()
         return EmbeddedNats(
             self.state_dir / "nats",
             port=port or self.ports.choose("nats", DEFAULT_NATS_PORT),
             log_file=self.state_dir / "nats.log",
             config_file=NATS_CONFIG,
-            environment={
-                f"{s.env_prefix}NATS_PASSWORD": self.nats_passwords()[s.name] for s in self.services
-            },
+            environment={f"{s.env_prefix}NATS_PASSWORD": passwords[s.name] for s in self.services},
         )
 
     def nats_passwords(self) -> dict[str, str]:
