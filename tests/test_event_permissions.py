@@ -4,9 +4,11 @@
 """
 
 import json
+import stat
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import nats
 import pytest
@@ -18,7 +20,9 @@ from common.events import Event, EventSettings
 from common.events.broker import connected, ensure_stream, stream_config
 from common.events.consumer import Consumer, Handler
 from devstack.nats import EmbeddedNats
-from native_stack import NATS_CONFIG
+from devstack.processes import free_port
+from native_stack import NATS_CONFIG, Stack
+from stack_services import discover_services
 
 # The stack's stream: its name is in the configuration's permissions.
 STREAM = "events"
@@ -147,3 +151,33 @@ async def test_things_svc_consumes_acks_and_dead_letters_with_its_own_permission
 
 async def ignore(session: AsyncSession, event: Event) -> None:
     return None
+
+
+async def test_the_native_stacks_nats_admits_each_service_with_its_generated_password_only(
+    tmp_path: Path,
+) -> None:
+    stack = Stack(tmp_path, discover_services())
+    server = stack.nats(port=free_port())
+    server.start()
+    try:
+        anonymous = await refused(server.url)
+        admitted = {
+            service.name: await refused(
+                server.url,
+                user=env[f"{service.env_prefix}NATS_USER"],
+                password=env[f"{service.env_prefix}NATS_PASSWORD"],
+            )
+            for service in stack.services
+            for env in [stack.service_env(service)]
+        }
+    finally:
+        server.stop()
+    kept = tmp_path / "nats-passwords.json"
+
+    assert "Authorization Violation" in anonymous
+    # The services infra/nats/nats.conf names (a service added later gets its user there).
+    assert (admitted["things-svc"], admitted["users-svc"]) == ("", "")
+    # Made up once, readable by its owner only, the same for the next `make up`.
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert Stack(tmp_path, stack.services).nats_passwords() == stack.nats_passwords()
+    assert len(set(stack.nats_passwords().values())) == len(stack.services)
