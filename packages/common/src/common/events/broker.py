@@ -79,6 +79,8 @@ async def connected(settings: EventSettings, *, name: str) -> AsyncIterator[Clie
     while the server is unreachable (the service is up and serving meanwhile)."""
     assert settings.nats_url
 
+    password = settings.nats_password.get_secret_value() if settings.nats_password else None
+
     async def on_error(exc: Exception) -> None:
         logger.warning("NATS: %s", exc)
 
@@ -91,9 +93,7 @@ async def connected(settings: EventSettings, *, name: str) -> AsyncIterator[Clie
                 settings.nats_url,
                 name=name,
                 user=settings.nats_user,
-                password=settings.nats_password.get_secret_value()
-                if settings.nats_password
-                else None,
+                password=password,
                 inbox_prefix=inbox_prefix(settings.service_name),
                 connect_timeout=2,
                 reconnect_time_wait=0.5,

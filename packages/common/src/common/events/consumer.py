@@ -125,9 +125,8 @@ class Consumer:
             await self.dead_letter(message, f"unreadable envelope: {exc.error_count()} errors")
             return
         if event.subject(self.settings.events_stream) != message.subject:
-            # The subject is what NATS lets only the event's publisher send on; the body's
-            # `type` anyone who may publish at all could write. A handler is chosen by the
-            # subject's word, never by the body's alone.
+            # NATS's permissions guard the subject, not the body: a publisher allowed one
+            # subject could write any `type` in it, and the handler is picked by `type`.
             await self.dead_letter(
                 message, f"a {event.type} event on {message.subject}", event=event
             )
