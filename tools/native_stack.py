@@ -108,7 +108,9 @@ class Stack:
             kept: dict[str, str] = json.loads(file.read_text())
         except (OSError, ValueError):
             kept = {}
-        passwords = {s.name: kept.get(s.name) or secrets.token_urlsafe(24) for s in self.services}
+        # Hex: NATS reads a variable's value as it reads its file, where a leading `-`, digits
+        # alone or `true` would not be a string.
+        passwords = {s.name: kept.get(s.name) or secrets.token_hex(24) for s in self.services}
         if passwords != kept:
             file.parent.mkdir(parents=True, exist_ok=True)
             file.touch(mode=0o600)
