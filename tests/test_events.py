@@ -2,7 +2,8 @@
 publishes, things-svc applies (docs/events.md).
 
 A deactivated user's token is refused by things-svc within a second; reactivated, accepted
-again; an erased user's things are gone.
+again; an erased user's things are gone; and so on a NATS that lets each service publish only
+its own events, as `make up` runs it (infra/nats/nats.conf).
 """
 
 import asyncio
@@ -18,8 +19,10 @@ from reliability.processes import UsersAndThings, users_and_things
 from sqlalchemy.engine import URL
 
 from common.testing.plugin import worker_id
+from devstack.nats import EmbeddedNats
 from devstack.postgres import asyncpg_dsn
 from devstack.processes import ServiceProcess
+from native_stack import NATS_CONFIG
 
 pytestmark = pytest.mark.processes
 
@@ -45,6 +48,35 @@ async def stack(
         things_settings=events,
     ) as services:
         yield services
+
+
+@pytest.fixture
+async def secured_stack(postgres_server: URL, tmp_path: Path) -> AsyncIterator[UsersAndThings]:
+    """The services on a NATS of their own, run with the stack's configuration: each connects
+    as its own user, with the permissions that file grants it."""
+    passwords = {"users": "users-Nats-pass-1", "things": "things-Nats-pass-2"}
+    broker = EmbeddedNats(
+        tmp_path / "nats",
+        config_file=NATS_CONFIG,
+        environment={f"{svc.upper()}_NATS_PASSWORD": passwords[svc] for svc in passwords},
+    )
+    broker.start()
+    settings = {
+        svc: {"nats_url": broker.url, "nats_user": f"{svc}-svc", "nats_password": passwords[svc]}
+        for svc in passwords
+    }
+    try:
+        async with users_and_things(
+            postgres_server,
+            tmp_path,
+            name=f"test_secured_events_{worker_id()}",
+            audience=AUDIENCE,
+            users_settings=settings["users"],
+            things_settings=settings["things"],
+        ) as services:
+            yield services
+    finally:
+        broker.stop()
 
 
 async def sign_up(client: httpx.AsyncClient, users: ServiceProcess, email: str) -> str:
@@ -128,6 +160,19 @@ async def test_a_deactivated_user_is_refused_by_things_svc_within_a_second_and_b
 
 
 async def test_an_erased_users_things_are_erased_in_things_svc(stack: UsersAndThings) -> None:
+    await erase_one_of_two_users(stack)
+
+
+async def test_events_flow_on_a_nats_where_each_service_may_send_only_its_own(
+    secured_stack: UsersAndThings,
+) -> None:
+    # users-svc's relay and things-svc's consumer do all they need with the permissions `make up`
+    # grants them (tests/test_event_permissions.py: and nothing more).
+    await erase_one_of_two_users(secured_stack)
+
+
+async def erase_one_of_two_users(stack: UsersAndThings) -> None:
+    """Bob and Carol own things; Bob erases his account: things-svc erases his things only."""
     users, things = stack.users, stack.things
     async with httpx.AsyncClient(timeout=10) as client:
         bob = {"Authorization": f"Bearer {await sign_up(client, users, 'bob@x.io')}"}

@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 import yaml
+from dotenv import dotenv_values
 
 from compose import COMPOSE_FILE, INFRA_DIR
 from devstack.pgbouncer import default_session_timeouts
 from devstack.postgres import EMBEDDED_POSTGRES_VERSION
+from native_stack import NATS_CONFIG
 from render_manifests import OVERLAYS_DIR, render
 from stack_services import (
     DEFAULT_NATS_PORT,
@@ -127,6 +129,28 @@ def test_compose_runs_nats_with_jetstream_as_kubernetes_does(compose: dict[str, 
     assert nats["ports"] == [f"127.0.0.1:${{STACK_NATS_PORT:-{DEFAULT_NATS_PORT}}}:4222"]
 
 
+def test_compose_runs_nats_with_the_native_stacks_users_and_their_passwords_from_env(
+    compose: dict[str, Any],
+) -> None:
+    nats = compose["services"]["nats"]
+    config = (INFRA_DIR / "nats" / "nats.conf").read_text()
+    users = re.findall(r"^\s*user: (\S+)$", config, re.MULTILINE)
+    example = dotenv_values(INFRA_DIR / ".env.example")
+
+    assert NATS_CONFIG == INFRA_DIR / "nats" / "nats.conf"
+    assert "./nats/nats.conf:/etc/nats/nats.conf:ro" in nats["volumes"]
+    assert "--config=/etc/nats/nats.conf" in nats["command"]
+    assert "authorization" in config
+    assert {"users-svc", "things-svc"} <= set(users)
+    for user in users:
+        variable = f"{user.removesuffix('-svc').upper()}_NATS_PASSWORD"
+        assert f"password: ${variable}" in config
+        # Required, from infra/.env: never a password written into the Compose file.
+        assert nats["environment"][variable] == f"${{{variable}:?set {variable} in infra/.env}}"
+        # Development's: the user's own name, which production refuses.
+        assert example[variable] == user
+
+
 @pytest.mark.parametrize("service", SERVICES, ids=by_name)
 def test_compose_has_every_service_with_its_database_migrator_and_healthcheck(
     compose: dict[str, Any], service: Service
@@ -158,6 +182,9 @@ def test_compose_has_every_service_with_its_database_migrator_and_healthcheck(
     }
     assert api["environment"][url_env] == pooled
     assert api["environment"][f"{service.env_prefix}NATS_URL"] == "nats://nats:4222"
+    assert api["environment"][f"{service.env_prefix}NATS_USER"] == service.name
+    password = f"{service.env_prefix}NATS_PASSWORD"
+    assert api["environment"][password] == f"${{{password}}}"
     assert api["environment"][f"{service.env_prefix}DB_POOLER"] == "pgbouncer"
     assert "/health/ready" in " ".join(api["healthcheck"]["test"])
     # The same host port as the native stack, on loopback only.

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from common.auth import JwksSettings
 from common.settings import AppBaseSettings
@@ -273,6 +274,11 @@ def test_each_service_reaches_exactly_what_its_settings_use(
     if "nats_url" in settings.model_fields:
         expected.add(("nats", 4222))
         assert f"{service.env_prefix}NATS_URL" in variables
+        # As its own NATS user, its password from its own Secret (never inlined).
+        env = {v["name"]: v for c in containers(pod) for v in c["env"]}
+        assert env[f"{service.env_prefix}NATS_USER"]["value"] == service.name
+        password = env[f"{service.env_prefix}NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert re.fullmatch(rf"{service.name}-nats(-[a-z0-9]{{10}})?", password["name"])
     if issubclass(settings, JwksSettings):
         expected.add(("users-svc", 8000))
         assert f"{service.env_prefix}JWKS_URL" in variables
@@ -330,7 +336,7 @@ def test_prod_references_its_secrets_and_commits_none() -> None:
     }
 
     assert not [d for d in documents if d["kind"] == "Secret"]
-    assert referenced == {f"{s.name}-database" for s in SERVICES}
+    assert referenced == {f"{s.name}-{secret}" for s in SERVICES for secret in ("database", "nats")}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -353,3 +359,112 @@ def test_the_budget_refuses_pools_that_do_not_fit() -> None:
     ]
 
     assert not Budget.of(documents).fits()
+
+
+NATS_CONFIG = ROOT / "infra" / "nats" / "nats.conf"
+EXTERNAL = ROOT / "deploy" / "kubernetes" / "external"
+NATS_CLIENT_LABEL = "fastapi-services/nats-client"
+
+
+def nats_grants(config: str) -> dict[str, set[str]]:
+    """What each user of a NATS configuration file may publish and subscribe to, as
+    `{user: {"pub events.user.*", "sub _INBOX.users-svc.>", ...}}`."""
+    grants: dict[str, set[str]] = {}
+    for block in re.split(r"\n\s*user: ", config)[1:]:
+        user = block.split()[0]
+        publish, _, subscribe = block.partition("subscribe:")
+        grants[user] = {f"pub {s}" for s in re.findall(r'"([^"]+)"', publish)}
+        grants[user] |= {f"sub {s}" for s in re.findall(r'"([^"]+)"', subscribe)}
+    return grants
+
+
+def test_the_charts_nats_grants_exactly_what_the_stacks_does() -> None:
+    values = yaml_load(EXTERNAL / "nats-values.yaml")
+    users = values["config"]["merge"]["authorization"]["users"]
+    chart = {
+        user["user"]: {
+            f"{verb[:3]} {subject}"
+            for verb in ("publish", "subscribe")
+            for subject in user["permissions"][verb]["allow"]
+        }
+        for user in users
+    }
+    stack = nats_grants(NATS_CONFIG.read_text())
+
+    assert chart == stack
+    assert {"users-svc", "things-svc"} <= set(stack)
+    assert "pub events.user.*" in stack["users-svc"]
+    assert not any(grant.startswith("pub events.user") for grant in stack["things-svc"])
+    for user in users:
+        variable = f"{user['user'].removesuffix('-svc').upper()}_NATS_PASSWORD"
+        assert user["password"] == f"<< ${variable} >>"
+        # From the operator's Secret, never inlined.
+        secret = values["container"]["env"][variable]["valueFrom"]["secretKeyRef"]
+        assert secret == {"name": "nats-users", "key": user["user"]}
+
+
+def test_the_dev_nats_runs_the_stacks_configuration_with_the_services_passwords() -> None:
+    copy = OVERLAYS_DIR / "dev" / "nats" / "nats.conf"
+    deployment = find("dev", "Deployment", "nats")["spec"]["template"]["spec"]
+    nats = deployment["containers"][0]
+    config = find("dev", "ConfigMap", "nats-config")
+    env = {v["name"]: v["valueFrom"]["secretKeyRef"]["name"] for v in nats["env"]}
+
+    assert copy.read_text() == NATS_CONFIG.read_text()
+    assert config["data"]["nats.conf"] == NATS_CONFIG.read_text()
+    assert "--config=/etc/nats/nats.conf" in nats["args"]
+    assert {"mountPath": "/etc/nats", "name": "config", "readOnly": True} in nats["volumeMounts"]
+    for user in nats_grants(NATS_CONFIG.read_text()):
+        variable = f"{user.removesuffix('-svc').upper()}_NATS_PASSWORD"
+        assert re.fullmatch(rf"{user}-nats-[a-z0-9]{{10}}", env[variable])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_services_that_use_events_carry_the_label_natss_policies_let_in(
+    overlay: str,
+) -> None:
+    labelled = {
+        d["metadata"]["name"]
+        for d in rendered(overlay)
+        if d["kind"] == "Deployment"
+        and d["spec"]["template"]["metadata"]["labels"].get(NATS_CLIENT_LABEL) == "true"
+    }
+    users = {s.name for s in SERVICES if "nats_url" in settings_class(s).model_fields}
+
+    assert labelled == users
+    if overlay == "dev":
+        ingress = find("dev", "NetworkPolicy", "nats")["spec"]["ingress"]
+        assert ingress == [
+            {
+                "from": [{"podSelector": {"matchLabels": {NATS_CLIENT_LABEL: "true"}}}],
+                "ports": [{"protocol": "TCP", "port": 4222}],
+            }
+        ]
+
+
+@pytest.mark.parametrize("version", [KUBERNETES_VERSIONS[0], KUBERNETES_VERSIONS[-1]])
+def test_the_nats_namespace_lets_in_only_the_services_that_use_events(version: str) -> None:
+    policy = yaml_load(EXTERNAL / "nats-networkpolicy.yaml")
+    prod_namespace = find("prod", "Namespace", "fastapi-services")["metadata"]["name"]
+    clients, routes = policy["spec"]["ingress"]
+
+    assert invalid([policy], version) == []
+    assert policy["spec"]["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "nats"}}
+    assert clients == {
+        "from": [
+            {
+                "namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": prod_namespace}
+                },
+                "podSelector": {"matchLabels": {NATS_CLIENT_LABEL: "true"}},
+            }
+        ],
+        "ports": [{"protocol": "TCP", "port": 4222}],
+    }
+    assert routes["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "nats"}}}]
+    assert routes["ports"] == [{"protocol": "TCP", "port": 6222}]
+
+
+def yaml_load(path: Path) -> Document:
+    document: Document = yaml.safe_load(path.read_text())
+    return document

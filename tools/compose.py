@@ -69,6 +69,11 @@ def host_env(service: Service, services: Sequence[Service]) -> dict[str, str]:
         "ENVIRONMENT": str(values.get("ENVIRONMENT") or "development"),
         f"{service.env_prefix}DATABASE_URL": url,
         f"{service.env_prefix}NATS_URL": f"nats://{HOST}:{nats_port or DEFAULT_NATS_PORT}",
+        # Its NATS user is named after it (infra/nats/nats.conf).
+        f"{service.env_prefix}NATS_USER": service.name,
+        f"{service.env_prefix}NATS_PASSWORD": str(
+            values.get(f"{service.env_prefix}NATS_PASSWORD") or ""
+        ),
     }
     issuer = next((s for s in services if s.name == TOKEN_ISSUER_SERVICE), None)
     if issuer is not None:

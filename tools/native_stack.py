@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,6 +48,10 @@ READY_TIMEOUT_SECONDS = float(os.environ.get("STACK_READY_TIMEOUT", "60"))
 # The server connections PgBouncer keeps per database and role (`make up POOLER=1`): every replica
 # of a service shares them, whatever their number (docs/deployment.md: the connection budget).
 POOL_SIZE = 20
+
+# Who may publish and consume which events (docs/events.md: security): the file Compose and the
+# Kubernetes dev overlay run too.
+NATS_CONFIG = ROOT / "infra" / "nats" / "nats.conf"
 
 Say = Callable[[str], None]
 
@@ -83,11 +89,33 @@ class Stack:
         )
 
     def nats(self, port: int | None = None) -> EmbeddedNats:
+        """NATS with a user per service (infra/nats/nats.conf): no anonymous client."""
+        passwords = self.nats_passwords()
         return EmbeddedNats(
             self.state_dir / "nats",
             port=port or self.ports.choose("nats", DEFAULT_NATS_PORT),
             log_file=self.state_dir / "nats.log",
+            config_file=NATS_CONFIG,
+            environment={f"{s.env_prefix}NATS_PASSWORD": passwords[s.name] for s in self.services},
         )
+
+    def nats_passwords(self) -> dict[str, str]:
+        """Each service's NATS password: made up on the first `make up`, kept in the stack's
+        folder (git-ignored, readable by its owner only) for the next ones. Never a password
+        anyone typed, so none is ever committed or reused elsewhere."""
+        file = self.state_dir / "nats-passwords.json"
+        try:
+            kept: dict[str, str] = json.loads(file.read_text())
+        except (OSError, ValueError):
+            kept = {}
+        # Hex: NATS reads a variable's value as it reads its file, where a leading `-`, digits
+        # alone or `true` would not be a string.
+        passwords = {s.name: kept.get(s.name) or secrets.token_hex(24) for s in self.services}
+        if passwords != kept:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.touch(mode=0o600)
+            file.write_text(json.dumps(passwords, indent=2) + "\n")
+        return passwords
 
     def pooler(self, postgres: EmbeddedPostgres) -> PgBouncer:
         """PgBouncer, checking each role's password as the server behind it does."""
@@ -263,6 +291,9 @@ class Stack:
                 nats_url=self.nats().url,
             ),
         }
+        # Its NATS user is named after it (infra/nats/nats.conf).
+        env[f"{service.env_prefix}NATS_USER"] = service.name
+        env[f"{service.env_prefix}NATS_PASSWORD"] = self.nats_passwords()[service.name]
         if pooler is not None:
             env[f"{service.env_prefix}DB_POOLER"] = "pgbouncer"
         return env

@@ -111,13 +111,14 @@ def with_scrape_job(prometheus: str, service: str) -> str:
 
 
 def with_env_lines(example: str, *, database: str, port: int, services: Collection[str]) -> str:
-    """infra/.env.example with the service's database password (its role's name, as the services'
-    development defaults have it) and, commented out, its port on the host: each among the other
-    services' (`services`: their databases), in alphabetical order."""
+    """infra/.env.example with the service's database and NATS passwords (its role's name, as
+    the services' development defaults have it) and, commented out, its port on the host: each
+    among the other services' (`services`: their databases), in alphabetical order."""
     upper = database.upper()
     lines = example.splitlines(keepends=True)
     added = {
         "{}_DB_PASSWORD": f"{upper}_DB_PASSWORD={database}\n",
+        "{}_NATS_PASSWORD": f"{upper}_NATS_PASSWORD={database}\n",
         "STACK_{}_PORT": f"# STACK_{upper}_PORT={port}\n",
     }
     for name, line in added.items():
@@ -170,7 +171,8 @@ def with_kubernetes_service(overlay: str, *, service: str, tag: str) -> str:
 
 def with_dev_database(overlay: str, *, service: str, database: str) -> str:
     """The dev overlay's kustomization with the service's role in PgBouncer's userlist and its
-    database URLs (no password: the dev Postgres trusts its one client, PgBouncer)."""
+    database URLs (no password: the dev Postgres trusts its one client, PgBouncer), and its
+    NATS password."""
     document = YAML_FILES.load(overlay)
     generators = document["secretGenerator"]
     userlist = next(g for g in generators if g["name"] == "pgbouncer-userlist")["literals"]
@@ -179,6 +181,8 @@ def with_dev_database(overlay: str, *, service: str, database: str) -> str:
     literals = [f"url={server}/{database}", f"migrate-url={server}/{database}_migrate"]
     generator = {"name": f"{service}-database", "literals": literals}
     add_sorted(generators, generator, key="name", among=lambda name: name.endswith("-database"))
+    nats = {"name": f"{service}-nats", "literals": [f"password={database}-dev-only"]}
+    add_sorted(generators, nats, key="name", among=lambda name: name.endswith("-nats"))
     return dump(document)
 
 

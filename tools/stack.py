@@ -210,6 +210,8 @@ def events(stack: Stack) -> int:
                     service.name,
                     database_url=env[f"{prefix}DATABASE_URL"],
                     nats_url=env[f"{prefix}NATS_URL"],
+                    nats_user=env.get(f"{prefix}NATS_USER"),
+                    nats_password=env.get(f"{prefix}NATS_PASSWORD"),
                     stream=os.environ.get(f"{prefix}EVENTS_STREAM", "events"),
                 )
             )

@@ -13,6 +13,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from pydantic import ValidationError
 from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, func, insert, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -28,7 +29,7 @@ from common.events import (
     event_schema_document,
     publish,
 )
-from common.events.broker import dead_letter_subject
+from common.events.broker import dead_letter_subject, ensure_stream
 from common.events.lifespan import running_events
 from common.events.relay import prune_sent
 from common.events.status import event_figures, figures_table
@@ -194,6 +195,53 @@ async def test_a_poison_event_is_dead_lettered_after_its_deliveries_and_the_othe
     )
     assert (figures.outbox_backlog, figures.consumer_lag, figures.dead_letters) == (0, 0, 1)
     assert figures_table([figures]).splitlines()[1].split() == ["events-test", "0", "0", "1"]
+
+
+async def test_an_event_whose_type_is_not_its_subjects_is_dead_lettered_unapplied(
+    settings_for: Callable[..., Settings], nats_url: str
+) -> None:
+    settings = settings_for()
+    stream = settings.events_stream
+    database = Database.from_settings(settings)
+    handlers = [Handler("user.deleted", record), Handler("user.deactivated", record)]
+    victim = uuid.uuid4()
+    # A `user.deleted` body on the subject of a milder event: what a client allowed to publish
+    # that one subject alone would send to have its victim erased.
+    forged = Event(type="user.deleted", subject_id=victim, data={"number": 1})
+    honest = Event(type="user.deactivated", subject_id=victim, data={"number": 2})
+    client = await nats.connect(nats_url)
+    try:
+        js = client.jetstream()
+        await ensure_stream(js, settings)
+        await js.publish(f"{stream}.user.deactivated", forged.model_dump_json().encode())
+        await js.publish(honest.subject(stream), honest.model_dump_json().encode())
+        async with running_events(settings, database, Events(handlers=handlers)):
+            rows = await applied_rows(database.engine, expected=1)
+        dead = await js.get_last_msg(stream, dead_letter_subject(settings, settings.service_name))
+    finally:
+        await client.close()
+        await database.dispose()
+
+    # Events are applied in order: the forged one was given up before the honest one came.
+    assert [(row[2], row[3]) for row in rows] == [(2, "user.deactivated")]
+    assert Event.model_validate_json(dead.data or b"").id == forged.id
+    assert (dead.headers or {})["Dead-Letter-Reason"] == (
+        f"a user.deleted event on {stream}.user.deactivated"
+    )
+
+
+@pytest.mark.parametrize("password", ["change-me", "events-test", ""])
+def test_production_refuses_a_placeholder_nats_password(password: str) -> None:
+    production = {"ENVIRONMENT": "production", "nats_url": "nats://nats:4222"}
+    credentials = {
+        "nats_user": "events-test",
+        "database_url": "postgresql+asyncpg://a:Str0ng-pw@db/a",
+    }
+
+    with pytest.raises(ValidationError, match="NATS_PASSWORD is empty or a placeholder"):
+        Settings(**production, **credentials, nats_password=password)  # type: ignore[arg-type]
+    strong = Settings(**production, **credentials, nats_password="n4ts-Pa55-from-a-Secret")  # type: ignore[arg-type]
+    assert strong.nats_user == "events-test"
 
 
 async def test_sent_events_are_pruned_once_the_stream_no_longer_keeps_them(

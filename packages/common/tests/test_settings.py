@@ -250,6 +250,8 @@ def test_a_settings_class_inherits_every_production_check(monkeypatch: pytest.Mo
         "SHOP_TOKEN_AUDIENCE",
         "SHOP_JWKS_URL",
         "SHOP_NATS_URL",
+        "SHOP_NATS_USER",
+        "SHOP_NATS_PASSWORD",
         "SHOP_COUPON_SERVICE_URL",
     ):
         assert f"{name} must be set explicitly" in str(refused.value)

@@ -16,6 +16,8 @@ PRODUCTION = {
     "USERS_TOKEN_ISSUER": "https://users.example.com",
     "USERS_TOKEN_AUDIENCE": "https://api.example.com",
     "USERS_NATS_URL": "nats://nats:4222",
+    "USERS_NATS_USER": "users-svc",
+    "USERS_NATS_PASSWORD": "n4ts-Pa55-from-a-Secret",
 }
 
 

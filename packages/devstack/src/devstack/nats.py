@@ -6,7 +6,9 @@ package, like the embedded Postgres, so no Docker and no system install.
 - `EmbeddedNats`: a server on a free loopback port and a data folder, started, stopped, killed
   and restarted on demand (`make up`, the tests, the reliability suite, the benchmark). Its
   JetStream data outlives `stop()`: a restarted server finds its streams and consumers again.
-  Its pid file lets another process (`make down`) find and stop it.
+  Its pid file lets another process (`make down`) find and stop it. With `config_file` it runs
+  that configuration (infra/nats/nats.conf: users and their permissions), the variables the
+  file names taken from `environment`.
 """
 
 import os
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import psutil
@@ -52,6 +55,19 @@ class EmbeddedNats(DataDirServer):
     # The server this object started, reaped when it stops (another process's is not ours).
     _child: subprocess.Popen[bytes] | None = None
 
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        log_file: Path | None = None,
+        config_file: Path | None = None,
+        environment: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(data_dir, port=port, log_file=log_file)
+        self.config_file = config_file
+        self.environment = dict(environment or {})
+
     @property
     def pid_file(self) -> Path:
         return self.data_dir.with_name(f"{self.data_dir.name}.pid")
@@ -81,12 +97,16 @@ class EmbeddedNats(DataDirServer):
         command = [str(nats_server_binary()), "--jetstream", f"--store_dir={self.data_dir}"]
         command += [f"--addr={self.host}", f"--port={self.port}", f"--log={self.log_file}"]
         command += [f"--pid={self.pid_file}"]
+        if self.config_file is not None:
+            # The flags above still choose the address and folders: they win over the file.
+            command += [f"--config={self.config_file.resolve()}"]
         # A session of its own: Ctrl-C in the terminal of `make up` does not reach it.
         process = self._child = subprocess.Popen(
             command,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             cwd=self.data_dir,
+            env={**os.environ, **self.environment},
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout_seconds

@@ -10,7 +10,7 @@ from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 
 from common.events.settings import EventSettings
 
@@ -49,11 +49,37 @@ async def ensure_stream(js: JetStreamContext, settings: EventSettings) -> None:
         await js.update_stream(config)
 
 
+def inbox_prefix(service_name: str) -> str:
+    """Where a service's replies come (`_INBOX.<service>.…`): a prefix of its own, so the server
+    lets each service read its own replies only (infra/nats/nats.conf)."""
+    return f"_INBOX.{service_name}"
+
+
+async def wait_for_stream(js: JetStreamContext, settings: EventSettings) -> None:
+    """Wait until the stream exists. Its publishers make it (`ensure_stream`); a consumer only
+    reads it: a service that could change the stream's configuration could also have it rewrite
+    one subject into another (docs/events.md: security)."""
+    waited = False
+    while True:
+        try:
+            await js.stream_info(settings.events_stream)
+            return
+        except NotFoundError:
+            if not waited:
+                logger.info(
+                    "waiting for the stream %s (its publishers make it)", settings.events_stream
+                )
+                waited = True
+            await asyncio.sleep(0.5)
+
+
 @asynccontextmanager
 async def connected(settings: EventSettings, *, name: str) -> AsyncIterator[Client]:
     """A NATS connection that reconnects forever once made; made by retrying every second
     while the server is unreachable (the service is up and serving meanwhile)."""
     assert settings.nats_url
+
+    password = settings.nats_password.get_secret_value() if settings.nats_password else None
 
     async def on_error(exc: Exception) -> None:
         logger.warning("NATS: %s", exc)
@@ -66,6 +92,9 @@ async def connected(settings: EventSettings, *, name: str) -> AsyncIterator[Clie
             client = await nats.connect(
                 settings.nats_url,
                 name=name,
+                user=settings.nats_user,
+                password=password,
+                inbox_prefix=inbox_prefix(settings.service_name),
                 connect_timeout=2,
                 reconnect_time_wait=0.5,
                 max_reconnect_attempts=-1,

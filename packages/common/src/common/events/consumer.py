@@ -6,6 +6,9 @@ events are applied in the order they were stored, across restarts too. Each even
 one transaction that also records its id in the inbox: a redelivered event (the consumer died
 after committing, before its ack arrived) finds its id there and is acknowledged unapplied.
 
+An event whose `type` is not the one its subject names is dead-lettered unapplied: NATS's
+permissions say who may publish on a subject (docs/events.md: security), not what a body says.
+
 A handler that raises rolls its transaction back; the event is redelivered after a delay that
 doubles each time, and after `events_max_deliver` deliveries it is republished to the
 dead-letter subject `<stream>.dead.<consumer>`, logged as an error and dropped, so the events
@@ -30,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.background import stopping
 from common.errors import is_database_unavailable
-from common.events.broker import dead_letter_subject, ensure_stream
+from common.events.broker import dead_letter_subject, wait_for_stream
 from common.events.envelope import MESSAGE_ID_HEADER, Event
 from common.events.settings import EventSettings
 from common.events.tables import INBOX
@@ -85,7 +88,7 @@ class Consumer:
 
     async def run(self) -> None:
         """Consume until cancelled."""
-        await ensure_stream(self.js, self.settings)
+        await wait_for_stream(self.js, self.settings)
         stream = self.settings.events_stream
         try:
             await self.js.add_consumer(stream, self.config())
@@ -120,6 +123,13 @@ class Consumer:
         except ValidationError as exc:
             # An envelope this consumer cannot read never will: no point retrying.
             await self.dead_letter(message, f"unreadable envelope: {exc.error_count()} errors")
+            return
+        if event.subject(self.settings.events_stream) != message.subject:
+            # NATS's permissions guard the subject, not the body: a publisher allowed one
+            # subject could write any `type` in it, and the handler is picked by `type`.
+            await self.dead_letter(
+                message, f"a {event.type} event on {message.subject}", event=event
+            )
             return
         try:
             with consuming(f"apply {event.type}", event.trace_context):

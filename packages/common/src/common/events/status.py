@@ -9,6 +9,7 @@ import asyncpg
 import nats
 from nats.js.errors import NotFoundError
 
+from common.events.broker import inbox_prefix
 from common.events.listener import asyncpg_dsn
 from common.events.tables import OUTBOX_TABLE
 
@@ -26,13 +27,22 @@ class EventFigures:
 
 
 async def event_figures(
-    service: str, *, database_url: str, nats_url: str, stream: str
+    service: str,
+    *,
+    database_url: str,
+    nats_url: str,
+    stream: str,
+    nats_user: str | None = None,
+    nats_password: str | None = None,
 ) -> EventFigures:
     backlog = await outbox_backlog(database_url)
     lag = dead = None
     with contextlib.suppress(OSError, TimeoutError, nats.errors.Error):
         client = await nats.connect(
             nats_url,
+            user=nats_user,
+            password=nats_password,
+            inbox_prefix=inbox_prefix(service),
             connect_timeout=UNREACHABLE_TIMEOUT_SECONDS,
             allow_reconnect=False,
         )
