@@ -138,6 +138,9 @@ async def start_targets(
                 "db_pool_size": str(args.pool_size),
                 "db_read_pool_size": str(args.pool_size),
                 "nats_url": nats_url,
+                # Production connects as a NATS user; the benchmark's broker admits anyone.
+                "nats_user": target.facts(service).name,
+                "nats_password": "bench-not-a-placeholder",
                 "events_stream": f"bench-{target.name}",
             }
             if service == "users":

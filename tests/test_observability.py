@@ -33,6 +33,8 @@ def production_things(folder: Path, *, metrics_port: int) -> ServiceProcess:
         f"{prefix}JWKS_URL": "http://127.0.0.1:9/.well-known/jwks.json",
         # Never reached either: the events wait (docs/events.md).
         f"{prefix}NATS_URL": "nats://127.0.0.1:9",
+        f"{prefix}NATS_USER": "things-svc",
+        f"{prefix}NATS_PASSWORD": "not-a-placeholder",
         f"{prefix}METRICS_PORT": str(metrics_port),
         f"{prefix}METRICS_HOST": "127.0.0.1",
         f"{prefix}DB_POOL_SIZE": str(POOL_SIZE),
