@@ -148,6 +148,10 @@ async def start_targets(
             else:
                 users = traced if target is traced else services
                 settings["jwks_url"] = users.servers["users"].url + JWKS_PATH
+                # Sharing calls users-svc; the benchmark's users-svc registers no client, so
+                # only the settings production requires are given.
+                settings["users_url"] = users.servers["users"].url
+                settings["client_secret"] = "bench-not-a-placeholder-client-secret"
             process = service_process(
                 target.facts(service),
                 python=target.pythons[service],

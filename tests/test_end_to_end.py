@@ -82,6 +82,38 @@ async def test_a_users_svc_token_works_on_things_svc_and_things_stay_their_owner
         assert mask_secrets(log) == log, process.name
 
 
+async def test_a_thing_shared_by_email_is_read_by_the_account_users_svc_finds(
+    stack: tuple[ServiceProcess, ServiceProcess],
+) -> None:
+    """things-svc asks users-svc for the account, with a token of its own (client credentials)."""
+    users, things = stack
+    async with httpx.AsyncClient(timeout=10) as client:
+        alice = {"Authorization": f"Bearer {await sign_up_and_log_in(client, users, 'a@x.io')}"}
+        bob = {"Authorization": f"Bearer {await sign_up_and_log_in(client, users, 'b@x.io')}"}
+        bob_id = (await client.get(f"{users.url}/api/v1/users/me", headers=bob)).json()["id"]
+        created = await client.post(
+            f"{things.url}/api/v1/things", json={"name": "Lamp"}, headers=alice
+        )
+        thing_id = created.json()["id"]
+
+        shared = await client.post(
+            f"{things.url}/api/v1/things/{thing_id}/shares",
+            json={"email": "B@x.io"},
+            headers=alice,
+        )
+        unknown = await client.post(
+            f"{things.url}/api/v1/things/{thing_id}/shares",
+            json={"email": "nobody@x.io"},
+            headers=alice,
+        )
+        read = await client.get(f"{things.url}/api/v1/shared-things/{thing_id}", headers=bob)
+
+    assert shared.status_code == 201, shared.text
+    assert shared.json()["user_id"] == bob_id
+    assert unknown.status_code == 404
+    assert (read.status_code, read.json()["name"]) == (200, "Lamp")
+
+
 def generate_client(service: str, package: Path) -> None:
     """The client openapi-python-client makes of the service's committed OpenAPI document."""
     tools = Path(sys.executable).parent  # the generator, and the ruff it formats its code with

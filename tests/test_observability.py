@@ -35,6 +35,9 @@ def production_things(folder: Path, *, metrics_port: int) -> ServiceProcess:
         f"{prefix}NATS_URL": "nats://127.0.0.1:9",
         f"{prefix}NATS_USER": "things-svc",
         f"{prefix}NATS_PASSWORD": "not-a-placeholder",
+        # Called only to share a thing, which this test does not.
+        f"{prefix}USERS_URL": "http://127.0.0.1:9",
+        f"{prefix}CLIENT_SECRET": "not-a-placeholder-client-secret",
         f"{prefix}METRICS_PORT": str(metrics_port),
         f"{prefix}METRICS_HOST": "127.0.0.1",
         f"{prefix}DB_POOL_SIZE": str(POOL_SIZE),

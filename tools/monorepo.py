@@ -162,6 +162,8 @@ class ServiceFacts:
     # Where `make up` serves it and Compose publishes it, `[tool.stack] port`: fixed per service,
     # so adding a service never moves another one's URL.
     port: int
+    # What users-svc grants its client identity, `[tool.identity] scopes` (docs/auth.md).
+    scopes: tuple[str, ...] = ()
 
     @property
     def database(self) -> str:
@@ -182,7 +184,9 @@ class ServiceFacts:
                 f"{pyproject}: give the service a port: `[tool.stack] port = <1024..65535>`"
             )
         name = normalize(config["project"]["name"])
-        return cls(name, directory, name.replace("-", "_"), env_prefix_of(directory), port)
+        scopes = tuple(config.get("tool", {}).get("identity", {}).get("scopes", ()))
+        package = name.replace("-", "_")
+        return cls(name, directory, package, env_prefix_of(directory), port, scopes)
 
 
 def env_prefix_of(directory: Path) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import secrets
@@ -100,22 +101,31 @@ class Stack:
         )
 
     def nats_passwords(self) -> dict[str, str]:
-        """Each service's NATS password: made up on the first `make up`, kept in the stack's
-        folder (git-ignored, readable by its owner only) for the next ones. Never a password
-        anyone typed, so none is ever committed or reused elsewhere."""
-        file = self.state_dir / "nats-passwords.json"
+        """Each service's NATS password (infra/nats/nats.conf)."""
+        return self._made_up("nats-passwords.json")
+
+    def client_secrets(self) -> dict[str, str]:
+        """Each service's client secret at users-svc, whose SHA-256 users-svc is given
+        (docs/auth.md: services' identities)."""
+        return self._made_up("client-secrets.json")
+
+    def _made_up(self, file_name: str) -> dict[str, str]:
+        """A secret per service: made up on the first `make up`, kept in the stack's folder
+        (git-ignored, readable by its owner only) for the next ones. Never one anyone typed, so
+        none is ever committed or reused elsewhere."""
+        file = self.state_dir / file_name
         try:
             kept: dict[str, str] = json.loads(file.read_text())
         except (OSError, ValueError):
             kept = {}
         # Hex: NATS reads a variable's value as it reads its file, where a leading `-`, digits
         # alone or `true` would not be a string.
-        passwords = {s.name: kept.get(s.name) or secrets.token_hex(24) for s in self.services}
-        if passwords != kept:
+        made = {s.name: kept.get(s.name) or secrets.token_hex(24) for s in self.services}
+        if made != kept:
             file.parent.mkdir(parents=True, exist_ok=True)
             file.touch(mode=0o600)
-            file.write_text(json.dumps(passwords, indent=2) + "\n")
-        return passwords
+            file.write_text(json.dumps(made, indent=2) + "\n")
+        return made
 
     def pooler(self, postgres: EmbeddedPostgres) -> PgBouncer:
         """PgBouncer, checking each role's password as the server behind it does."""
@@ -294,6 +304,24 @@ class Stack:
         # Its NATS user is named after it (infra/nats/nats.conf).
         env[f"{service.env_prefix}NATS_USER"] = service.name
         env[f"{service.env_prefix}NATS_PASSWORD"] = self.nats_passwords()[service.name]
+        # users-svc knows every other service by its client secret's SHA-256; they call it with it.
+        client_secrets = self.client_secrets()
+        if service.name == TOKEN_ISSUER_SERVICE:
+            env[f"{service.env_prefix}SERVICE_CLIENTS"] = json.dumps(
+                {
+                    s.name: {
+                        "secret_sha256": [
+                            hashlib.sha256(client_secrets[s.name].encode()).hexdigest()
+                        ],
+                        "scopes": list(s.scopes),
+                    }
+                    for s in self.services
+                    if s.name != TOKEN_ISSUER_SERVICE
+                }
+            )
+        elif issuer is not None:
+            env[f"{service.env_prefix}USERS_URL"] = issuer.base_url
+            env[f"{service.env_prefix}CLIENT_SECRET"] = client_secrets[service.name]
         if pooler is not None:
             env[f"{service.env_prefix}DB_POOLER"] = "pgbouncer"
         return env

@@ -1,7 +1,10 @@
 """The processes the scenarios break: services under uvicorn, migrators, and Postgres sessions."""
 
 import asyncio
+import hashlib
+import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -60,8 +63,20 @@ def service_env(
     }
 
 
+# things-svc's client secret at users-svc in these processes, and what users-svc knows of it.
+THINGS_CLIENT_SECRET = secrets.token_hex(24)
+SERVICE_CLIENTS = json.dumps(
+    {
+        "things-svc": {
+            "secret_sha256": [hashlib.sha256(THINGS_CLIENT_SECRET.encode()).hexdigest()],
+            "scopes": ["users:lookup"],
+        }
+    }
+)
+
+
 def users_env(database: URL, *, issuer: str, audience: str, **settings: str) -> dict[str, str]:
-    """users-svc's settings for a test process, with cheap hashing."""
+    """users-svc's settings for a test process, with cheap hashing; things-svc registered."""
     return service_env(
         "users-svc",
         database,
@@ -69,13 +84,23 @@ def users_env(database: URL, *, issuer: str, audience: str, **settings: str) -> 
         audience=audience,
         password_time_cost="1",
         password_memory_kib="1024",
+        service_clients=SERVICE_CLIENTS,
         **settings,
     )
 
 
 def things_env(database: URL, *, users_url: str, audience: str, **settings: str) -> dict[str, str]:
-    """things-svc's settings for a test process, with users-svc as its tokens' issuer."""
-    return service_env("things-svc", database, issuer=users_url, audience=audience, **settings)
+    """things-svc's settings for a test process, with users-svc as its tokens' issuer and the
+    service it calls with its own client secret."""
+    return service_env(
+        "things-svc",
+        database,
+        issuer=users_url,
+        audience=audience,
+        users_url=users_url,
+        client_secret=THINGS_CLIENT_SECRET,
+        **settings,
+    )
 
 
 @dataclass(frozen=True)
