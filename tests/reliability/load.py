@@ -37,6 +37,7 @@ class Record:
     end: float
     status: int | None
     body: Any = None
+    retry_after: str | None = None
 
     @property
     def duration(self) -> float:
@@ -106,14 +107,17 @@ async def _send(client: aiohttp.ClientSession, call: Call, run: Run) -> None:
     start = time.monotonic()
     status: int | None = None
     body: Any = None
+    retry_after: str | None = None
     try:
         async with client.request(call.method, call.path, json=call.json) as response:
             status = response.status
+            retry_after = response.headers.get("Retry-After")
             if response.content_type.endswith("json"):
                 body = await response.json(content_type=None)
     except (aiohttp.ClientError, TimeoutError):
         pass
-    run.records.append(Record(call, run.at(start), run.at(time.monotonic()), status, body))
+    end = run.at(time.monotonic())
+    run.records.append(Record(call, run.at(start), end, status, body, retry_after))
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

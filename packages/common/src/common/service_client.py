@@ -5,8 +5,9 @@
   jitter (stamina), when the connection failed or timed out, or the target answered 502, 503 or
   504. Any other call is tried again only when it never reached the target (connection refused).
 - A circuit breaker per target (purgatory) opens after consecutive failed calls: calls are then
-  refused at once, without touching the network, until a cool-down has passed; the next call is
-  let through, and its success closes the breaker.
+  refused at once, without touching the network, until a cool-down has passed; then one call at
+  a time is let through, and its success closes the breaker (purgatory alone would let through
+  every call that arrives while the first one is still failing).
 - A failed or refused call raises `DependencyUnavailableError`: the caller's client gets 503 with
   `Retry-After`, as problem+json naming the target; never a 500, never a hang.
 - Every call carries the request's `X-Request-ID`, the trace context (`traceparent`, inside a
@@ -32,7 +33,7 @@ import stamina
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 from purgatory import AsyncCircuitBreakerFactory
-from purgatory.domain.model import OpenedState
+from purgatory.domain.model import CLOSED, OpenedState
 
 from common.errors import RetryLaterError
 from common.metrics import SERVICE_CALL_DURATION, SERVICE_CALLS
@@ -77,7 +78,7 @@ class CallPolicy:
     # The backoff before the second attempt; doubled each time, with jitter, up to a second.
     first_backoff_seconds: float = 0.05
     failures_to_open: int = 5
-    open_seconds: float = 5.0
+    open_seconds: float = 2.0
 
 
 def _retryable_for(method: str) -> Callable[[BaseException], bool]:
@@ -119,6 +120,8 @@ class ServiceClient:
             default_threshold=self.policy.failures_to_open, default_ttl=self.policy.open_seconds
         )
         self._tracer = trace.get_tracer("common.service_client")
+        # Held by the one call that tries the target while the breaker is not closed.
+        self._probe = asyncio.Lock()
 
     async def __aenter__(self) -> Self:
         return self
@@ -152,13 +155,20 @@ class ServiceClient:
         outcome = "failed"
         try:
             breaker = await self._breakers.get_breaker(self.target)
-            async with breaker:
-                response = await self._send(method, url, params, json, timeout_seconds)
+            if breaker.context.state == CLOSED:
+                async with breaker:
+                    response = await self._send(method, url, params, json, timeout_seconds)
+            else:
+                if self._probe.locked():
+                    raise OpenedState(self.target)  # another call is trying the target
+                async with self._probe, breaker:
+                    response = await self._send(method, url, params, json, timeout_seconds)
             outcome = "answered"
             return response
-        except OpenedState as opened:
+        except OpenedState:
             outcome = "refused_open"
-            wait = opened.opened_at + self.policy.open_seconds - time.time()
+            opened_at = breaker.context.opened_at or time.time()
+            wait = opened_at + self.policy.open_seconds - time.time()
             raise DependencyUnavailableError(
                 self.target, retry_after_seconds=max(1, math.ceil(wait))
             ) from None
