@@ -11,13 +11,16 @@ processes at real-time priority (bench/realtime.py).
 Figures: requests/s, p50 and p99, ratio to the floor, server CPU per request, Postgres
 transactions and new sessions per request (pg_stat_database), connections per process at idle
 and under load, time to ready (median of several starts) and RSS. Then login's requests/s, p50
-and p99 on the services' users-svc (bench/login.py).
+and p99 on the services' users-svc (bench/login.py), and sharing's, a call to users-svc per
+request, with its ratio to POST /things (bench/shares.py).
 
     uv run python bench/run.py --seconds 5 --rounds 2
 """
 
 import argparse
 import asyncio
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -30,6 +33,7 @@ import asyncpg
 import httpx
 import login
 import report
+import shares
 import tail
 import uvloop
 from measure import (
@@ -145,13 +149,17 @@ async def start_targets(
             }
             if service == "users":
                 settings["signing_key"] = key.private_pem()
+                # things-svc may look accounts up (bench/shares.py).
+                digest = hashlib.sha256(shares.CLIENT_SECRET.encode()).hexdigest()
+                settings["service_clients"] = json.dumps(
+                    {"things-svc": {"secret_sha256": [digest], "scopes": ["users:lookup"]}}
+                )
             else:
                 users = traced if target is traced else services
                 settings["jwks_url"] = users.servers["users"].url + JWKS_PATH
-                # Sharing calls users-svc; the benchmark's users-svc registers no client, so
-                # only the settings production requires are given.
+                # Sharing calls users-svc, with things-svc's own client secret.
                 settings["users_url"] = users.servers["users"].url
-                settings["client_secret"] = "bench-not-a-placeholder-client-secret"
+                settings["client_secret"] = shares.CLIENT_SECRET
             process = service_process(
                 target.facts(service),
                 python=target.pythons[service],
@@ -318,6 +326,10 @@ async def measure(
     )
     if login.wanted(args):
         await login.login_latency(args, targets[1], folder)
+    if shares.wanted(args):
+        await shares.share_latency(
+            args, targets[1], seed, results, token=runner.token(), folder=folder
+        )
     report.print_processes(targets, starts=args.starts)
     report.print_connections(idle, results, targets)
 

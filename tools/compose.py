@@ -79,4 +79,11 @@ def host_env(service: Service, services: Sequence[Service]) -> dict[str, str]:
     if issuer is not None:
         env[f"{service.env_prefix}TOKEN_ISSUER"] = COMPOSE_ISSUER
         env[f"{service.env_prefix}JWKS_URL"] = f"{issuer.base_url}{JWKS_PATH}"
+    # Its client identity at users-svc, and users-svc's list of them (infra/.env).
+    for name in ("USERS_URL", "CLIENT_SECRET", "SERVICE_CLIENTS"):
+        value = values.get(f"{service.env_prefix}{name}")
+        if value:
+            env[f"{service.env_prefix}{name}"] = value
+    if issuer is not None and service.name != TOKEN_ISSUER_SERVICE:
+        env[f"{service.env_prefix}USERS_URL"] = issuer.base_url
     return env

@@ -8,6 +8,7 @@ does not need it.
 import uuid
 from collections.abc import Sequence
 
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import NotFoundError
@@ -45,12 +46,11 @@ async def share_thing(
     thing = await things.get_owned(session, thing_id, owner_id=owner_id)
     if thing is None or account is None or not account.shareable or account.id == owner_id:
         raise CannotShareError
-    share = await session.get(Share, (thing_id, account.id))
-    if share is None:
-        share = Share(thing_id=thing_id, user_id=account.id)
-        session.add(share)
-        await session.flush()
-    return share
+    # Two requests sharing it at once both succeed, with one share.
+    await session.execute(
+        insert(Share).values(thing_id=thing_id, user_id=account.id).on_conflict_do_nothing()
+    )
+    return await session.get_one(Share, (thing_id, account.id))
 
 
 async def list_shares(
