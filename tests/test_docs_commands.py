@@ -17,6 +17,7 @@ account for fails it.
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -217,8 +218,11 @@ def stack_env(root: Path, env: dict[str, str], service: str) -> dict[str, str]:
         text=True,
         check=True,
     ).stdout
+    # Each line as the shell reads it: a value may be quoted (users-svc's JSON list of clients).
     return dict(
-        line.removeprefix("export ").split("=", 1) for line in printed.splitlines() if "=" in line
+        shlex.split(line.removeprefix("export "))[0].split("=", 1)
+        for line in printed.splitlines()
+        if "=" in line
     )
 
 

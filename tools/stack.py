@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -223,7 +224,7 @@ def events(stack: Stack) -> int:
 
 def print_env(stack: Stack, service: Service) -> int:
     for key, value in service_env(stack, service).items():
-        print(f"export {key}={value}")
+        print(f"export {key}={shlex.quote(value)}")
     return 0
 
 

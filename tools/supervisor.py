@@ -133,7 +133,9 @@ def start(
     procfile, env_file = folder / "Procfile", folder / "services.env"
     procfile.write_text("".join(lines))
     env_file.touch(mode=0o600)
-    env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
+    # Quoted as a shell would read them: honcho parses each line with shlex (a JSON value, such
+    # as users-svc's list of service clients, keeps its quotes and spaces).
+    env_file.write_text("".join(f"{key}={shlex.quote(value)}\n" for key, value in env.items()))
     shutil.rmtree(folder / "replicas", ignore_errors=True)
     (folder / "replicas").mkdir()
     log_file.write_text("")

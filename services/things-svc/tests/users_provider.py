@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qs
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -56,11 +57,12 @@ class UsersProvider:
         @app.post("/api/v1/auth/token")
         async def token(request: Request) -> JSONResponse:
             self.token_requests += 1
-            form = await request.form()
+            # Read as plain urlencoded text: things-svc's environment has no form parser.
+            form = parse_qs((await request.body()).decode())
             authorization = request.headers.get("authorization")
-            if authorization != f"Basic {expected}" or form.get("grant_type") != (
+            if authorization != f"Basic {expected}" or form.get("grant_type") != [
                 "client_credentials"
-            ):
+            ]:
                 return JSONResponse(NOT_AUTHENTICATED, status_code=401, media_type=PROBLEM)
             return JSONResponse(TOKEN_ANSWER)
 
