@@ -209,10 +209,10 @@ class Run:
 # Operations that end the access of the token's own account: fuzzed in a run of their own, so
 # that the rest of users-svc is not fuzzed by a caller already locked out.
 ENDING_THE_CALLER = (
-    "deactivate_me_api_v1_users_me_deactivate_post",
-    "erase_me_api_v1_users_me_delete",
-    "deactivate_user_api_v1_users__user_id__deactivate_post",
-    "erase_user_api_v1_users__user_id__delete",
+    "deactivate_me",
+    "erase_me",
+    "deactivate_user",
+    "erase_user",
 )
 
 

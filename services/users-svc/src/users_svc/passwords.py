@@ -61,6 +61,9 @@ class PasswordHasher:
     ) -> None:
         self._hash = PasswordHash((Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib),))
         self._turns = anyio.CapacityLimiter(concurrency)
+        # New passwords (sign-ups, changes) take at most half the turns: a flood of sign-ups
+        # leaves logins, which only verify, turns of their own.
+        self._new_password_turns = anyio.CapacityLimiter(max(1, concurrency // 2))
         self._wait_seconds = wait_seconds
         self._dummy: str | None = None
 
@@ -74,7 +77,7 @@ class PasswordHasher:
         )
 
     async def hash(self, password: str) -> str:
-        return await self._in_turn(self._hash.hash, normalised(password))
+        return await self._in_turn(self._hash.hash, normalised(password), new_password=True)
 
     async def verify_and_update(self, password: str, hashed: str) -> tuple[bool, str | None]:
         """Whether `password` matches, and a new hash when the stored one uses older costs or
@@ -94,19 +97,22 @@ class PasswordHasher:
             self._dummy = await self.hash("not anybody's password")
         await self.verify_and_update(password, self._dummy)
 
-    async def _in_turn(self, work: Callable[..., Result], *args: str) -> Result:
+    async def _in_turn(
+        self, work: Callable[..., Result], *args: str, new_password: bool = False
+    ) -> Result:
+        limiters = (self._new_password_turns, self._turns) if new_password else (self._turns,)
+        held: list[anyio.CapacityLimiter] = []
         try:
-            self._turns.acquire_nowait()
-        except anyio.WouldBlock:
-            try:
-                with anyio.fail_after(self._wait_seconds):
-                    await self._turns.acquire()
-            except TimeoutError:
-                raise PasswordHashingBusyError from None
-        try:
+            with anyio.fail_after(self._wait_seconds):
+                for limiter in limiters:
+                    await limiter.acquire()
+                    held.append(limiter)
             return await to_thread.run_sync(work, *args)
+        except TimeoutError:
+            raise PasswordHashingBusyError from None
         finally:
-            self._turns.release()
+            for limiter in reversed(held):
+                limiter.release()
 
 
 async def password_hasher(request: Request) -> PasswordHasher:
